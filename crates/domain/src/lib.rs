@@ -10,12 +10,14 @@ pub mod audit;
 pub mod clock;
 pub mod codes;
 pub mod crypto;
+pub mod egress;
 pub mod email;
 pub mod master_key;
 pub mod names;
 pub mod principal;
 pub mod secret;
 pub mod token;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use email::Email;

@@ -1,0 +1,1 @@
+//! Egress target checks (SSRF defence). See SPEC §6.

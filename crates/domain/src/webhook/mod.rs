@@ -1,0 +1,1 @@
+//! Inbound webhook signature verification. See SPEC §9.
