@@ -1,1 +1,20 @@
+//! Gatehouse's HTTP API and server runtime.
+//!
+//! `router::app` builds the one router; `server::start` prepares the
+//! store, keys and bootstrap code and serves it. Errors become HTTP
+//! answers only at this edge (`error::ApiError`).
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod keys;
+pub mod rate_limit;
+pub mod request_id;
+pub mod revocation;
+pub mod router;
+pub mod routes;
+pub mod server;
+pub mod startup;
+pub mod state;

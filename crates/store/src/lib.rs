@@ -1,1 +1,23 @@
+//! Gatehouse storage: one [`Store`] trait, two engines.
+//!
+//! The engine is chosen once, at start, from the URL scheme
+//! ([`connect`]); nothing above this crate knows which one runs. Both
+//! engines share the SQL text of every query (see `sql_store.rs`) and keep
+//! numbered migrations in lockstep (`migrations/{sqlite,postgres}`).
 #![forbid(unsafe_code)]
+
+mod connect;
+mod error;
+mod migrations;
+mod model;
+mod postgres;
+mod sql_store;
+mod sqlite;
+mod store;
+
+pub use connect::{connect, Engine};
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
+pub use error::StoreError;
+pub use model::*;
+pub use store::Store;

@@ -1,0 +1,254 @@
+//! Authentication: the single path from a request to a [`Principal`].
+//!
+//! Every authenticated route takes a `Principal` argument; its extractor
+//! calls [`Authenticator::authenticate`], which calls
+//! [`Authenticator::verify`], which calls the domain's one token verifier
+//! (signature, claims *and* revocation). No route reads a token any other
+//! way. A test enumerates the router to prove it.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use gatehouse_domain::clock::{Clock, UnixTime};
+use gatehouse_domain::token::claims::new_claims;
+use gatehouse_domain::token::{jws, verify_token, Claims, TokenError, TokenPolicy};
+use gatehouse_domain::{CredentialClass, Email, Principal, Role, ScopeSet};
+use gatehouse_store::Store;
+
+use crate::config::IdentityConfig;
+use crate::error::ApiError;
+use crate::keys::SigningKeys;
+use crate::revocation::Revocations;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "gatehouse_session";
+
+pub struct Authenticator {
+    pub keys: SigningKeys,
+    pub revocations: Revocations,
+    pub policy: TokenPolicy,
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn Store>,
+    pub identity: IdentityConfig,
+}
+
+enum Presented<'a> {
+    Bearer(&'a str),
+    Cookie(&'a str),
+    TrustedHeader(Email),
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl Authenticator {
+    /// The one token check: signature, claims, lifetime, revocation.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        verify_token(
+            token,
+            &self.keys,
+            &self.revocations,
+            &self.policy,
+            self.clock.now(),
+        )
+    }
+
+    fn presented<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Presented<'a>>, ApiError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let text = value.to_str().map_err(|_| ApiError::Unauthenticated)?;
+            let (scheme, token) = text.split_once(' ').ok_or(ApiError::Unauthenticated)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(ApiError::Unauthenticated);
+            }
+            return Ok(Some(Presented::Bearer(token.trim())));
+        }
+        if let Some(token) = cookie_value(headers, SESSION_COOKIE) {
+            return Ok(Some(Presented::Cookie(token)));
+        }
+        // The identity header counts only from a trusted proxy; from any
+        // other peer it is ignored as if absent.
+        if let (Some(name), Some(peer)) = (&self.identity.header, peer) {
+            let trusted = self
+                .identity
+                .trusted_proxy_cidrs
+                .iter()
+                .any(|net| net.contains(&peer));
+            if trusted {
+                if let Some(v) = headers.get(name.as_str()) {
+                    let email = v
+                        .to_str()
+                        .ok()
+                        .and_then(|s| Email::parse(s).ok())
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "the {name} header is not an email address"
+                            ))
+                        })?;
+                    return Ok(Some(Presented::TrustedHeader(email)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn authenticate(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Principal, ApiError> {
+        let presented = self
+            .presented(headers, peer)?
+            .ok_or(ApiError::Unauthenticated)?;
+        let (claims, from_cookie) = match presented {
+            Presented::Bearer(t) => (Some(self.check(t)?), false),
+            Presented::Cookie(t) => (Some(self.check(t)?), true),
+            Presented::TrustedHeader(email) => return self.trusted_header_principal(email).await,
+        };
+        if from_cookie {
+            check_same_origin(method, headers)?;
+        }
+        let claims = claims.ok_or(ApiError::Unauthenticated)?;
+        // A token whose owner no longer exists has no one to act for.
+        let owner = Email::parse(&claims.owner).map_err(|_| ApiError::Unauthenticated)?;
+        let record = self.store.owner(&owner).await?.ok_or_else(|| {
+            ApiError::forbidden(
+                "owner_unknown",
+                "the owner of this credential does not exist",
+            )
+        })?;
+        let scopes = ScopeSet::parse(&claims.scope).map_err(|_| ApiError::Unauthenticated)?;
+        Ok(Principal {
+            subject: claims.sub,
+            owner,
+            class: claims.cls,
+            scopes,
+            role: record.role,
+            jti: Some(claims.jti),
+            expires_at: Some(claims.exp),
+        })
+    }
+
+    fn check(&self, token: &str) -> Result<Claims, ApiError> {
+        self.verify(token).map_err(|e| {
+            tracing::info!(reason = e.code(), "token refused");
+            match e {
+                TokenError::RevocationUnavailable => ApiError::Unavailable(
+                    "revocation state cannot be confirmed; refusing all tokens".into(),
+                ),
+                _ => ApiError::Unauthenticated,
+            }
+        })
+    }
+
+    async fn trusted_header_principal(&self, email: Email) -> Result<Principal, ApiError> {
+        let record = self.store.owner(&email).await?.ok_or_else(|| {
+            ApiError::forbidden("owner_unknown", "this identity is not a registered owner")
+        })?;
+        Ok(Principal {
+            subject: email.as_str().to_string(),
+            owner: email,
+            class: CredentialClass::Session,
+            scopes: ScopeSet::for_role(record.role),
+            role: record.role,
+            jti: None,
+            expires_at: None,
+        })
+    }
+
+    /// Mints a human session for an owner.
+    pub fn issue_session(&self, owner: &Email, role: Role) -> Result<(String, Claims), ApiError> {
+        let (kid, key) = self
+            .keys
+            .active()
+            .ok_or_else(|| ApiError::internal("no active signing key"))?;
+        let claims = new_claims(
+            &self.policy,
+            CredentialClass::Session,
+            owner.as_str(),
+            owner,
+            ScopeSet::for_role(role),
+            None,
+            self.now(),
+        )
+        .map_err(ApiError::internal)?;
+        Ok((jws::sign(&claims, &kid, &key), claims))
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+}
+
+/// Cookie-authenticated writes must come from our own pages: a browser
+/// always sends `Origin` on cross-site writes, and it must match `Host`.
+fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or_default();
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "cross_origin",
+            "cross-origin request with a session cookie refused",
+        ))
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        state
+            .auth
+            .authenticate(&parts.method, &parts.headers, peer_ip(parts))
+            .await
+    }
+}
+
+/// The session cookie for a freshly issued session token.
+pub fn session_cookie(token: &str, max_age: i64, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub fn peer_ip_of(ConnectInfo(addr): &ConnectInfo<SocketAddr>) -> IpAddr {
+    addr.ip()
+}

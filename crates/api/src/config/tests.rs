@@ -1,0 +1,124 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_follow_the_spec() {
+    let c = Config::load(None, &BTreeMap::new()).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8270");
+    assert_eq!(c.data_dir, PathBuf::from("./gatehouse-data"));
+    assert!(c.database_url.is_none());
+    assert_eq!(c.tokens.clock_skew, 30);
+    assert!(!c.cookies_secure());
+}
+
+#[test]
+fn unknown_file_keys_are_refused_by_name() {
+    let err = Config::load(
+        Some(("g.toml", "listen = \"127.0.0.1:1\"\nlisten_port = 5\n")),
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("listen_port"), "{err}");
+    let err = Config::load(
+        Some(("g.toml", "[tokens]\nclock_skew = 5\n")),
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("clock_skew"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let file = "listen = \"127.0.0.1:1000\"\n[tokens]\nclock_skew_seconds = 10\n";
+    let c = Config::load(
+        Some(("g.toml", file)),
+        &env(&[
+            ("GATEHOUSE_LISTEN", "127.0.0.1:2000"),
+            ("GATEHOUSE_TOKENS_CLOCK_SKEW_SECONDS", "60"),
+            (
+                "GATEHOUSE_IDENTITY_TRUSTED_PROXY_CIDRS",
+                "10.0.0.0/8, 192.168.1.1",
+            ),
+            ("GATEHOUSE_IDENTITY_HEADER", "X-Forwarded-Email"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:2000");
+    assert_eq!(c.tokens.clock_skew, 60);
+    assert_eq!(c.identity.trusted_proxy_cidrs.len(), 2);
+    assert_eq!(c.identity.header.as_deref(), Some("x-forwarded-email"));
+}
+
+#[test]
+fn out_of_range_values_are_refused_naming_the_key() {
+    let cases = [
+        (
+            "GATEHOUSE_TOKENS_CLOCK_SKEW_SECONDS",
+            "301",
+            "clock_skew_seconds",
+        ),
+        (
+            "GATEHOUSE_TOKENS_CLOCK_SKEW_SECONDS",
+            "soon",
+            "GATEHOUSE_TOKENS_CLOCK_SKEW_SECONDS",
+        ),
+        (
+            "GATEHOUSE_TOKENS_AGENT_TTL_SECONDS",
+            "86401",
+            "agent_ttl_seconds",
+        ),
+        ("GATEHOUSE_LISTEN", "nowhere", "listen"),
+        (
+            "GATEHOUSE_IDENTITY_TRUSTED_PROXY_CIDRS",
+            "10.0.0.0/99",
+            "trusted_proxy_cidrs",
+        ),
+    ];
+    for (var, value, named) in cases {
+        let err = Config::load(None, &env(&[(var, value)])).unwrap_err();
+        assert!(err.to_string().contains(named), "{var}={value}: {err}");
+    }
+}
+
+#[test]
+fn header_without_cidrs_is_refused() {
+    let err = Config::load(None, &env(&[("GATEHOUSE_IDENTITY_HEADER", "X-Email")])).unwrap_err();
+    assert!(err.to_string().contains("together"), "{err}");
+}
+
+#[test]
+fn printed_config_masks_secrets() {
+    let c = Config::load(
+        None,
+        &env(&[
+            (
+                "GATEHOUSE_MASTER_KEY",
+                "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXh4eHg=",
+            ),
+            (
+                "GATEHOUSE_DATABASE_URL",
+                "postgres://app:hunter2@db:5432/gh",
+            ),
+            ("GATEHOUSE_BOOTSTRAP_CODE", "ABCDE-FGHJK"),
+        ]),
+    )
+    .unwrap();
+    let shown = c.render_masked();
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("ABCDE"), "{shown}");
+    assert!(
+        shown.contains("postgres://app:********@db:5432/gh"),
+        "{shown}"
+    );
+    assert!(format!("{c:?}").contains("********"));
+    assert!(!format!("{c:?}").contains("hunter2"));
+    // The rendering is itself valid configuration.
+    assert!(toml::from_str::<toml::Table>(&shown).is_ok());
+}

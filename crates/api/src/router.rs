@@ -1,0 +1,92 @@
+//! The one router builder, used by `serve` and by every test.
+//!
+//! Routes are declared in one table together with their access class, so
+//! tests can enumerate them: every `Authenticated` route must refuse a
+//! missing or revoked token, and the set of `Public` routes is pinned.
+
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::{middleware, Router};
+
+use crate::error::ApiError;
+use crate::json::MAX_BODY_BYTES;
+use crate::request_id;
+use crate::routes::{audit, bootstrap, health, owners, secrets, whoami};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reachable without a credential.
+    Public,
+    /// Takes a `Principal`, i.e. goes through the one token verifier.
+    Authenticated,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+fn at<H, T>(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: H,
+) -> (RouteSpec, MethodRouter<AppState>)
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    (
+        RouteSpec {
+            method,
+            path,
+            access,
+        },
+        on(filter, handler),
+    )
+}
+
+fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Access::{Authenticated as Auth, Public};
+    vec![
+        at(Method::GET, "/healthz", Public, health::healthz),
+        at(Method::GET, "/readyz", Public, health::readyz),
+        at(Method::GET, "/.well-known/jwks.json", Public, health::jwks),
+        at(
+            Method::POST,
+            "/v1/bootstrap/claim",
+            Public,
+            bootstrap::claim,
+        ),
+        at(Method::POST, "/v1/login", Public, owners::login),
+        at(Method::POST, "/v1/owners", Auth, owners::create),
+        at(Method::GET, "/v1/auth/whoami", Auth, whoami::whoami),
+        at(Method::GET, "/v1/secrets", Auth, secrets::list),
+        at(Method::PUT, "/v1/secrets/{name}", Auth, secrets::put),
+        at(Method::DELETE, "/v1/secrets/{name}", Auth, secrets::delete),
+        at(Method::GET, "/v1/audit", Auth, audit::list),
+    ]
+}
+
+/// Every route with its method and access class.
+pub fn route_specs() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (spec, method_router) in table() {
+        router = router.route(spec.path, method_router);
+    }
+    router
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}

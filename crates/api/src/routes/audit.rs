@@ -1,0 +1,45 @@
+//! Reading the audit log: owners their own records, the operator all.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+
+use gatehouse_domain::audit::AuditRecord;
+use gatehouse_domain::{Principal, Scope};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    since_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Scope `audit:read` (every human session holds it).
+pub async fn list(
+    principal: Principal,
+    State(st): State<AppState>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<AuditRecord>>> {
+    principal.require_scope(Scope::AuditRead)?;
+    let Query(page) =
+        page.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let since = page.since_seq.unwrap_or(0);
+    let limit = page.limit.unwrap_or(DEFAULT_LIMIT);
+    if since < 0 || !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "since_seq must be >= 0 and limit within 1..={MAX_LIMIT}"
+        )));
+    }
+    let scope = if principal.is_operator() && principal.is_human() {
+        None
+    } else {
+        Some(&principal.owner)
+    };
+    Ok(Json(st.store.audit_page(scope, since, limit).await?))
+}

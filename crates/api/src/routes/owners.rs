@@ -1,0 +1,135 @@
+//! Owners: added by the operator, signing in with a one-time login code.
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::codes::{code_digest, code_matches, human_code};
+use gatehouse_domain::crypto::SymmetricKey;
+use gatehouse_domain::{Email, Principal, Role};
+use gatehouse_store::{NewOwner, StoreError};
+
+use crate::auth::peer_ip_of;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::request_id::RequestId;
+use crate::routes::bootstrap::session_response;
+use crate::state::{audit_event, AppState};
+
+const LOGIN_CODE_TTL: i64 = 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOwnerRequest {
+    email: String,
+}
+
+/// Operator session only. 201 with a one-time login code (24 h) for a new
+/// owner; for an existing owner, 200 with a fresh code replacing the old.
+pub async fn create(
+    principal: Principal,
+    State(st): State<AppState>,
+    request: RequestId,
+    ApiJson(body): ApiJson<NewOwnerRequest>,
+) -> ApiResult<Response> {
+    principal.require_operator_session()?;
+    let email = Email::parse(&body.email).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let now = st.now();
+    let owner = NewOwner {
+        email: email.clone(),
+        role: Role::Owner,
+        data_key: st.master.wrap_data_key(&email, &SymmetricKey::generate()),
+        created_at: now,
+    };
+    let event = audit_event(&principal, "owner.create", email.as_str(), "ok", &request);
+    let status = match st.store.create_owner(&owner, event, now).await {
+        Ok(()) => StatusCode::CREATED,
+        Err(StoreError::Conflict(_)) => StatusCode::OK,
+        Err(e) => return Err(e.into()),
+    };
+    let code = human_code();
+    st.store
+        .set_login_code(&email, &code_digest(&code), now + LOGIN_CODE_TTL)
+        .await?;
+    let event = audit_event(
+        &principal,
+        "owner.login_code",
+        email.as_str(),
+        "issued",
+        &request,
+    );
+    st.store.append_audit(event, now).await?;
+    Ok((
+        status,
+        Json(json!({ "email": email.as_str(), "login_code": code })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    code: String,
+}
+
+/// Public. 200 with a session for a valid, unused, unexpired code.
+pub async fn login(
+    State(st): State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    request: RequestId,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let ip = peer_ip_of(&peer);
+    let now = st.now();
+    if let Some(retry_after) = st.login_limiter.blocked_for(ip, now) {
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    let email = Email::parse(&body.email).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let refuse = |reason: &str| {
+        let mut e = AuditEvent::new("owner.login", &format!("denied:{reason}"));
+        e.actor = ip.to_string();
+        e.owner = email.as_str().into();
+        e.target = email.as_str().into();
+        e.request_id = request.0.clone();
+        e
+    };
+    let stored = st.store.login_code(&email, now).await?;
+    let matched = stored.filter(|d| code_matches(&body.code, d));
+    let Some(digest) = matched else {
+        st.login_limiter.record_failure(ip, now);
+        st.store
+            .append_audit(refuse("wrong_or_expired_code"), now)
+            .await?;
+        return Err(ApiError::Unauthenticated);
+    };
+    let mut event = AuditEvent::new("owner.login", "ok");
+    event.actor = email.as_str().into();
+    event.cls = "session".into();
+    event.owner = email.as_str().into();
+    event.target = email.as_str().into();
+    event.request_id = request.0.clone();
+    if !st
+        .store
+        .consume_login_code(&email, &digest, event, now)
+        .await?
+    {
+        // Someone used the same code a moment earlier.
+        st.store
+            .append_audit(refuse("code_already_used"), now)
+            .await?;
+        return Err(ApiError::Unauthenticated);
+    }
+    let role = st
+        .store
+        .owner(&email)
+        .await?
+        .map(|o| o.role)
+        .ok_or_else(|| ApiError::forbidden("owner_unknown", "this owner no longer exists"))?;
+    session_response(&st, &email, role, StatusCode::OK)
+}

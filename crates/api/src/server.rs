@@ -1,0 +1,136 @@
+//! Starting and stopping a server: used by `gatehouse serve` and by the
+//! integration tests, which run the very same code on ephemeral ports.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use gatehouse_domain::clock::Clock;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::keys::SigningKeys;
+use crate::rate_limit::FailureLimiter;
+use crate::revocation::Revocations;
+use crate::router::app;
+use crate::startup::{self, StartError};
+use crate::state::{AppState, Inner};
+
+/// How often a server reloads signing keys written by other processes
+/// (`gatehouse keys rotate`) and drops expired retired keys.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Set while the installation is unclaimed.
+    pub bootstrap_code: Option<String>,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the server has shut down.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// Asks for a graceful shutdown and waits for it.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+}
+
+/// Prepares everything, binds the listener, and serves until `shutdown`
+/// resolves (or [`Running::stop`] is called).
+pub async fn start(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    startup::ensure_data_dir(&config.data_dir)?;
+    let master = startup::load_master_keys(&config)?;
+    let store = gatehouse_store::connect(&config.store_url()).await?;
+    startup::check_master_key_matches(store.as_ref(), &master).await?;
+    let keys = SigningKeys::empty();
+    keys.load(store.as_ref(), &master, clock.now()).await?;
+    let bootstrap_code = startup::prepare_bootstrap(&config, store.as_ref()).await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen.to_string(),
+        source,
+    })?;
+
+    let auth = Authenticator {
+        keys: keys.clone(),
+        revocations: Revocations::default(),
+        policy: config.tokens.clone(),
+        clock: clock.clone(),
+        store: store.clone(),
+        identity: config.identity.clone(),
+    };
+    let bootstrap_file = config.data_dir.join(startup::BOOTSTRAP_FILE);
+    let state = AppState(Arc::new(Inner {
+        config,
+        store: store.clone(),
+        clock: clock.clone(),
+        master: master.clone(),
+        auth,
+        claim_limiter: FailureLimiter::new(5, 60),
+        login_limiter: FailureLimiter::new(5, 60),
+        bootstrap_file,
+    }));
+
+    let (stop, mut stopped) = watch::channel(false);
+    let mut reload_stop = stopped.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(KEY_RELOAD_INTERVAL) => {}
+                _ = reload_stop.changed() => return,
+            }
+            let now = clock.now();
+            if let Err(e) = keys.load(store.as_ref(), &master, now).await {
+                tracing::warn!("signing key reload failed: {e}");
+            }
+            if let Err(e) = store.sweep_signing_keys(now).await {
+                tracing::warn!("signing key sweep failed: {e}");
+            }
+        }
+    });
+
+    let router = app(state.clone());
+    let task = tokio::spawn(async move {
+        let until = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stopped.changed() => {}
+            }
+        };
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(until)
+        .await
+    });
+    Ok(Running {
+        addr,
+        bootstrap_code,
+        state,
+        stop,
+        task,
+    })
+}

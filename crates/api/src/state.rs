@@ -1,0 +1,64 @@
+//! What every handler can reach: store, clock, keys, the authenticator.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::clock::{Clock, UnixTime};
+use gatehouse_domain::Principal;
+use gatehouse_store::Store;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::keys::MasterKeys;
+use crate::rate_limit::FailureLimiter;
+use crate::request_id::RequestId;
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub master: MasterKeys,
+    pub auth: Authenticator,
+    /// Wrong bootstrap codes per source: more than 5 a minute → 429.
+    pub claim_limiter: FailureLimiter,
+    pub login_limiter: FailureLimiter,
+    /// Where the bootstrap code was written, removed once claimed.
+    pub bootstrap_file: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+}
+
+/// An audit event for an act by `principal`.
+pub fn audit_event(
+    principal: &Principal,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    request: &RequestId,
+) -> AuditEvent {
+    AuditEvent {
+        actor: principal.subject.clone(),
+        cls: principal.class.as_str().into(),
+        owner: principal.owner.as_str().into(),
+        action: action.into(),
+        target: target.into(),
+        outcome: outcome.into(),
+        request_id: request.0.clone(),
+    }
+}

@@ -1,0 +1,70 @@
+//! Command-line grammar.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Credential and authority gateway for AI agents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the configuration comes from; shared by every store command.
+#[derive(Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// Configuration file (default: ./gatehouse.toml when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Store URL, overriding the configuration (sqlite://… or postgres://…).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API server.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the effective configuration (secrets masked) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Signing and master keys.
+    Keys {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// The audit log.
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysAction {
+    /// Start signing with a new key; the old one verifies until its tokens expire.
+    Rotate,
+    /// Re-wrap every owner data key and signing key under a new master key.
+    /// The new key comes from GATEHOUSE_NEW_MASTER_KEY, or, when the master
+    /// key lives in the data directory's key file, is generated there.
+    RotateMaster,
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Recompute the hash chain; name the first broken record.
+    Verify,
+    /// Write the log as JSON lines to standard output.
+    Export,
+}

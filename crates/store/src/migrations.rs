@@ -1,0 +1,69 @@
+//! Numbered migrations, one folder per engine, kept in lockstep: version N
+//! exists for both or for neither (a test checks). Applied through sqlx's
+//! migrator, which records versions and checksums in `_sqlx_migrations`
+//! and refuses a database whose applied migration was edited afterwards.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+
+/// (version, description, sqlite SQL, postgres SQL)
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+#[derive(Clone, Copy)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub(crate) fn migrator(dialect: Dialect) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sqlite, postgres)| {
+            let sql = match dialect {
+                Dialect::Sqlite => sqlite,
+                Dialect::Postgres => postgres,
+            };
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_numbered_one_by_one() {
+        for (i, (version, ..)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+        }
+    }
+
+    #[test]
+    fn both_engines_create_the_same_tables() {
+        fn tables(sql: &str) -> Vec<String> {
+            sql.split("CREATE TABLE ")
+                .skip(1)
+                .filter_map(|s| s.split_whitespace().next().map(str::to_string))
+                .collect()
+        }
+        for (version, _, sqlite, postgres) in MIGRATIONS {
+            assert_eq!(tables(sqlite), tables(postgres), "migration {version}");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Rows as the store hands them out. Sealed values stay sealed here:
+//! opening them is the caller's business, with keys the store never sees.
+
+use gatehouse_domain::clock::UnixTime;
+use gatehouse_domain::{Email, Role};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRecord {
+    pub email: Email,
+    pub role: Role,
+    pub created_at: UnixTime,
+}
+
+/// An owner's data key as stored: wrapped under the master key `master_kid`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub wrapped: Vec<u8>,
+    pub master_kid: String,
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WrappedKey(master_kid={})", self.master_kid)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOwner {
+    pub email: Email,
+    pub role: Role,
+    pub data_key: WrappedKey,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapState {
+    /// Not yet claimed; the digest of the current code, if one was set.
+    Unclaimed {
+        code_digest: Option<Vec<u8>>,
+    },
+    Claimed {
+        by: Email,
+    },
+}
+
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub public_key: Vec<u8>,
+    /// The private key sealed under the master key `master_kid`.
+    pub sealed_private: Vec<u8>,
+    pub master_kid: String,
+    pub created_at: UnixTime,
+    pub retired_at: Option<UnixTime>,
+    /// After this instant no token signed by the key can still be valid.
+    pub verify_until: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("retired_at", &self.retired_at)
+            .field("verify_until", &self.verify_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret as stored; `sealed` opens only under its owner's data key with
+/// (owner, name) as associated data.
+#[derive(Clone)]
+pub struct SecretRecord {
+    pub owner: Email,
+    pub name: String,
+    pub sealed: Vec<u8>,
+    /// JSON array of host patterns.
+    pub allowed_hosts: String,
+    /// JSON object `{"header","format"}`, if any.
+    pub inject: Option<String>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("owner", &self.owner)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Replaced,
+}
+
+/// A re-wrapped key, written back by master-key rotation.
+#[derive(Debug, Clone)]
+pub enum Rewrapped {
+    DataKey {
+        owner: Email,
+        key: WrappedKey,
+    },
+    SigningKey {
+        kid: String,
+        sealed_private: Vec<u8>,
+        master_kid: String,
+    },
+}

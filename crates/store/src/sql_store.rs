@@ -1,0 +1,474 @@
+//! The one implementation of [`Store`](crate::Store), written once and
+//! expanded for each engine.
+//!
+//! The SQL is common to SQLite and PostgreSQL (`$n` parameters,
+//! `ON CONFLICT`, `RETURNING`), so one body serves both; what differs is
+//! only how a write transaction starts (`BEGIN IMMEDIATE` on SQLite takes
+//! the write lock up front, so two writers queue instead of deadlocking).
+//!
+//! The audit chain head is one row (`audit_head`). Every append first
+//! updates it, which takes the row lock (PostgreSQL) or the database write
+//! lock (SQLite): concurrent writers, even on several replicas, serialise
+//! there, so `seq` has no gaps and the chain no forks.
+
+use gatehouse_domain::{Email, Role};
+
+use crate::error::{Result, StoreError};
+
+pub(crate) fn role_to_str(role: Role) -> &'static str {
+    match role {
+        Role::Operator => "operator",
+        Role::Owner => "owner",
+    }
+}
+
+pub(crate) fn role_from_str(s: &str) -> Result<Role> {
+    match s {
+        "operator" => Ok(Role::Operator),
+        "owner" => Ok(Role::Owner),
+        other => Err(StoreError::Backend(format!(
+            "unknown role {other:?} in store"
+        ))),
+    }
+}
+
+pub(crate) fn email_from_db(s: &str) -> Result<Email> {
+    Email::parse(s).map_err(|e| StoreError::Backend(format!("stored owner is not an email: {e}")))
+}
+
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $engine:expr, $begin_write:literal) => {
+        use async_trait::async_trait;
+        use gatehouse_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+        use gatehouse_domain::clock::UnixTime;
+        use gatehouse_domain::Email;
+        use sqlx::Row;
+
+        use crate::connect::Engine;
+        use crate::error::{Result, StoreError};
+        use crate::model::*;
+        use crate::sql_store::{email_from_db, role_from_str, role_to_str};
+
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        impl $store {
+            async fn begin_write(&self) -> Result<Tx<'_>> {
+                Ok(self.pool.begin_with($begin_write).await?)
+            }
+
+            /// Appends to the chain inside the caller's transaction.
+            async fn append_in(tx: &mut Tx<'_>, event: AuditEvent, now: UnixTime) -> Result<AuditRecord> {
+                let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let seq: i64 = row.try_get("seq")?;
+                let prev: String = row.try_get("hash")?;
+                let record = AuditRecord::chain(event, seq, now, &prev);
+                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                    .bind(&record.hash)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO audit (seq, ts, actor, cls, owner, action, target, outcome, request_id, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(record.seq)
+                .bind(record.ts)
+                .bind(&record.actor)
+                .bind(&record.cls)
+                .bind(&record.owner)
+                .bind(&record.action)
+                .bind(&record.target)
+                .bind(&record.outcome)
+                .bind(&record.request_id)
+                .bind(&record.prev_hash)
+                .bind(&record.hash)
+                .execute(&mut **tx)
+                .await?;
+                Ok(record)
+            }
+
+            async fn insert_owner(tx: &mut Tx<'_>, owner: &NewOwner) -> Result<()> {
+                sqlx::query("INSERT INTO owners (email, role, created_at, data_key, master_kid) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(owner.email.as_str())
+                    .bind(role_to_str(owner.role))
+                    .bind(owner.created_at)
+                    .bind(&owner.data_key.wrapped)
+                    .bind(&owner.data_key.master_kid)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict("owner exists"),
+                        other => other,
+                    })?;
+                Ok(())
+            }
+        }
+
+        fn audit_from_row(r: &DbRow) -> Result<AuditRecord> {
+            Ok(AuditRecord {
+                seq: r.try_get("seq")?,
+                ts: r.try_get("ts")?,
+                actor: r.try_get("actor")?,
+                cls: r.try_get("cls")?,
+                owner: r.try_get("owner")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                outcome: r.try_get("outcome")?,
+                request_id: r.try_get("request_id")?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        }
+
+        fn signing_key_from_row(r: &DbRow) -> Result<SigningKeyRecord> {
+            Ok(SigningKeyRecord {
+                kid: r.try_get("kid")?,
+                public_key: r.try_get("public_key")?,
+                sealed_private: r.try_get("sealed_private")?,
+                master_kid: r.try_get("master_kid")?,
+                created_at: r.try_get("created_at")?,
+                retired_at: r.try_get("retired_at")?,
+                verify_until: r.try_get("verify_until")?,
+            })
+        }
+
+        fn secret_from_row(r: &DbRow, with_value: bool) -> Result<SecretRecord> {
+            let owner: String = r.try_get("owner")?;
+            Ok(SecretRecord {
+                owner: email_from_db(&owner)?,
+                name: r.try_get("name")?,
+                sealed: if with_value { r.try_get("sealed")? } else { Vec::new() },
+                allowed_hosts: r.try_get("allowed_hosts")?,
+                inject: r.try_get("inject")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        #[async_trait]
+        impl crate::store::Store for $store {
+            fn engine(&self) -> Engine {
+                $engine
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn bootstrap_state(&self) -> Result<BootstrapState> {
+                let r = sqlx::query("SELECT code_digest, claimed_by FROM bootstrap WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let claimed_by: Option<String> = r.try_get("claimed_by")?;
+                Ok(match claimed_by {
+                    Some(by) => BootstrapState::Claimed { by: email_from_db(&by)? },
+                    None => BootstrapState::Unclaimed { code_digest: r.try_get("code_digest")? },
+                })
+            }
+
+            async fn set_bootstrap_code(&self, digest: &[u8]) -> Result<bool> {
+                let done = sqlx::query("UPDATE bootstrap SET code_digest = $1 WHERE id = 1 AND claimed_by IS NULL")
+                    .bind(digest)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn claim_bootstrap(&self, operator: &NewOwner, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                let won = sqlx::query(
+                    "UPDATE bootstrap SET claimed_by = $1, claimed_at = $2, code_digest = NULL \
+                     WHERE id = 1 AND claimed_by IS NULL",
+                )
+                .bind(operator.email.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if won.rows_affected() != 1 {
+                    return Err(StoreError::Conflict("already claimed"));
+                }
+                Self::insert_owner(&mut tx, operator).await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_owner(&self, owner: &NewOwner, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                Self::insert_owner(&mut tx, owner).await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn owner(&self, email: &Email) -> Result<Option<OwnerRecord>> {
+                let row = sqlx::query("SELECT email, role, created_at FROM owners WHERE email = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| -> Result<OwnerRecord> {
+                    let email: String = r.try_get("email")?;
+                    let role: String = r.try_get("role")?;
+                    Ok(OwnerRecord {
+                        email: email_from_db(&email)?,
+                        role: role_from_str(&role)?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn owner_data_key(&self, email: &Email) -> Result<Option<WrappedKey>> {
+                let row = sqlx::query("SELECT data_key, master_kid FROM owners WHERE email = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| -> Result<WrappedKey> {
+                    Ok(WrappedKey { wrapped: r.try_get("data_key")?, master_kid: r.try_get("master_kid")? })
+                })
+                .transpose()
+            }
+
+            async fn set_login_code(&self, email: &Email, digest: &[u8], expires_at: UnixTime) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO login_codes (email, code_digest, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (email) DO UPDATE SET code_digest = excluded.code_digest, expires_at = excluded.expires_at",
+                )
+                .bind(email.as_str())
+                .bind(digest)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn login_code(&self, email: &Email, now: UnixTime) -> Result<Option<Vec<u8>>> {
+                let row = sqlx::query("SELECT code_digest FROM login_codes WHERE email = $1 AND expires_at > $2")
+                    .bind(email.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("code_digest")).transpose()?)
+            }
+
+            async fn consume_login_code(&self, email: &Email, digest: &[u8], audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM login_codes WHERE email = $1 AND code_digest = $2 AND expires_at > $3")
+                    .bind(email.as_str())
+                    .bind(digest)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+                let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(signing_key_from_row).collect()
+            }
+
+            async fn rotate_signing_key(&self, new: &SigningKeyRecord, verify_until: UnixTime, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("UPDATE signing_keys SET retired_at = $1, verify_until = $2 WHERE retired_at IS NULL")
+                    .bind(now)
+                    .bind(verify_until)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, public_key, sealed_private, master_kid, created_at, retired_at, verify_until) \
+                     VALUES ($1, $2, $3, $4, $5, NULL, NULL)",
+                )
+                .bind(&new.kid)
+                .bind(&new.public_key)
+                .bind(&new.sealed_private)
+                .bind(&new.master_kid)
+                .bind(new.created_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn sweep_signing_keys(&self, now: UnixTime) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND verify_until < $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn wrapped_keys(&self) -> Result<Vec<Rewrapped>> {
+                let mut out = Vec::new();
+                for r in sqlx::query("SELECT email, data_key, master_kid FROM owners ORDER BY email")
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    let email: String = r.try_get("email")?;
+                    out.push(Rewrapped::DataKey {
+                        owner: email_from_db(&email)?,
+                        key: WrappedKey { wrapped: r.try_get("data_key")?, master_kid: r.try_get("master_kid")? },
+                    });
+                }
+                for r in sqlx::query("SELECT kid, sealed_private, master_kid FROM signing_keys ORDER BY kid")
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    out.push(Rewrapped::SigningKey {
+                        kid: r.try_get("kid")?,
+                        sealed_private: r.try_get("sealed_private")?,
+                        master_kid: r.try_get("master_kid")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn replace_wrapped_keys(&self, keys: &[Rewrapped], audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                for k in keys {
+                    let done = match k {
+                        Rewrapped::DataKey { owner, key } => {
+                            sqlx::query("UPDATE owners SET data_key = $1, master_kid = $2 WHERE email = $3")
+                                .bind(&key.wrapped)
+                                .bind(&key.master_kid)
+                                .bind(owner.as_str())
+                                .execute(&mut *tx)
+                                .await?
+                        }
+                        Rewrapped::SigningKey { kid, sealed_private, master_kid } => {
+                            sqlx::query("UPDATE signing_keys SET sealed_private = $1, master_kid = $2 WHERE kid = $3")
+                                .bind(sealed_private)
+                                .bind(master_kid)
+                                .bind(kid)
+                                .execute(&mut *tx)
+                                .await?
+                        }
+                    };
+                    if done.rows_affected() != 1 {
+                        // A key vanished or appeared meanwhile: roll back, run again.
+                        return Err(StoreError::Conflict("wrapped keys changed during rotation"));
+                    }
+                }
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn put_secret(&self, s: &SecretRecord, audit: AuditEvent, now: UnixTime) -> Result<PutOutcome> {
+                let mut tx = self.begin_write().await?;
+                let existed = sqlx::query("SELECT 1 AS one FROM secrets WHERE owner = $1 AND name = $2")
+                    .bind(s.owner.as_str())
+                    .bind(&s.name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                sqlx::query(
+                    "INSERT INTO secrets (owner, name, sealed, allowed_hosts, inject, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (owner, name) DO UPDATE SET sealed = excluded.sealed, \
+                     allowed_hosts = excluded.allowed_hosts, inject = excluded.inject, updated_at = excluded.updated_at",
+                )
+                .bind(s.owner.as_str())
+                .bind(&s.name)
+                .bind(&s.sealed)
+                .bind(&s.allowed_hosts)
+                .bind(&s.inject)
+                .bind(s.created_at)
+                .bind(s.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(if existed { PutOutcome::Replaced } else { PutOutcome::Created })
+            }
+
+            async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>> {
+                let row = sqlx::query("SELECT * FROM secrets WHERE owner = $1 AND name = $2")
+                    .bind(owner.as_str())
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| secret_from_row(&r, true)).transpose()
+            }
+
+            async fn list_secrets(&self, owner: &Email) -> Result<Vec<SecretRecord>> {
+                let rows = sqlx::query(
+                    "SELECT owner, name, allowed_hosts, inject, created_at, updated_at FROM secrets \
+                     WHERE owner = $1 ORDER BY name",
+                )
+                .bind(owner.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| secret_from_row(r, false)).collect()
+            }
+
+            async fn delete_secret(&self, owner: &Email, name: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM secrets WHERE owner = $1 AND name = $2")
+                    .bind(owner.as_str())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord> {
+                let mut tx = self.begin_write().await?;
+                let record = Self::append_in(&mut tx, event, now).await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn audit_page(&self, owner: Option<&Email>, since_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+                let rows = match owner {
+                    Some(o) => {
+                        sqlx::query("SELECT * FROM audit WHERE owner = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                            .bind(o.as_str())
+                            .bind(since_seq)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+                            .bind(since_seq)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn audit_all(&self) -> Result<(Vec<AuditRecord>, ChainHead)> {
+                // One read transaction so the head and the rows agree.
+                let mut tx = self.pool.begin().await?;
+                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let head = ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")? };
+                let rows = sqlx::query("SELECT * FROM audit ORDER BY seq").fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                let records = rows.iter().map(audit_from_row).collect::<Result<Vec<_>>>()?;
+                Ok((records, head))
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;

@@ -1,0 +1,33 @@
+//! The embedded SQLite engine (the default).
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::migrations::{migrator, Dialect};
+
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> crate::error::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| crate::error::StoreError::Url(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        migrator(Dialect::Sqlite).run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+crate::sql_store::sql_store!(SqliteStore, sqlx::Sqlite, Engine::Sqlite, "BEGIN IMMEDIATE");

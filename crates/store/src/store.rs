@@ -1,0 +1,107 @@
+//! The storage trait: everything Gatehouse persists goes through it.
+//!
+//! Every mutation that must be audited takes its [`AuditEvent`] and
+//! appends it in the same transaction, so a change and its audit record
+//! land together or not at all.
+
+use async_trait::async_trait;
+use gatehouse_domain::audit::{AuditEvent, AuditRecord, ChainHead};
+use gatehouse_domain::clock::UnixTime;
+use gatehouse_domain::Email;
+
+use crate::connect::Engine;
+use crate::error::Result;
+use crate::model::*;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn engine(&self) -> Engine;
+    async fn ping(&self) -> Result<()>;
+
+    // Bootstrap claim.
+    async fn bootstrap_state(&self) -> Result<BootstrapState>;
+    /// Sets the code digest while unclaimed; returns false once claimed.
+    async fn set_bootstrap_code(&self, digest: &[u8]) -> Result<bool>;
+    /// Marks the installation claimed and creates the operator, atomically.
+    /// `Conflict` when already claimed (also under a concurrent claim).
+    async fn claim_bootstrap(
+        &self,
+        operator: &NewOwner,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+
+    // Owners.
+    async fn create_owner(&self, owner: &NewOwner, audit: AuditEvent, now: UnixTime) -> Result<()>;
+    async fn owner(&self, email: &Email) -> Result<Option<OwnerRecord>>;
+    async fn owner_data_key(&self, email: &Email) -> Result<Option<WrappedKey>>;
+    async fn set_login_code(
+        &self,
+        email: &Email,
+        digest: &[u8],
+        expires_at: UnixTime,
+    ) -> Result<()>;
+    /// The current unexpired login code digest of an owner.
+    async fn login_code(&self, email: &Email, now: UnixTime) -> Result<Option<Vec<u8>>>;
+    /// Consumes the code with this digest; true for exactly one caller.
+    async fn consume_login_code(
+        &self,
+        email: &Email,
+        digest: &[u8],
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+
+    // Signing keys.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Adds `new` as the active key and retires every other active key,
+    /// keeping it for verification until `verify_until`.
+    async fn rotate_signing_key(
+        &self,
+        new: &SigningKeyRecord,
+        verify_until: UnixTime,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// Drops retired keys whose `verify_until` has passed.
+    async fn sweep_signing_keys(&self, now: UnixTime) -> Result<u64>;
+
+    // Master key rotation: every wrapped value, then all re-wrapped at once.
+    async fn wrapped_keys(&self) -> Result<Vec<Rewrapped>>;
+    async fn replace_wrapped_keys(
+        &self,
+        keys: &[Rewrapped],
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+
+    // Secrets.
+    async fn put_secret(
+        &self,
+        secret: &SecretRecord,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<PutOutcome>;
+    async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>>;
+    /// Metadata only: the `sealed` field of each record is left empty.
+    async fn list_secrets(&self, owner: &Email) -> Result<Vec<SecretRecord>>;
+    async fn delete_secret(
+        &self,
+        owner: &Email,
+        name: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+
+    // Audit.
+    async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord>;
+    /// Records after `since_seq`, oldest first; only `owner`'s when given.
+    async fn audit_page(
+        &self,
+        owner: Option<&Email>,
+        since_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>>;
+    /// The whole log in order, and the head the store believes in.
+    async fn audit_all(&self) -> Result<(Vec<AuditRecord>, ChainHead)>;
+}
