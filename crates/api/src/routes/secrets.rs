@@ -231,3 +231,18 @@ pub async fn delete(
         Err(ApiError::NotFound(format!("no secret named {name}")))
     }
 }
+
+/// Opens an owner's secret: only under that owner's data key, with
+/// (owner, name) as associated data. Every failure is the same `None`.
+pub async fn open_for(st: &AppState, owner: &Email, name: &str) -> Option<SecretBytes> {
+    let record = st.store.secret(owner, name).await.ok()??;
+    let wrapped = st.store.owner_data_key(owner).await.ok()??;
+    let data_key = st.master.unwrap_data_key(owner, &wrapped).ok()?;
+    crypto::open(
+        &data_key,
+        Purpose::SecretValue,
+        &[owner.as_str(), name],
+        &record.sealed,
+    )
+    .ok()
+}

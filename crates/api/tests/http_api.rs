@@ -1,0 +1,673 @@
+//! The HTTP API end to end: a real server on an ephemeral port, on SQLite
+//! and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use reqwest::{header, Method};
+use serde_json::{json, Value};
+use support::{server, server_with, Engine};
+
+use gatehouse_api::router::{route_specs, Access};
+use gatehouse_domain::audit::verify_chain;
+use gatehouse_domain::Email;
+
+async fn claim_makes_the_claimant_operator_once(engine: Engine) {
+    let s = server(engine).await;
+    let code = s.code.clone().unwrap();
+    let bootstrap_file = s.dir.path().join("bootstrap.code");
+    assert!(bootstrap_file.exists());
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/bootstrap/claim",
+            None,
+            Some(json!({"code": code, "email": "Op@Example.COM"})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let cookie = r
+        .headers()
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("gatehouse_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "loopback listener: no Secure flag"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["email"], "op@example.com");
+    assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!bootstrap_file.exists(), "the used code file is removed");
+
+    let token = body["token"].as_str().unwrap();
+    let (status, me) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(token), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(me["owner"], "op@example.com");
+    assert_eq!(me["cls"], "session");
+    assert!(me["scope"].as_str().unwrap().contains("approval:bypass"));
+    assert_eq!(me["jti"].as_str().unwrap().len(), 22);
+    assert!(me["exp"].as_i64().unwrap() > 0);
+
+    // The cookie alone authenticates too.
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = s
+        .client
+        .get(format!("{}/v1/auth/whoami", s.url))
+        .header(header::COOKIE, session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/bootstrap/claim",
+            None,
+            Some(json!({"code": code, "email": "eve@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
+
+async fn wrong_codes_are_refused_then_rate_limited(engine: Engine) {
+    let s = server(engine).await;
+    let claim = |code: String| {
+        s.json(
+            Method::POST,
+            "/v1/bootstrap/claim",
+            None,
+            Some(json!({"code": code, "email": "a@x.org"})),
+        )
+    };
+    for _ in 0..5 {
+        let (status, body) = claim("WRONG-CODE".into()).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "wrong_code");
+    }
+    let (status, _) = claim("WRONG-CODE".into()).await;
+    assert_eq!(status, 429);
+    let (status, _) = claim(s.code.clone().unwrap()).await;
+    assert_eq!(
+        status, 429,
+        "blocked even with the right code until the window passes"
+    );
+    s.clock.advance(61);
+    let (status, body) = claim(s.code.clone().unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn operator_adds_owners_who_log_in_with_a_one_time_code(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/owners",
+            Some(&op),
+            Some(json!({"email": "Alice@X.org"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["email"], "alice@x.org");
+    let code = body["login_code"].as_str().unwrap().to_string();
+
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "alice@x.org", "code": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "ALICE@x.org", "code": code})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let alice = body["token"].as_str().unwrap().to_string();
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "alice@x.org", "code": code})),
+        )
+        .await;
+    assert_eq!(status, 401, "a login code works once");
+
+    let (status, me) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&alice), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        !me["scope"].as_str().unwrap().contains("approval:bypass"),
+        "owners are not operators"
+    );
+
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/owners",
+            Some(&alice),
+            Some(json!({"email": "mallory@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "operator_required");
+
+    // Re-issuing a code for an existing owner replaces the old one.
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/owners",
+            Some(&op),
+            Some(json!({"email": "alice@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Login codes expire after 24 h.
+    let code = body["login_code"].as_str().unwrap().to_string();
+    s.clock.advance(24 * 3600 + 1);
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "alice@x.org", "code": code})),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+async fn secrets_are_written_listed_and_deleted_without_values(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let value = "ghp_TopSecretValue123";
+    let (status, body) = s
+        .json(
+            Method::PUT,
+            "/v1/secrets/GITHUB_TOKEN",
+            Some(&op),
+            Some(json!({"value": value, "allowed_hosts": ["API.github.com."], "inject": {"header": "Authorization", "format": "Bearer {value}"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["allowed_hosts"], json!(["api.github.com"]));
+    assert!(!body.to_string().contains(value));
+    let (status, _) = s.put_secret(&op, "GITHUB_TOKEN", "ghp_other").await;
+    assert_eq!(status, 200, "replacing answers 200");
+
+    let (status, list) = s.json(Method::GET, "/v1/secrets", Some(&op), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "GITHUB_TOKEN");
+    assert!(!list.to_string().contains("ghp_"), "{list}");
+
+    let owner = Email::parse("op@x.org").unwrap();
+    let opened = gatehouse_api::routes::secrets::open_for(s.state(), &owner, "GITHUB_TOKEN")
+        .await
+        .unwrap();
+    assert_eq!(opened.expose(), b"ghp_other");
+
+    let (status, _) = s
+        .json(Method::DELETE, "/v1/secrets/GITHUB_TOKEN", Some(&op), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = s
+        .json(Method::DELETE, "/v1/secrets/GITHUB_TOKEN", Some(&op), None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, audit) = s.json(Method::GET, "/v1/audit", Some(&op), None).await;
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.iter().filter(|a| **a == "secret.write").count(), 2);
+    assert!(actions.contains(&"secret.delete") && actions.contains(&"bootstrap.claim"));
+    assert!(
+        !audit.to_string().contains("ghp_"),
+        "audit never holds values"
+    );
+}
+
+async fn bad_secret_requests_are_refused_and_change_nothing(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let put_raw = |path: &str, body: Vec<u8>, content_type: Option<&str>| {
+        let mut req = s
+            .client
+            .put(format!("{}{}", s.url, path))
+            .bearer_auth(&op)
+            .body(body);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        req.send()
+    };
+    let json_ct = Some("application/json");
+    let long_name = format!("/v1/secrets/{}", "x".repeat(129));
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16)> = vec![
+        (
+            "/v1/secrets/a%20b",
+            br#"{"value":"v"}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        (
+            "/v1/secrets/a%2Fb",
+            br#"{"value":"v"}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        (
+            long_name.as_str(),
+            br#"{"value":"v"}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        ("/v1/secrets/OK", b"{\"value\":".to_vec(), json_ct, 400),
+        ("/v1/secrets/OK", br#"{"value": 42}"#.to_vec(), json_ct, 400),
+        (
+            "/v1/secrets/OK",
+            br#"{"value": "v", "allowed_hosts": "api.github.com"}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        (
+            "/v1/secrets/OK",
+            br#"{"value": "v", "surprise": true}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        ("/v1/secrets/OK", br#"{"value": ""}"#.to_vec(), json_ct, 400),
+        (
+            "/v1/secrets/OK",
+            br#"{"value": "v", "allowed_hosts": ["http://x/"]}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        (
+            "/v1/secrets/OK",
+            br#"{"value": "v", "inject": {"header": "Bad Header", "format": "{value}"}}"#.to_vec(),
+            json_ct,
+            400,
+        ),
+        (
+            "/v1/secrets/OK",
+            br#"{"value": "v", "inject": {"header": "X-Key", "format": "no placeholder"}}"#
+                .to_vec(),
+            json_ct,
+            400,
+        ),
+        ("/v1/secrets/OK", br#"{"value": "v"}"#.to_vec(), None, 415),
+        (
+            "/v1/secrets/OK",
+            format!("{{\"value\":\"{}\"}}", "a".repeat(1024 * 1024 + 10)).into_bytes(),
+            json_ct,
+            413,
+        ),
+        (
+            "/v1/secrets/OK",
+            format!("{{\"value\":\"{}\"}}", "a".repeat(70 * 1024)).into_bytes(),
+            json_ct,
+            400,
+        ),
+    ];
+    for (path, body, ct, want) in cases {
+        let r = put_raw(path, body, ct).await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, want, "{path}: {text}");
+        let err: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path}: error body is JSON: {text}"));
+        assert!(
+            err["error"]["code"].is_string() && err["error"]["message"].is_string(),
+            "{text}"
+        );
+        assert!(!text.contains("42"), "no value echoed: {text}");
+    }
+    let (_, list) = s.json(Method::GET, "/v1/secrets", Some(&op), None).await;
+    assert_eq!(list, json!([]), "nothing was written");
+    let (_, audit) = s.json(Method::GET, "/v1/audit", Some(&op), None).await;
+    assert!(!audit.to_string().contains("secret.write"));
+}
+
+async fn owners_never_see_each_others_secrets_or_audit(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let alice = s.owner(&op, "alice@x.org").await;
+    let bob = s.owner(&op, "bob@x.org").await;
+    assert_eq!(
+        s.put_secret(&alice, "SHARED_NAME", "alice-value").await.0,
+        201
+    );
+    assert_eq!(s.put_secret(&bob, "SHARED_NAME", "bob-value").await.0, 201);
+    assert_eq!(s.put_secret(&bob, "BOB_ONLY", "b2").await.0, 201);
+
+    let (_, list) = s.json(Method::GET, "/v1/secrets", Some(&alice), None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, _) = s
+        .json(Method::DELETE, "/v1/secrets/BOB_ONLY", Some(&alice), None)
+        .await;
+    assert_eq!(status, 404, "alice cannot delete bob's secret");
+
+    let st = s.state();
+    let a = Email::parse("alice@x.org").unwrap();
+    let b = Email::parse("bob@x.org").unwrap();
+    assert_eq!(
+        gatehouse_api::routes::secrets::open_for(st, &a, "SHARED_NAME")
+            .await
+            .unwrap()
+            .expose(),
+        b"alice-value"
+    );
+    assert_eq!(
+        gatehouse_api::routes::secrets::open_for(st, &b, "SHARED_NAME")
+            .await
+            .unwrap()
+            .expose(),
+        b"bob-value"
+    );
+    assert!(gatehouse_api::routes::secrets::open_for(st, &a, "BOB_ONLY")
+        .await
+        .is_none());
+
+    let (_, audit) = s.json(Method::GET, "/v1/audit", Some(&alice), None).await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["owner"] == "alice@x.org"),
+        "{audit}"
+    );
+    let (_, all) = s
+        .json(Method::GET, "/v1/audit?limit=1000", Some(&op), None)
+        .await;
+    let owners: std::collections::BTreeSet<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["owner"].as_str().unwrap())
+        .collect();
+    assert!(
+        owners.contains("bob@x.org") && owners.contains("alice@x.org"),
+        "operator sees all"
+    );
+
+    let (status, _) = s
+        .json(Method::GET, "/v1/audit?limit=abc", Some(&op), None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = s
+        .json(Method::GET, "/v1/audit?limit=100000", Some(&op), None)
+        .await;
+    assert_eq!(status, 400);
+}
+
+async fn ciphertext_copied_to_another_owner_does_not_decrypt(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let alice = s.owner(&op, "alice@x.org").await;
+    let _bob = s.owner(&op, "bob@x.org").await;
+    assert_eq!(s.put_secret(&alice, "TOKEN", "alice-secret").await.0, 201);
+    let copy = "INSERT INTO secrets (owner, name, sealed, allowed_hosts, inject, created_at, updated_at) \
+                SELECT 'bob@x.org', name, sealed, allowed_hosts, inject, created_at, updated_at FROM secrets \
+                WHERE owner = 'alice@x.org' AND name = 'TOKEN'";
+    let rename = "INSERT INTO secrets (owner, name, sealed, allowed_hosts, inject, created_at, updated_at) \
+                  SELECT owner, 'TOKEN2', sealed, allowed_hosts, inject, created_at, updated_at FROM secrets \
+                  WHERE owner = 'alice@x.org' AND name = 'TOKEN'";
+    match engine {
+        Engine::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+            sqlx::query(copy).execute(&pool).await.unwrap();
+            sqlx::query(rename).execute(&pool).await.unwrap();
+        }
+        Engine::Postgres => {
+            let pool = sqlx::PgPool::connect(&s.database_url).await.unwrap();
+            sqlx::query(copy).execute(&pool).await.unwrap();
+            sqlx::query(rename).execute(&pool).await.unwrap();
+        }
+    }
+    let st = s.state();
+    let a = Email::parse("alice@x.org").unwrap();
+    let b = Email::parse("bob@x.org").unwrap();
+    assert!(gatehouse_api::routes::secrets::open_for(st, &a, "TOKEN")
+        .await
+        .is_some());
+    assert!(
+        gatehouse_api::routes::secrets::open_for(st, &b, "TOKEN")
+            .await
+            .is_none(),
+        "copied row must not open for bob"
+    );
+    assert!(
+        gatehouse_api::routes::secrets::open_for(st, &a, "TOKEN2")
+            .await
+            .is_none(),
+        "renamed row must not open"
+    );
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{name}", "SOME_NAME")
+        .replace("{id}", "some-id")
+}
+
+async fn every_authenticated_route_refuses_missing_and_invalid_tokens(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    // A token signed by a key this server does not know.
+    let foreign = {
+        let other = server(Engine::Sqlite).await;
+        other.claim("op@x.org").await
+    };
+    let mut parts: Vec<&str> = op.split('.').collect();
+    let tampered_sig = format!("{}A", &parts[2][..parts[2].len() - 1]);
+    parts[2] = &tampered_sig;
+    let tampered = parts.join(".");
+    let oversized = format!("{op}{}", "A".repeat(5000));
+    let specs = route_specs();
+    let mut checked = 0;
+    for spec in specs.iter().filter(|r| r.access == Access::Authenticated) {
+        let path = concrete(spec.path);
+        for bad in [
+            None,
+            Some("garbage"),
+            Some(foreign.as_str()),
+            Some(tampered.as_str()),
+            Some(oversized.as_str()),
+        ] {
+            let r = s
+                .call(spec.method.clone(), &path, bad, Some(json!({})))
+                .await;
+            assert_eq!(
+                r.status(),
+                401,
+                "{} {} with {:?}",
+                spec.method,
+                spec.path,
+                bad.map(|b| &b[..b.len().min(12)])
+            );
+        }
+        let r = s
+            .client
+            .request(spec.method.clone(), format!("{}{}", s.url, path))
+            .header(header::AUTHORIZATION, format!("Basic {op}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "non-bearer scheme on {}", spec.path);
+        checked += 1;
+    }
+    assert!(checked >= 6, "the table lists the authenticated routes");
+    let public: Vec<String> = specs
+        .iter()
+        .filter(|r| r.access == Access::Public)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        public,
+        vec![
+            "GET /healthz",
+            "GET /readyz",
+            "GET /.well-known/jwks.json",
+            "POST /v1/bootstrap/claim",
+            "POST /v1/login",
+        ],
+        "a new public route must be added here on purpose"
+    );
+}
+
+async fn trusted_proxy_header_is_honoured_only_from_trusted_peers(engine: Engine) {
+    let trusting = server_with(
+        engine,
+        &[
+            ("GATEHOUSE_IDENTITY_TRUSTED_PROXY_CIDRS", "127.0.0.0/8"),
+            ("GATEHOUSE_IDENTITY_HEADER", "X-Forwarded-Email"),
+        ],
+    )
+    .await;
+    trusting.claim("op@x.org").await;
+    let whoami = |s: &support::TestServer, email: &'static str| {
+        s.client
+            .get(format!("{}/v1/auth/whoami", s.url))
+            .header("X-Forwarded-Email", email)
+            .send()
+    };
+    let r = whoami(&trusting, "OP@x.org").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["owner"], "op@x.org");
+    assert_eq!(me["cls"], "session");
+    let r = whoami(&trusting, "stranger@x.org").await.unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "an identity that is not an owner is not guessed"
+    );
+
+    let untrusting = server_with(
+        engine,
+        &[
+            ("GATEHOUSE_IDENTITY_TRUSTED_PROXY_CIDRS", "10.0.0.0/8"),
+            ("GATEHOUSE_IDENTITY_HEADER", "X-Forwarded-Email"),
+        ],
+    )
+    .await;
+    untrusting.claim("op@x.org").await;
+    let r = whoami(&untrusting, "op@x.org").await.unwrap();
+    assert_eq!(r.status(), 401, "header from an untrusted peer is ignored");
+}
+
+async fn audit_chain_of_a_full_flow_verifies(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let alice = s.owner(&op, "alice@x.org").await;
+    s.put_secret(&alice, "A", "1").await;
+    s.json(Method::DELETE, "/v1/secrets/A", Some(&alice), None)
+        .await;
+    s.json(
+        Method::POST,
+        "/v1/bootstrap/claim",
+        None,
+        Some(json!({"code": "bad", "email": "x@x.org"})),
+    )
+    .await;
+    let (records, head) = s.state().store.audit_all().await.unwrap();
+    assert!(records.len() >= 6, "{}", records.len());
+    assert_eq!(
+        verify_chain(&records, Some(&head)).unwrap(),
+        records.len() as u64
+    );
+    let (status, page) = s
+        .json(
+            Method::GET,
+            "/v1/audit?since_seq=2&limit=2",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let seqs: Vec<i64> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![3, 4]);
+}
+
+async fn health_readiness_and_keys_are_public(engine: Engine) {
+    let s = server(engine).await;
+    assert_eq!(s.json(Method::GET, "/healthz", None, None).await.0, 200);
+    assert_eq!(s.json(Method::GET, "/readyz", None, None).await.0, 200);
+    let (status, jwks) = s
+        .json(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(status, 200);
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert!(key.get("d").is_none(), "never the private half");
+    let (status, body) = s.json(Method::GET, "/v1/nothing-here", None, None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+async fn sessions_expire_with_the_clock(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    s.clock.advance(12 * 3600 + 29);
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&op), None)
+            .await
+            .0,
+        200,
+        "within skew"
+    );
+    s.clock.advance(2);
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&op), None)
+            .await
+            .0,
+        401
+    );
+}
+
+on_both_engines!(
+    claim_makes_the_claimant_operator_once,
+    wrong_codes_are_refused_then_rate_limited,
+    operator_adds_owners_who_log_in_with_a_one_time_code,
+    secrets_are_written_listed_and_deleted_without_values,
+    bad_secret_requests_are_refused_and_change_nothing,
+    owners_never_see_each_others_secrets_or_audit,
+    ciphertext_copied_to_another_owner_does_not_decrypt,
+    every_authenticated_route_refuses_missing_and_invalid_tokens,
+    trusted_proxy_header_is_honoured_only_from_trusted_peers,
+    audit_chain_of_a_full_flow_verifies,
+    health_readiness_and_keys_are_public,
+    sessions_expire_with_the_clock,
+);

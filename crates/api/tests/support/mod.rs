@@ -1,0 +1,172 @@
+//! A real server on an ephemeral port, on SQLite or PostgreSQL, with a
+//! manual clock the test can move.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gatehouse_api::config::Config;
+use gatehouse_api::server::{start, Running};
+use gatehouse_domain::clock::{Clock, ManualClock, SystemClock};
+use gatehouse_domain::crypto::SymmetricKey;
+use gatehouse_domain::master_key::encode_master_key;
+use gatehouse_store::test_support::fresh_postgres_url;
+use reqwest::{Client, Method, Response};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub code: Option<String>,
+    pub running: Option<Running>,
+    pub clock: ManualClock,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+pub async fn server(engine: Engine) -> TestServer {
+    server_with(engine, &[]).await
+}
+
+pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match engine {
+        Engine::Sqlite => gatehouse_store::test_support::sqlite_url(dir.path()),
+        Engine::Postgres => fresh_postgres_url().await,
+    };
+    let key = encode_master_key(&SymmetricKey::generate())
+        .trim()
+        .to_string();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert(
+        "GATEHOUSE_DATA_DIR".into(),
+        dir.path().display().to_string(),
+    );
+    env.insert("GATEHOUSE_DATABASE_URL".into(), database_url.clone());
+    env.insert("GATEHOUSE_MASTER_KEY".into(), key);
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::load(None, &env).unwrap();
+    let clock = ManualClock::new(SystemClock.now());
+    let running = start(config, Arc::new(clock.clone()), std::future::pending())
+        .await
+        .unwrap();
+    TestServer {
+        url: format!("http://{}", running.addr),
+        code: running.bootstrap_code.clone(),
+        running: Some(running),
+        clock,
+        client: Client::new(),
+        dir,
+        database_url,
+    }
+}
+
+impl TestServer {
+    pub fn state(&self) -> &gatehouse_api::state::AppState {
+        &self.running.as_ref().unwrap().state
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let r = self.call(method, path, token, body).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Claims the installation as `email`; returns the session token.
+    pub async fn claim(&self, email: &str) -> String {
+        let code = self.code.clone().expect("unclaimed server has a code");
+        let (status, body) = self
+            .json(
+                Method::POST,
+                "/v1/bootstrap/claim",
+                None,
+                Some(json!({"code": code, "email": email})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Adds an owner as the operator and logs them in; returns their token.
+    pub async fn owner(&self, operator: &str, email: &str) -> String {
+        let (status, body) = self
+            .json(
+                Method::POST,
+                "/v1/owners",
+                Some(operator),
+                Some(json!({"email": email})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let code = body["login_code"].as_str().unwrap();
+        let (status, body) = self
+            .json(
+                Method::POST,
+                "/v1/login",
+                None,
+                Some(json!({"email": email, "code": code})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn put_secret(&self, token: &str, name: &str, value: &str) -> (u16, Value) {
+        self.json(
+            Method::PUT,
+            &format!("/v1/secrets/{name}"),
+            Some(token),
+            Some(json!({"value": value, "allowed_hosts": ["api.github.com"]})),
+        )
+        .await
+    }
+}
+
+/// Runs each named async test function on both engines.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::support::Engine::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::support::Engine::Postgres).await })*
+        }
+    };
+}
