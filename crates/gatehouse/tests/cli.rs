@@ -111,7 +111,8 @@ async fn serve_prints_address_and_bootstrap_code_and_becomes_ready() {
     let me: Value = whoami(&server, &token).await.json().await.unwrap();
     assert_eq!(me["owner"], "op@example.com");
     assert_eq!(me["cls"], "session");
-    server.stop_cleanly().await;
+    let log = server.stop_cleanly().await;
+    assert!(!log.contains(&token), "the log holds the session token");
 
     // Restart on the same data: claimed, so no code; the signing key
     // persisted, so the session still verifies.
@@ -371,8 +372,10 @@ async fn keys_rotate_master_rewraps_and_server_still_starts() {
     let data = sandbox.data_dir();
     let server = sandbox.serve().await;
     let token = server.claim_operator("op@example.com").await;
-    assert_eq!(server.put_secret(&token, "GH", "v1").await.status(), 201);
-    server.stop_cleanly().await;
+    let value1 = format!("first-{}", hex(&random_bytes(8)));
+    let value2 = format!("second-{}", hex(&random_bytes(8)));
+    assert_eq!(server.put_secret(&token, "GH", &value1).await.status(), 201);
+    let mut logs = server.stop_cleanly().await;
 
     let key_file = data.join("master.key");
     let old_key = std::fs::read_to_string(&key_file).unwrap();
@@ -392,8 +395,8 @@ async fn keys_rotate_master_rewraps_and_server_still_starts() {
     // Every wrapped key now opens under the new key.
     let server = sandbox.serve().await;
     assert_eq!(whoami(&server, &token).await.status(), 200);
-    assert_eq!(server.put_secret(&token, "GH", "v2").await.status(), 200);
-    server.stop_cleanly().await;
+    assert_eq!(server.put_secret(&token, "GH", &value2).await.status(), 200);
+    logs.push_str(&server.stop_cleanly().await);
 
     // The old key no longer fits this store.
     let out = sandbox
@@ -413,6 +416,17 @@ async fn keys_rotate_master_rewraps_and_server_still_starts() {
     out.assert_success();
     let out = sandbox.cmd(&["audit", "export"]).run().await;
     assert!(out.stdout.contains("keys.rotate_master"), "{out:?}");
+
+    // Secret values and keys appear in no log and no audit record.
+    for secret in [
+        value1.as_str(),
+        value2.as_str(),
+        old_key.trim(),
+        new_key.trim(),
+    ] {
+        assert!(!logs.contains(secret), "a server log holds {secret:?}");
+        assert_never_echoes(&out, secret);
+    }
 }
 
 #[tokio::test]

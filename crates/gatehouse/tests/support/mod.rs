@@ -394,15 +394,17 @@ impl Server {
         }
     }
 
-    /// [`Server::stop`], asserting a clean exit.
-    pub async fn stop_cleanly(self) {
+    /// [`Server::stop`], asserting a clean exit; returns everything the
+    /// server wrote to stderr (its log).
+    pub async fn stop_cleanly(self) -> String {
         let stderr_path = self.stderr_path.clone();
         let status = self.stop().await;
+        let log = read_text(&stderr_path);
         assert!(
             status.success(),
-            "gatehouse serve exited with {status} after SIGTERM\n--- stderr ---\n{}",
-            read_text(&stderr_path)
+            "gatehouse serve exited with {status} after SIGTERM\n--- stderr ---\n{log}"
         );
+        log
     }
 }
 
