@@ -75,7 +75,7 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), StartError
     f.sync_all().map_err(io_err(path))
 }
 
-fn read_key_file(path: &Path) -> Result<SymmetricKey, StartError> {
+pub fn read_key_file(path: &Path) -> Result<SymmetricKey, StartError> {
     let refuse = |reason: String| StartError::MasterKeyFile {
         path: path.display().to_string(),
         reason,

@@ -121,9 +121,31 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Opens the store `serve` would use, refusing to create one: a command
+/// pointed at the wrong place must say so, not report on an empty store.
+async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>> {
+    let url = config.store_url();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let file = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(file).exists() {
+            bail!(
+                "no Gatehouse store at {file}: start `gatehouse serve` once, or point GATEHOUSE_DATA_DIR, \
+                 --database-url or --config at the existing store"
+            );
+        }
+    }
+    Ok(gatehouse_store::connect(&url).await?)
+}
+
 async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, MasterKeys)> {
+    let store = open_existing_store(config).await?;
+    if config.master_key.is_none() && !config.data_dir.join(startup::MASTER_KEY_FILE).exists() {
+        bail!(
+            "no master key: neither GATEHOUSE_MASTER_KEY nor {} exists",
+            config.data_dir.join(startup::MASTER_KEY_FILE).display()
+        );
+    }
     let master = startup::load_master_keys(config)?;
-    let store = gatehouse_store::connect(&config.store_url()).await?;
     Ok((store, master))
 }
 
@@ -137,7 +159,6 @@ fn cli_event(action: &str, target: &str) -> AuditEvent {
 
 async fn keys(args: &ConfigArgs, action: KeysAction) -> Result<ExitCode> {
     let config = load_config(args)?;
-    startup::ensure_data_dir(&config.data_dir)?;
     let (store, master) = open_store(&config).await?;
     startup::check_master_key_matches(store.as_ref(), &master).await?;
     let now = SystemClock.now();
@@ -181,6 +202,9 @@ async fn rotate_master(
              (e.g. `openssl rand -base64 32`), run this again, then switch GATEHOUSE_MASTER_KEY to it"
         ),
         (None, None) => {
+            if next_file.exists() && finish_interrupted_rotation(store, &key_file, &next_file).await? {
+                return Ok(());
+            }
             let key = SymmetricKey::generate();
             startup::write_private_file(&next_file, encode_master_key(&key).as_bytes())?;
             key
@@ -246,9 +270,51 @@ async fn rotate_master(
     Ok(())
 }
 
+/// A `master.key.next` left by an interrupted rotation: when the store
+/// already uses it, promote it (the rotation had committed); otherwise it
+/// was never used and may be replaced. Never overwrite a key in use.
+async fn finish_interrupted_rotation(
+    store: &dyn Store,
+    key_file: &std::path::Path,
+    next_file: &std::path::Path,
+) -> Result<bool> {
+    let next = startup::read_key_file(next_file)?;
+    let kids: Vec<String> = store
+        .wrapped_keys()
+        .await?
+        .into_iter()
+        .map(|w| match w {
+            Rewrapped::DataKey { key, .. } => key.master_kid,
+            Rewrapped::SigningKey { master_kid, .. } => master_kid,
+        })
+        .collect();
+    let under_next = kids.iter().filter(|k| **k == next.key_id()).count();
+    if under_next == 0 {
+        return Ok(false);
+    }
+    if under_next != kids.len() {
+        bail!(
+            "the store holds keys under both {} and {}: keep both key files and rotate with \
+             GATEHOUSE_NEW_MASTER_KEY set to the content of {}",
+            key_file.display(),
+            next_file.display(),
+            next_file.display()
+        );
+    }
+    let old_file = key_file.with_file_name("master.key.old");
+    std::fs::rename(key_file, &old_file).context("keeping the old master key as master.key.old")?;
+    std::fs::rename(next_file, key_file).context("promoting the new master key")?;
+    println!(
+        "Finished an interrupted rotation: master key {} is now in {}; run the command again to rotate further.",
+        next.key_id(),
+        key_file.display()
+    );
+    Ok(true)
+}
+
 async fn audit(args: &ConfigArgs, action: AuditAction) -> Result<ExitCode> {
     let config = load_config(args)?;
-    let store = gatehouse_store::connect(&config.store_url()).await?;
+    let store = open_existing_store(&config).await?;
     let (records, head) = store.audit_all().await?;
     match action {
         AuditAction::Verify => match verify_chain(&records, Some(&head)) {

@@ -464,3 +464,64 @@ async fn unsupported_database_url_is_refused() {
     );
     assert!(!sandbox.data_dir().join("gatehouse.db").exists());
 }
+
+#[tokio::test]
+async fn store_commands_refuse_a_missing_store_and_create_nothing() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "export"][..],
+        &["keys", "rotate"][..],
+        &["keys", "rotate-master"][..],
+    ] {
+        let out = sandbox.cmd(args).run().await;
+        out.assert_refused();
+        assert!(
+            out.stderr.contains("no Gatehouse store"),
+            "{args:?}: {out:?}"
+        );
+    }
+    assert!(!data.join("gatehouse.db").exists(), "no store was created");
+    assert!(!data.join("master.key").exists(), "no key was created");
+}
+
+#[tokio::test]
+async fn rotate_master_finishes_an_interrupted_rotation_instead_of_losing_the_key() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.data_dir();
+    let server = sandbox.serve().await;
+    let token = server.claim_operator("op@example.com").await;
+    assert_eq!(server.put_secret(&token, "GH", "v1").await.status(), 201);
+    server.stop_cleanly().await;
+    sandbox
+        .cmd(&["keys", "rotate-master"])
+        .run()
+        .await
+        .assert_success();
+    // Put the files back as if the rotation had committed but crashed
+    // before promoting the new key file.
+    let key_file = data.join("master.key");
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::rename(&key_file, data.join("master.key.next")).unwrap();
+    std::fs::rename(data.join("master.key.old"), &key_file).unwrap();
+
+    // A server still starts: it loads both key files.
+    let server = sandbox.serve().await;
+    assert_eq!(whoami(&server, &token).await.status(), 200);
+    server.stop_cleanly().await;
+
+    let out = sandbox.cmd(&["keys", "rotate-master"]).run().await;
+    out.assert_success();
+    assert!(out.stdout.contains("interrupted rotation"), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        new_key,
+        "the key in use was promoted, not replaced"
+    );
+    assert!(!data.join("master.key.next").exists());
+    let server = sandbox.serve().await;
+    assert_eq!(server.put_secret(&token, "GH", "v2").await.status(), 200);
+    server.stop_cleanly().await;
+}
