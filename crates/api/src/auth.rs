@@ -115,15 +115,15 @@ impl Authenticator {
         let presented = self
             .presented(headers, peer)?
             .ok_or(ApiError::Unauthenticated)?;
-        let (claims, from_cookie) = match presented {
-            Presented::Bearer(t) => (Some(self.check(t)?), false),
-            Presented::Cookie(t) => (Some(self.check(t)?), true),
+        let claims = match presented {
+            Presented::Bearer(token) => self.check(token)?,
+            Presented::Cookie(token) => {
+                let claims = self.check(token)?;
+                check_same_origin(method, headers)?;
+                claims
+            }
             Presented::TrustedHeader(email) => return self.trusted_header_principal(email).await,
         };
-        if from_cookie {
-            check_same_origin(method, headers)?;
-        }
-        let claims = claims.ok_or(ApiError::Unauthenticated)?;
         // A token whose owner no longer exists has no one to act for.
         let owner = Email::parse(&claims.owner).map_err(|_| ApiError::Unauthenticated)?;
         let record = self.store.owner(&owner).await?.ok_or_else(|| {

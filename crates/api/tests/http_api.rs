@@ -484,7 +484,11 @@ async fn every_authenticated_route_refuses_missing_and_invalid_tokens(engine: En
         other.claim("op@x.org").await
     };
     let mut parts: Vec<&str> = op.split('.').collect();
-    let tampered_sig = format!("{}A", &parts[2][..parts[2].len() - 1]);
+    // Change one character in the middle of the signature, to a different one.
+    let sig = parts[2];
+    let swapped = if &sig[10..11] == "A" { "B" } else { "A" };
+    let tampered_sig = format!("{}{}{}", &sig[..10], swapped, &sig[11..]);
+    assert_ne!(tampered_sig, sig);
     parts[2] = &tampered_sig;
     let tampered = parts.join(".");
     let oversized = format!("{op}{}", "A".repeat(5000));
