@@ -33,16 +33,7 @@ impl Email {
                 "the part before '@' is empty, too long or holds another '@'",
             ));
         }
-        let domain_ok = !domain.is_empty()
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+        let domain_ok = crate::names::is_host_name(domain);
         if !domain_ok {
             return Err(EmailError("the domain is not a valid host name"));
         }

@@ -52,10 +52,58 @@ pub fn validate_agent_name(name: &str) -> Result<(), NameError> {
     }
 }
 
+/// A DNS host name: dot-separated labels of ASCII letters, digits and
+/// inner hyphens (each 1..=63), at most 253 characters in all.
+pub fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A host binding as written by a person (`api.github.com`,
+/// `*.example.org`), normalised: lower case, no trailing dot.
+pub fn normalise_host_pattern(pattern: &str) -> Option<String> {
+    let p = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+    is_host_name(p.strip_prefix("*.").unwrap_or(&p)).then_some(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn host_patterns_are_names_or_wildcard_suffixes() {
+        assert_eq!(
+            normalise_host_pattern("API.GitHub.com."),
+            Some("api.github.com".into())
+        );
+        assert_eq!(
+            normalise_host_pattern("*.example.org"),
+            Some("*.example.org".into())
+        );
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "a..b",
+            "-a.b",
+            "http://x/",
+            "a b",
+            "x*.y",
+            "*.*.y",
+        ] {
+            assert_eq!(normalise_host_pattern(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn secret_names_follow_the_grammar() {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::crypto::{self, Purpose};
-use gatehouse_domain::names::validate_secret_name;
+use gatehouse_domain::names::{normalise_host_pattern, validate_secret_name};
 use gatehouse_domain::{Email, Principal, Scope, SecretBytes};
 use gatehouse_store::{PutOutcome, SecretRecord};
 
@@ -48,27 +48,12 @@ pub struct Inject {
 }
 
 fn validate_host_pattern(pattern: &str) -> Result<String, ApiError> {
-    let p = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
-    let name = p.strip_prefix("*.").unwrap_or(&p);
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if ok {
-        Ok(p)
-    } else {
-        Err(ApiError::bad_request(format!(
+    normalise_host_pattern(pattern).ok_or_else(|| {
+        ApiError::bad_request(format!(
             "allowed_hosts entry {:?} is not a host name or *.suffix",
             pattern.chars().take(80).collect::<String>()
-        )))
-    }
+        ))
+    })
 }
 
 fn validate_inject(inject: &Inject) -> Result<(), ApiError> {
