@@ -33,6 +33,9 @@ pub struct Authenticator {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn Store>,
     pub identity: IdentityConfig,
+    /// Refused token uses are audited, at most this many per source a
+    /// minute, so garbage tokens cannot flood the audit log.
+    pub refusal_audit: crate::rate_limit::FailureLimiter,
 }
 
 enum Presented<'a> {
@@ -116,9 +119,9 @@ impl Authenticator {
             .presented(headers, peer)?
             .ok_or(ApiError::Unauthenticated)?;
         let claims = match presented {
-            Presented::Bearer(token) => self.check(token)?,
+            Presented::Bearer(token) => self.check(token, peer)?,
             Presented::Cookie(token) => {
-                let claims = self.check(token)?;
+                let claims = self.check(token, peer)?;
                 check_same_origin(method, headers)?;
                 claims
             }
@@ -144,9 +147,10 @@ impl Authenticator {
         })
     }
 
-    fn check(&self, token: &str) -> Result<Claims, ApiError> {
+    fn check(&self, token: &str, peer: Option<IpAddr>) -> Result<Claims, ApiError> {
         self.verify(token).map_err(|e| {
             tracing::info!(reason = e.code(), "token refused");
+            self.audit_refusal(&e, peer);
             match e {
                 TokenError::RevocationUnavailable => ApiError::Unavailable(
                     "revocation state cannot be confirmed; refusing all tokens".into(),
@@ -171,23 +175,59 @@ impl Authenticator {
         })
     }
 
-    /// Mints a human session for an owner.
-    pub fn issue_session(&self, owner: &Email, role: Role) -> Result<(String, Claims), ApiError> {
+    /// The refused use goes to the audit log without the token; the
+    /// owner is left empty because an unverified token names no one.
+    fn audit_refusal(&self, e: &TokenError, peer: Option<IpAddr>) {
+        let source = peer.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let now = self.now();
+        if self.refusal_audit.blocked_for(source, now).is_some() {
+            return;
+        }
+        self.refusal_audit.record_failure(source, now);
+        let mut event =
+            gatehouse_domain::audit::AuditEvent::new("token.use", &format!("denied:{}", e.code()));
+        event.actor = source.to_string();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.append_audit(event, now).await {
+                tracing::warn!("could not audit a refused token: {err}");
+            }
+        });
+    }
+
+    /// Signs a new token. Its `iat` is placed after any revocation
+    /// watermark of its subject, so a token minted in the same second as a
+    /// "revoke everything" is not born revoked.
+    pub fn issue(
+        &self,
+        class: CredentialClass,
+        subject: &str,
+        owner: &Email,
+        scopes: ScopeSet,
+        ttl: Option<i64>,
+    ) -> Result<(String, Claims), ApiError> {
         let (kid, key) = self
             .keys
             .active()
             .ok_or_else(|| ApiError::internal("no active signing key"))?;
-        let claims = new_claims(
-            &self.policy,
+        let mut now = self.now();
+        if let Some(watermark) = self.revocations.watermark_for(owner.as_str(), subject) {
+            now = now.max(watermark + 1);
+        }
+        let claims = new_claims(&self.policy, class, subject, owner, scopes, ttl, now)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((jws::sign(&claims, &kid, &key), claims))
+    }
+
+    /// Mints a human session for an owner.
+    pub fn issue_session(&self, owner: &Email, role: Role) -> Result<(String, Claims), ApiError> {
+        self.issue(
             CredentialClass::Session,
             owner.as_str(),
             owner,
             ScopeSet::for_role(role),
             None,
-            self.now(),
         )
-        .map_err(ApiError::internal)?;
-        Ok((jws::sign(&claims, &kid, &key), claims))
     }
 
     pub fn now(&self) -> UnixTime {

@@ -44,6 +44,14 @@ struct RawConfig {
     identity: RawIdentity,
     #[serde(default)]
     tokens: RawTokens,
+    #[serde(default)]
+    revocation: RawRevocation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRevocation {
+    max_staleness_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +96,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("tokens", "job_ttl_seconds", Kind::Integer),
     ("tokens", "issuer", Kind::Text),
     ("tokens", "audience", Kind::Text),
+    ("revocation", "max_staleness_seconds", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -129,6 +138,9 @@ pub struct Config {
     pub bootstrap_code: Option<Sensitive>,
     pub identity: IdentityConfig,
     pub tokens: TokenPolicy,
+    /// How long a replica may go without confirming its revocation view
+    /// before it refuses every token (503).
+    pub revocation_max_staleness: std::time::Duration,
 }
 
 impl Config {
@@ -170,7 +182,15 @@ impl Config {
         };
         let identity = validate_identity(raw.identity)?;
         let tokens = validate_tokens(raw.tokens)?;
+        let staleness = raw.revocation.max_staleness_seconds.unwrap_or(30);
+        if !(1..=3600).contains(&staleness) {
+            return Err(invalid(
+                "revocation.max_staleness_seconds",
+                format!("{staleness} is outside 1..=3600"),
+            ));
+        }
         Ok(Self {
+            revocation_max_staleness: std::time::Duration::from_secs(staleness as u64),
             listen,
             data_dir,
             database_url: nonempty("database_url", raw.database_url)?,
@@ -208,7 +228,8 @@ impl Config {
             "listen = {:?}\ndata_dir = {:?}\ndatabase_url = {db}\nmaster_key = {}\nbootstrap_code = {}\n\n\
              [identity]\ntrusted_proxy_cidrs = [{}]\nheader = {:?}\n\n\
              [tokens]\nclock_skew_seconds = {}\nsession_ttl_seconds = {}\napi_ttl_seconds = {}\n\
-             agent_ttl_seconds = {}\njob_ttl_seconds = {}\nissuer = {:?}\naudience = {:?}\n",
+             agent_ttl_seconds = {}\njob_ttl_seconds = {}\nissuer = {:?}\naudience = {:?}\n\n\
+             [revocation]\nmax_staleness_seconds = {}\n",
             self.listen.to_string(),
             self.data_dir.display().to_string(),
             if self.master_key.is_some() { "\"********\"" } else { "\"\" # key file in data_dir" },
@@ -222,6 +243,7 @@ impl Config {
             t.default_lifetime(CredentialClass::Job),
             t.issuer,
             t.audience,
+            self.revocation_max_staleness.as_secs(),
         )
     }
 

@@ -25,6 +25,11 @@ pub enum ApiError {
     },
     NotFound(String),
     Conflict(String),
+    /// Well-formed but refers to something that does not exist or fits.
+    Unprocessable {
+        code: &'static str,
+        message: String,
+    },
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests {
@@ -70,6 +75,9 @@ impl ApiError {
             Self::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
             Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
+            Self::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod rate_limit;
 pub mod request_id;
 pub mod revocation;
+pub mod revocation_sync;
 pub mod router;
 pub mod routes;
 pub mod server;

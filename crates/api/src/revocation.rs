@@ -4,40 +4,308 @@
 //! Single tokens are revoked by `jti`; a subject or an owner by a
 //! not-before watermark (every token of theirs issued at or before it is
 //! dead), so revoking "everything of X" costs one entry, not one per token.
+//!
+//! Reads take no lock (papaya's lock-free maps). The view is fed by the
+//! sync task (`revocation_sync.rs`) and by this node's own revocations the
+//! moment they commit. If the view has not been confirmed against the
+//! store for `max_staleness`, it answers "unavailable" and every token is
+//! refused (503): a replica that cannot see revocations fails closed.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use papaya::{Equivalent, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use gatehouse_domain::clock::UnixTime;
+use gatehouse_domain::token::jws::b64_decode;
 use gatehouse_domain::token::{Claims, RevocationView, ViewUnavailable};
+use gatehouse_store::{Revocation, RevocationKind};
 
-#[derive(Default)]
-struct Snapshot {
-    jtis: HashSet<String>,
-    subjects: HashMap<(String, String), UnixTime>,
-    owners: HashMap<String, UnixTime>,
+/// (owner, subject); owner "" means "this subject under any owner".
+#[derive(Clone, PartialEq, Eq)]
+struct SubjectKey {
+    owner: String,
+    subject: String,
 }
 
-#[derive(Clone, Default)]
-pub struct Revocations(Arc<RwLock<Arc<Snapshot>>>);
+impl Hash for SubjectKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        SubjectRef {
+            owner: &self.owner,
+            subject: &self.subject,
+        }
+        .hash(state)
+    }
+}
+
+/// Borrowed form, so a lookup allocates nothing.
+struct SubjectRef<'a> {
+    owner: &'a str,
+    subject: &'a str,
+}
+
+impl Hash for SubjectRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.owner.hash(state);
+        self.subject.hash(state);
+    }
+}
+
+impl Equivalent<SubjectKey> for SubjectRef<'_> {
+    fn equivalent(&self, key: &SubjectKey) -> bool {
+        self.owner == key.owner && self.subject == key.subject
+    }
+}
+
+struct Inner {
+    /// Decoded 128-bit jti → the revoked token's expiry.
+    jtis: HashMap<[u8; 16], UnixTime>,
+    subjects: HashMap<SubjectKey, UnixTime>,
+    owners: HashMap<String, UnixTime>,
+    /// Highest revocation id applied, for incremental sync.
+    last_id: AtomicI64,
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last confirmation.
+    confirmed_ms: AtomicU64,
+    max_staleness: Duration,
+}
+
+#[derive(Clone)]
+pub struct Revocations(Arc<Inner>);
+
+fn jti_key(jti: &str) -> Option<[u8; 16]> {
+    b64_decode(jti).ok()?.try_into().ok()
+}
 
 impl Revocations {
-    fn snapshot(&self) -> Arc<Snapshot> {
-        match self.0.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
+    /// A view that counts as confirmed from now on until `max_staleness`
+    /// passes without [`Revocations::mark_confirmed`].
+    pub fn new(max_staleness: Duration) -> Self {
+        Self(Arc::new(Inner {
+            jtis: HashMap::new(),
+            subjects: HashMap::new(),
+            owners: HashMap::new(),
+            last_id: AtomicI64::new(0),
+            epoch: Instant::now(),
+            confirmed_ms: AtomicU64::new(0),
+            max_staleness,
+        }))
+    }
+
+    pub fn apply(&self, r: &Revocation) {
+        match &r.kind {
+            RevocationKind::Jti { jti } => {
+                if let Some(key) = jti_key(jti) {
+                    self.0.jtis.pin().insert(key, r.expires_at);
+                }
+            }
+            RevocationKind::Subject { owner, subject } => {
+                let key = SubjectKey {
+                    owner: owner
+                        .as_ref()
+                        .map(|o| o.as_str().to_string())
+                        .unwrap_or_default(),
+                    subject: subject.clone(),
+                };
+                self.0.subjects.pin().update_or_insert(
+                    key,
+                    |nb| (*nb).max(r.not_before),
+                    r.not_before,
+                );
+            }
+            RevocationKind::Owner { owner } => {
+                self.0.owners.pin().update_or_insert(
+                    owner.as_str().to_string(),
+                    |nb| (*nb).max(r.not_before),
+                    r.not_before,
+                );
+            }
         }
+        self.0.last_id.fetch_max(r.id, Ordering::SeqCst);
+    }
+
+    pub fn last_id(&self) -> i64 {
+        self.0.last_id.load(Ordering::SeqCst)
+    }
+
+    /// Forgets revocations whose tokens have all expired.
+    pub fn drop_expired(&self, now: UnixTime, longest_lifetime: i64) {
+        self.0.jtis.pin().retain(|_, exp| *exp >= now);
+        self.0
+            .subjects
+            .pin()
+            .retain(|_, nb| *nb + longest_lifetime >= now);
+        self.0
+            .owners
+            .pin()
+            .retain(|_, nb| *nb + longest_lifetime >= now);
+    }
+
+    pub fn mark_confirmed(&self) {
+        let ms = self.0.epoch.elapsed().as_millis() as u64;
+        self.0.confirmed_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    pub fn is_fresh(&self) -> bool {
+        let now = self.0.epoch.elapsed().as_millis() as u64;
+        let confirmed = self.0.confirmed_ms.load(Ordering::SeqCst);
+        now.saturating_sub(confirmed) <= self.0.max_staleness.as_millis() as u64
+    }
+
+    /// The latest watermark covering tokens of (owner, subject), if any.
+    pub fn watermark_for(&self, owner: &str, subject: &str) -> Option<UnixTime> {
+        let subjects = self.0.subjects.pin();
+        [
+            subjects.get(&SubjectRef { owner, subject }).copied(),
+            subjects.get(&SubjectRef { owner: "", subject }).copied(),
+            self.0.owners.pin().get(owner).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
+    pub fn revoked_jtis(&self) -> usize {
+        self.0.jtis.len()
+    }
+
+    /// Whether these claims are revoked, freshness aside (for listings).
+    pub fn covers(&self, c: &Claims) -> bool {
+        jti_key(&c.jti).is_some_and(|k| self.0.jtis.pin().contains_key(&k))
+            || self
+                .watermark_for(&c.owner, &c.sub)
+                .is_some_and(|nb| c.iat <= nb)
     }
 }
 
 impl RevocationView for Revocations {
     fn is_revoked(&self, c: &Claims) -> Result<bool, ViewUnavailable> {
-        let s = self.snapshot();
-        let by_subject = s
-            .subjects
-            .get(&(c.owner.clone(), c.sub.clone()))
-            .is_some_and(|nb| c.iat <= *nb);
-        let by_owner = s.owners.get(&c.owner).is_some_and(|nb| c.iat <= *nb);
-        Ok(s.jtis.contains(&c.jti) || by_subject || by_owner)
+        if !self.is_fresh() {
+            return Err(ViewUnavailable);
+        }
+        Ok(self.covers(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_domain::Email;
+
+    fn claims(owner: &str, sub: &str, iat: i64) -> Claims {
+        Claims {
+            iss: "gatehouse".into(),
+            aud: "gatehouse".into(),
+            sub: sub.into(),
+            owner: owner.into(),
+            cls: gatehouse_domain::CredentialClass::Agent,
+            jti: gatehouse_domain::codes::random_id(),
+            iat,
+            nbf: iat,
+            exp: iat + 900,
+            scope: String::new(),
+        }
+    }
+
+    fn fresh() -> Revocations {
+        let r = Revocations::new(Duration::from_secs(30));
+        r.mark_confirmed();
+        r
+    }
+
+    #[test]
+    fn a_revoked_jti_is_refused_and_others_are_not() {
+        let v = fresh();
+        let c = claims("a@x.org", "bot", 100);
+        v.apply(&Revocation {
+            id: 1,
+            kind: RevocationKind::Jti { jti: c.jti.clone() },
+            not_before: 0,
+            expires_at: c.exp,
+        });
+        assert_eq!(v.is_revoked(&c), Ok(true));
+        assert_eq!(v.is_revoked(&claims("a@x.org", "bot", 100)), Ok(false));
+        assert_eq!(v.last_id(), 1);
+    }
+
+    #[test]
+    fn watermarks_cover_tokens_issued_at_or_before_them() {
+        let v = fresh();
+        let a = Email::parse("a@x.org").unwrap();
+        v.apply(&Revocation {
+            id: 2,
+            kind: RevocationKind::Subject {
+                owner: Some(a.clone()),
+                subject: "bot".into(),
+            },
+            not_before: 100,
+            expires_at: 1000,
+        });
+        assert_eq!(v.is_revoked(&claims("a@x.org", "bot", 100)), Ok(true));
+        assert_eq!(v.is_revoked(&claims("a@x.org", "bot", 101)), Ok(false));
+        assert_eq!(
+            v.is_revoked(&claims("b@x.org", "bot", 50)),
+            Ok(false),
+            "other owner's subject untouched"
+        );
+        v.apply(&Revocation {
+            id: 3,
+            kind: RevocationKind::Owner { owner: a },
+            not_before: 200,
+            expires_at: 1000,
+        });
+        assert_eq!(v.is_revoked(&claims("a@x.org", "anyone", 150)), Ok(true));
+        v.apply(&Revocation {
+            id: 4,
+            kind: RevocationKind::Subject {
+                owner: None,
+                subject: "ci".into(),
+            },
+            not_before: 300,
+            expires_at: 1000,
+        });
+        assert_eq!(
+            v.is_revoked(&claims("b@x.org", "ci", 250)),
+            Ok(true),
+            "subject under any owner"
+        );
+        // An older watermark never lowers a newer one.
+        v.apply(&Revocation {
+            id: 5,
+            kind: RevocationKind::Subject {
+                owner: None,
+                subject: "ci".into(),
+            },
+            not_before: 10,
+            expires_at: 1000,
+        });
+        assert_eq!(v.watermark_for("b@x.org", "ci"), Some(300));
+    }
+
+    #[test]
+    fn an_unconfirmed_view_fails_closed() {
+        let v = Revocations::new(Duration::from_millis(0));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            v.is_revoked(&claims("a@x.org", "bot", 1)),
+            Err(ViewUnavailable)
+        );
+    }
+
+    #[test]
+    fn expired_entries_are_forgotten() {
+        let v = fresh();
+        let c = claims("a@x.org", "bot", 100);
+        v.apply(&Revocation {
+            id: 1,
+            kind: RevocationKind::Jti { jti: c.jti.clone() },
+            not_before: 0,
+            expires_at: 500,
+        });
+        v.drop_expired(499, 86400);
+        assert_eq!(v.revoked_jtis(), 1);
+        v.drop_expired(501, 86400);
+        assert_eq!(v.revoked_jtis(), 0);
     }
 }

@@ -13,7 +13,7 @@ use axum::{middleware, Router};
 use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{audit, bootstrap, health, owners, secrets, whoami};
+use crate::routes::{agents, audit, bootstrap, health, owners, secrets, tokens, whoami};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,10 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::PUT, "/v1/secrets/{name}", Auth, secrets::put),
         at(Method::DELETE, "/v1/secrets/{name}", Auth, secrets::delete),
         at(Method::GET, "/v1/audit", Auth, audit::list),
+        at(Method::POST, "/v1/agents", Auth, agents::create),
+        at(Method::POST, "/v1/tokens", Auth, tokens::mint),
+        at(Method::GET, "/v1/tokens", Auth, tokens::list),
+        at(Method::POST, "/v1/tokens/revoke", Auth, tokens::revoke),
     ]
 }
 

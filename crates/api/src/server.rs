@@ -61,6 +61,8 @@ pub async fn start(
     let keys = SigningKeys::empty();
     keys.load(store.as_ref(), &master, clock.now()).await?;
     let bootstrap_code = startup::prepare_bootstrap(&config, store.as_ref()).await?;
+    let revocations = Revocations::new(config.revocation_max_staleness);
+    crate::revocation_sync::full_sync(&revocations, store.as_ref(), clock.as_ref()).await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -75,7 +77,8 @@ pub async fn start(
 
     let auth = Authenticator {
         keys: keys.clone(),
-        revocations: Revocations::default(),
+        revocations: revocations.clone(),
+        refusal_audit: FailureLimiter::new(10, 60),
         policy: config.tokens.clone(),
         clock: clock.clone(),
         store: store.clone(),
@@ -94,6 +97,12 @@ pub async fn start(
     }));
 
     let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(crate::revocation_sync::run(
+        revocations,
+        store.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ));
     let mut reload_stop = stopped.clone();
     tokio::spawn(async move {
         loop {

@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::{header, Method};
 use serde_json::{json, Value};
-use support::{server, server_with, Engine};
+use support::{server, server_with, Engine, NowForTest};
 
 use gatehouse_api::router::{route_specs, Access};
 use gatehouse_domain::audit::verify_chain;
@@ -475,7 +475,7 @@ fn concrete(path: &str) -> String {
         .replace("{id}", "some-id")
 }
 
-async fn every_authenticated_route_refuses_missing_and_invalid_tokens(engine: Engine) {
+async fn revoked_or_invalid_tokens_are_refused_on_every_route(engine: Engine) {
     let s = server(engine).await;
     let op = s.claim("op@x.org").await;
     // A token signed by a key this server does not know.
@@ -492,6 +492,20 @@ async fn every_authenticated_route_refuses_missing_and_invalid_tokens(engine: En
     parts[2] = &tampered_sig;
     let tampered = parts.join(".");
     let oversized = format!("{op}{}", "A".repeat(5000));
+    // A valid token, then revoked by jti from a second session.
+    let revoked = s.owner(&op, "op@x.org").await;
+    let (_, me) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&revoked), None)
+        .await;
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"jti": me["jti"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let specs = route_specs();
     let mut checked = 0;
     for spec in specs.iter().filter(|r| r.access == Access::Authenticated) {
@@ -502,6 +516,7 @@ async fn every_authenticated_route_refuses_missing_and_invalid_tokens(engine: En
             Some(foreign.as_str()),
             Some(tampered.as_str()),
             Some(oversized.as_str()),
+            Some(revoked.as_str()),
         ] {
             let r = s
                 .call(spec.method.clone(), &path, bad, Some(json!({})))
@@ -525,7 +540,7 @@ async fn every_authenticated_route_refuses_missing_and_invalid_tokens(engine: En
         assert_eq!(r.status(), 401, "non-bearer scheme on {}", spec.path);
         checked += 1;
     }
-    assert!(checked >= 6, "the table lists the authenticated routes");
+    assert!(checked >= 10, "the table lists the authenticated routes");
     let public: Vec<String> = specs
         .iter()
         .filter(|r| r.access == Access::Public)
@@ -661,6 +676,420 @@ async fn sessions_expire_with_the_clock(engine: Engine) {
     );
 }
 
+async fn tokens_are_minted_within_class_limits_and_listed_without_values(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let mint = |body: Value| s.json(Method::POST, "/v1/tokens", Some(&op), Some(body));
+    let (status, body) =
+        mint(json!({"class": "agent", "subject": "claude", "scope": "jobs:create"})).await;
+    assert_eq!(status, 422, "agent not registered: {body}");
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(json!({"name": "claude"})),
+        )
+        .await;
+    assert_eq!((status, body["name"].as_str()), (201, Some("claude")));
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(json!({"name": "claude"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(json!({"name": "Bad Name"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let (status, body) =
+        mint(json!({"class": "agent", "subject": "claude", "ttl_seconds": 86401})).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("86400"),
+        "names the limit: {body}"
+    );
+    let (status, body) =
+        mint(json!({"class": "api", "subject": "ci", "ttl_seconds": 91 * 86400})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = mint(json!({"class": "session", "subject": "x"})).await;
+    assert_eq!(status, 400);
+    let (status, _) =
+        mint(json!({"class": "agent", "subject": "claude", "scope": "approval:bypass"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = mint(json!({"class": "agent", "subject": "claude", "scope": "root"})).await;
+    assert_eq!(status, 400);
+
+    let (status, agent) =
+        mint(json!({"class": "agent", "subject": "claude", "scope": "jobs:create jobs:read"}))
+            .await;
+    assert_eq!(status, 201, "{agent}");
+    let agent_token = agent["token"].as_str().unwrap().to_string();
+    assert_eq!(agent["jti"].as_str().unwrap().len(), 22);
+    let (status, me) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&agent_token), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (me["cls"].as_str(), me["sub"].as_str()),
+        (Some("agent"), Some("claude"))
+    );
+    assert!(
+        me["exp"].as_i64().unwrap() - s.clock.now_for_test() <= 900 + 1,
+        "agent default 15 min"
+    );
+
+    let (status, api) =
+        mint(json!({"class": "api", "subject": "ci", "scope": "audit:read approval:bypass"})).await;
+    assert_eq!(status, 201, "{api}");
+    let api_token = api["token"].as_str().unwrap().to_string();
+    let (status, _) = s
+        .json(Method::GET, "/v1/audit", Some(&api_token), None)
+        .await;
+    assert_eq!(status, 200, "api token with audit:read reads the audit");
+    let (status, body) = s
+        .json(Method::GET, "/v1/audit", Some(&agent_token), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let (status, body) = s.put_secret(&api_token, "X", "v").await;
+    assert_eq!(
+        status, 403,
+        "no non-interactive secret writes without approval: {body}"
+    );
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&api_token),
+            Some(json!({"class": "api", "subject": "x"})),
+        )
+        .await;
+    assert_eq!(status, 403, "tokens are minted by humans");
+
+    let (status, list) = s.json(Method::GET, "/v1/tokens", Some(&op), None).await;
+    assert_eq!(status, 200);
+    let text = list.to_string();
+    assert!(
+        !text.contains(&agent_token) && !text.contains(&api_token) && !text.contains(&op),
+        "never token values"
+    );
+    let classes: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["class"].as_str().unwrap())
+        .collect();
+    assert!(classes.contains(&"agent") && classes.contains(&"api") && classes.contains(&"session"));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["revoked"] == false));
+
+    // Owner isolation: alice sees only hers and cannot revoke others'.
+    let alice = s.owner(&op, "alice@x.org").await;
+    let (_, theirs) = s.json(Method::GET, "/v1/tokens", Some(&alice), None).await;
+    assert_eq!(theirs.as_array().unwrap().len(), 1);
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&alice),
+            Some(json!({"jti": agent["jti"]})),
+        )
+        .await;
+    assert_eq!(status, 404, "another owner's token is not found");
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&alice),
+            Some(json!({"owner": "op@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"jti": agent["jti"]})),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({"revoked": 1})));
+    let (_, body) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"jti": agent["jti"]})),
+        )
+        .await;
+    assert_eq!(body, json!({"revoked": 0}), "already revoked");
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&agent_token), None)
+            .await
+            .0,
+        401
+    );
+    let (_, list) = s.json(Method::GET, "/v1/tokens", Some(&op), None).await;
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["jti"] == agent["jti"])
+        .unwrap()
+        .clone();
+    assert_eq!(entry["revoked"], true);
+    for bad in [
+        json!({}),
+        json!({"jti": "a", "owner": "op@x.org"}),
+        json!({"subject": ""}),
+    ] {
+        let (status, _) = s
+            .json(
+                Method::POST,
+                "/v1/tokens/revoke",
+                Some(&op),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+}
+
+async fn revoking_a_subject_or_an_owner_ends_all_their_tokens_but_not_later_ones(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    s.json(
+        Method::POST,
+        "/v1/agents",
+        Some(&op),
+        Some(json!({"name": "bot"})),
+    )
+    .await;
+    let mint = || {
+        s.json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&op),
+            Some(json!({"class": "agent", "subject": "bot"})),
+        )
+    };
+    let t1 = mint().await.1["token"].as_str().unwrap().to_string();
+    let t2 = mint().await.1["token"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"subject": "bot"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(body["revoked"]["all-before"].is_i64(), "{body}");
+    for t in [&t1, &t2] {
+        assert_eq!(
+            s.json(Method::GET, "/v1/auth/whoami", Some(t), None)
+                .await
+                .0,
+            401
+        );
+    }
+    let t3 = mint().await.1["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&t3), None)
+            .await
+            .0,
+        200,
+        "minted after: alive"
+    );
+
+    let alice = s.owner(&op, "alice@x.org").await;
+    let alice2 = s.owner(&op, "alice@x.org").await;
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&alice),
+            Some(json!({"owner": "alice@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for t in [&alice, &alice2] {
+        assert_eq!(
+            s.json(Method::GET, "/v1/auth/whoami", Some(t), None)
+                .await
+                .0,
+            401,
+            "sessions included"
+        );
+    }
+    let alice3 = s.owner(&op, "alice@x.org").await;
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&alice3), None)
+            .await
+            .0,
+        200,
+        "a new login works at once"
+    );
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&op), None)
+            .await
+            .0,
+        200,
+        "other owners untouched"
+    );
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"owner": "nobody@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn rename_table(s: &support::TestServer, engine: Engine, from: &str, to: &str) {
+    let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+    match engine {
+        Engine::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+        Engine::Postgres => {
+            let pool = sqlx::PgPool::connect(&s.database_url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+async fn a_replica_that_cannot_confirm_revocations_fails_closed(engine: Engine) {
+    use std::time::{Duration, Instant};
+    let s = server_with(
+        engine,
+        &[("GATEHOUSE_REVOCATION_MAX_STALENESS_SECONDS", "1")],
+    )
+    .await;
+    let op = s.claim("op@x.org").await;
+    assert_eq!(s.json(Method::GET, "/readyz", None, None).await.0, 200);
+    // The revocation sync can no longer read; everything else still works.
+    rename_table(&s, engine, "revocations", "revocations_away").await;
+    let started = Instant::now();
+    loop {
+        let (status, body) = s
+            .json(Method::GET, "/v1/auth/whoami", Some(&op), None)
+            .await;
+        if status == 503 {
+            assert_eq!(body["error"]["code"], "unavailable");
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never failed closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before the staleness bound"
+    );
+    let (status, ready) = s.json(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status, ready["revocations"].as_str()),
+        (503, Some("stale"))
+    );
+    assert_eq!(
+        s.json(Method::GET, "/healthz", None, None).await.0,
+        200,
+        "alive, just not trusting tokens"
+    );
+    rename_table(&s, engine, "revocations_away", "revocations").await;
+    let started = Instant::now();
+    while s
+        .json(Method::GET, "/v1/auth/whoami", Some(&op), None)
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.json(Method::GET, "/readyz", None, None).await.0, 200);
+}
+
+async fn refused_token_uses_are_audited_without_the_token(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let garbage = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ";
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(garbage), None)
+            .await
+            .0,
+        401
+    );
+    for _ in 0..30 {
+        s.json(Method::GET, "/v1/auth/whoami", Some("x.y.z"), None)
+            .await;
+    }
+    // The audit write is asynchronous; give it a moment.
+    let mut refusals = Vec::new();
+    for _ in 0..100 {
+        let (_, audit) = s
+            .json(Method::GET, "/v1/audit?limit=1000", Some(&op), None)
+            .await;
+        refusals = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "token.use")
+            .cloned()
+            .collect();
+        if refusals.len() >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(refusals.len(), 10, "refusal auditing is bounded per source");
+    let text = serde_json::to_string(&refusals).unwrap();
+    assert!(
+        !text.contains("c2VjcmV0") && !text.contains(garbage),
+        "{text}"
+    );
+    assert!(refusals[0]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("denied:"));
+    let (_, audit) = s
+        .json(Method::GET, "/v1/audit?limit=1000", Some(&op), None)
+        .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"token.issue"));
+}
+
 on_both_engines!(
     claim_makes_the_claimant_operator_once,
     wrong_codes_are_refused_then_rate_limited,
@@ -669,7 +1098,11 @@ on_both_engines!(
     bad_secret_requests_are_refused_and_change_nothing,
     owners_never_see_each_others_secrets_or_audit,
     ciphertext_copied_to_another_owner_does_not_decrypt,
-    every_authenticated_route_refuses_missing_and_invalid_tokens,
+    revoked_or_invalid_tokens_are_refused_on_every_route,
+    tokens_are_minted_within_class_limits_and_listed_without_values,
+    revoking_a_subject_or_an_owner_ends_all_their_tokens_but_not_later_ones,
+    a_replica_that_cannot_confirm_revocations_fails_closed,
+    refused_token_uses_are_audited_without_the_token,
     trusted_proxy_header_is_honoured_only_from_trusted_peers,
     audit_chain_of_a_full_flow_verifies,
     health_readiness_and_keys_are_public,

@@ -42,6 +42,14 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Tokens: the kill switch, written straight to the store, so it works
+    /// while the API is down.
+    Token {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// The audit log.
     Audit {
         #[command(flatten)]
@@ -59,6 +67,22 @@ pub enum KeysAction {
     /// The new key comes from GATEHOUSE_NEW_MASTER_KEY, or, when the master
     /// key lives in the data directory's key file, is generated there.
     RotateMaster,
+}
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// Revoke one token by jti, every token of a subject (optionally of one
+    /// owner), or every token of an owner, sessions included.
+    Revoke {
+        /// The token's jti.
+        jti: Option<String>,
+        /// Revoke every token of this subject (agent, job or api name).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Revoke every token of this owner; with --subject, limits it to this owner.
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -13,9 +13,10 @@ use gatehouse_domain::audit::{verify_chain, AuditEvent};
 use gatehouse_domain::clock::{Clock, SystemClock};
 use gatehouse_domain::crypto::{self, Purpose, SymmetricKey};
 use gatehouse_domain::master_key::{encode_master_key, parse_master_key};
-use gatehouse_store::{Rewrapped, Store, WrappedKey};
+use gatehouse_domain::Email;
+use gatehouse_store::{RevocationKind, Rewrapped, Store, WrappedKey};
 
-use crate::cli::{AuditAction, Cli, Command, ConfigArgs, KeysAction};
+use crate::cli::{AuditAction, Cli, Command, ConfigArgs, KeysAction, TokenAction};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => serve(&config, print_config).await,
         Command::Keys { config, action } => keys(&config, action).await,
         Command::Audit { config, action } => audit(&config, action).await,
+        Command::Token { config, action } => token(&config, action).await,
     }
 }
 
@@ -268,6 +270,63 @@ async fn rotate_master(
         );
     }
     Ok(())
+}
+
+async fn token(args: &ConfigArgs, action: TokenAction) -> Result<ExitCode> {
+    let TokenAction::Revoke {
+        jti,
+        subject,
+        owner,
+    } = action;
+    let config = load_config(args)?;
+    let store = open_existing_store(&config).await?;
+    let now = SystemClock.now();
+    let owner = owner
+        .map(|o| Email::parse(&o).map_err(|e| anyhow!("--owner: {e}")))
+        .transpose()?;
+    let watermark_expiry = now + longest_token_lifetime();
+    let (kind, expires_at, target) = match (jti, subject, owner) {
+        (Some(jti), None, None) => {
+            let expiry = match store.issued_token(&jti).await? {
+                Some(t) => t.exp,
+                None => {
+                    eprintln!(
+                        "warning: no issued token with jti {jti} is known; revoking it anyway"
+                    );
+                    watermark_expiry
+                }
+            };
+            let target = format!("jti {jti}");
+            (RevocationKind::Jti { jti }, expiry, target)
+        }
+        (None, Some(subject), owner) => {
+            let target = format!("subject {subject}");
+            (
+                RevocationKind::Subject { owner, subject },
+                watermark_expiry,
+                target,
+            )
+        }
+        (None, None, Some(owner)) => {
+            let target = format!("owner {owner}");
+            (RevocationKind::Owner { owner }, watermark_expiry, target)
+        }
+        _ => bail!("give a jti, or --subject (optionally with --owner), or --owner"),
+    };
+    let revocation = store
+        .revoke(
+            kind,
+            now,
+            expires_at,
+            cli_event("token.revoke", &target),
+            now,
+        )
+        .await?;
+    println!(
+        "revoked {target} (revocation {}); running servers refuse it within a second",
+        revocation.id
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A `master.key.next` left by an interrupted rotation: when the store

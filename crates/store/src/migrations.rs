@@ -7,12 +7,20 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use std::borrow::Cow;
 
 /// (version, description, sqlite SQL, postgres SQL)
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tokens and revocation",
+        include_str!("../migrations/sqlite/0002_tokens_and_revocation.sql"),
+        include_str!("../migrations/postgres/0002_tokens_and_revocation.sql"),
+    ),
+];
 
 #[derive(Clone, Copy)]
 pub(crate) enum Dialect {

@@ -109,3 +109,39 @@ pub enum Rewrapped {
         master_kid: String,
     },
 }
+
+/// A token Gatehouse issued; its value is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub jti: String,
+    pub owner: Email,
+    pub subject: String,
+    pub class: gatehouse_domain::CredentialClass,
+    pub scope: String,
+    pub iat: UnixTime,
+    pub exp: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationKind {
+    /// One token.
+    Jti { jti: String },
+    /// Every token of `subject` (of `owner`, or of any owner when `None`)
+    /// issued at or before `not_before`.
+    Subject {
+        owner: Option<Email>,
+        subject: String,
+    },
+    /// Every token of the owner, sessions included.
+    Owner { owner: Email },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Assigned by the store; orders revocations for incremental sync.
+    pub id: i64,
+    pub kind: RevocationKind,
+    pub not_before: UnixTime,
+    /// After this instant every token it covers has expired anyway.
+    pub expires_at: UnixTime,
+}

@@ -11,6 +11,60 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
 }
 
+const REVOCATION_CHANNEL: &str = "gatehouse_revocations";
+
+/// Listens on the revocation channel and forwards a wake-up per
+/// notification. On a lost connection it reconnects (with backoff) and
+/// sends one wake-up, since notifications sent meanwhile are gone.
+async fn listen_for_revocations(store: &PgStore) -> Option<tokio::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let pool = store.pool.clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!("revocation listener cannot connect: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(REVOCATION_CHANNEL).await {
+                tracing::warn!("revocation listener cannot LISTEN: {e}");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+            if tx.send(()).await.is_err() {
+                return;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => {
+                        if tx.send(()).await.is_err() {
+                            return;
+                        }
+                    }
+                    // The connection dropped; try_recv reconnects next time,
+                    // but notifications in between are lost: wake a resync.
+                    Ok(None) => {
+                        if tx.send(()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("revocation listener failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Some(rx)
+}
+
 impl PgStore {
     pub async fn open(url: &str) -> crate::error::Result<Self> {
         let options = PgConnectOptions::from_str(url)
@@ -27,4 +81,11 @@ impl PgStore {
     }
 }
 
-crate::sql_store::sql_store!(PgStore, sqlx::Postgres, Engine::Postgres, "BEGIN");
+crate::sql_store::sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    Engine::Postgres,
+    "BEGIN",
+    "SELECT pg_notify('gatehouse_revocations', '')",
+    listen_for_revocations
+);

@@ -36,8 +36,60 @@ pub(crate) fn email_from_db(s: &str) -> Result<Email> {
     Email::parse(s).map_err(|e| StoreError::Backend(format!("stored owner is not an email: {e}")))
 }
 
+pub(crate) fn kind_to_columns(
+    kind: &crate::model::RevocationKind,
+) -> (&'static str, String, String, String) {
+    use crate::model::RevocationKind;
+    match kind {
+        RevocationKind::Jti { jti } => ("jti", String::new(), String::new(), jti.clone()),
+        RevocationKind::Subject { owner, subject } => (
+            "subject",
+            owner
+                .as_ref()
+                .map(|o| o.as_str().to_string())
+                .unwrap_or_default(),
+            subject.clone(),
+            String::new(),
+        ),
+        RevocationKind::Owner { owner } => (
+            "owner",
+            owner.as_str().to_string(),
+            String::new(),
+            String::new(),
+        ),
+    }
+}
+
+pub(crate) fn kind_from_columns(
+    kind: &str,
+    owner: String,
+    subject: String,
+    jti: String,
+) -> Result<crate::model::RevocationKind> {
+    use crate::model::RevocationKind;
+    Ok(match kind {
+        "jti" => RevocationKind::Jti { jti },
+        "subject" => RevocationKind::Subject {
+            owner: if owner.is_empty() {
+                None
+            } else {
+                Some(email_from_db(&owner)?)
+            },
+            subject,
+        },
+        "owner" => RevocationKind::Owner {
+            owner: email_from_db(&owner)?,
+        },
+        other => {
+            return Err(StoreError::Backend(format!(
+                "unknown revocation kind {other:?}"
+            )))
+        }
+    })
+}
+
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $engine:expr, $begin_write:literal) => {
+    ($store:ty, $db:ty, $engine:expr, $begin_write:literal, $notify_sql:literal, $wakeups:path) => {
         use async_trait::async_trait;
         use gatehouse_domain::audit::{AuditEvent, AuditRecord, ChainHead};
         use gatehouse_domain::clock::UnixTime;
@@ -47,7 +99,7 @@ macro_rules! sql_store {
         use crate::connect::Engine;
         use crate::error::{Result, StoreError};
         use crate::model::*;
-        use crate::sql_store::{email_from_db, role_from_str, role_to_str};
+        use crate::sql_store::{email_from_db, kind_from_columns, kind_to_columns, role_from_str, role_to_str};
 
         type Tx<'a> = sqlx::Transaction<'a, $db>;
         type DbRow = <$db as sqlx::Database>::Row;
@@ -131,6 +183,31 @@ macro_rules! sql_store {
                 created_at: r.try_get("created_at")?,
                 retired_at: r.try_get("retired_at")?,
                 verify_until: r.try_get("verify_until")?,
+            })
+        }
+
+        fn issued_from_row(r: &DbRow) -> Result<IssuedToken> {
+            let owner: String = r.try_get("owner")?;
+            let cls: String = r.try_get("cls")?;
+            Ok(IssuedToken {
+                jti: r.try_get("jti")?,
+                owner: email_from_db(&owner)?,
+                subject: r.try_get("subject")?,
+                class: gatehouse_domain::CredentialClass::parse(&cls)
+                    .ok_or_else(|| StoreError::Backend(format!("unknown token class {cls:?}")))?,
+                scope: r.try_get("scope")?,
+                iat: r.try_get("iat")?,
+                exp: r.try_get("exp")?,
+            })
+        }
+
+        fn revocation_from_row(r: &DbRow) -> Result<Revocation> {
+            let kind: String = r.try_get("kind")?;
+            Ok(Revocation {
+                id: r.try_get("id")?,
+                kind: kind_from_columns(&kind, r.try_get("owner")?, r.try_get("subject")?, r.try_get("jti")?)?,
+                not_before: r.try_get("not_before")?,
+                expires_at: r.try_get("expires_at")?,
             })
         }
 
@@ -425,6 +502,119 @@ macro_rules! sql_store {
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn create_agent(&self, owner: &Email, name: &str, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("INSERT INTO agents (owner, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(owner.as_str())
+                    .bind(name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict("agent exists"),
+                        other => other,
+                    })?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn agent_exists(&self, owner: &Email, name: &str) -> Result<bool> {
+                Ok(sqlx::query("SELECT 1 AS one FROM agents WHERE owner = $1 AND name = $2")
+                    .bind(owner.as_str())
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some())
+            }
+
+            async fn record_issued_token(&self, t: &IssuedToken, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO issued_tokens (jti, owner, subject, cls, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&t.jti)
+                .bind(t.owner.as_str())
+                .bind(&t.subject)
+                .bind(t.class.as_str())
+                .bind(&t.scope)
+                .bind(t.iat)
+                .bind(t.exp)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn issued_token(&self, jti: &str) -> Result<Option<IssuedToken>> {
+                let row = sqlx::query("SELECT * FROM issued_tokens WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| issued_from_row(&r)).transpose()
+            }
+
+            async fn issued_tokens(&self, owner: &Email, now: UnixTime) -> Result<Vec<IssuedToken>> {
+                let rows = sqlx::query("SELECT * FROM issued_tokens WHERE owner = $1 AND exp > $2 ORDER BY iat DESC, jti")
+                    .bind(owner.as_str())
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(issued_from_row).collect()
+            }
+
+            async fn revoke(&self, kind: RevocationKind, not_before: UnixTime, expires_at: UnixTime, audit: AuditEvent, now: UnixTime) -> Result<Revocation> {
+                let mut tx = self.begin_write().await?;
+                // The audit append takes the chain-head lock first, so
+                // revocation ids are handed out in commit order and an
+                // incremental reader never skips one.
+                Self::append_in(&mut tx, audit, now).await?;
+                let (k, owner, subject, jti) = kind_to_columns(&kind);
+                let row = sqlx::query(
+                    "INSERT INTO revocations (kind, owner, subject, jti, not_before, expires_at, created_at)                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(k)
+                .bind(owner)
+                .bind(subject)
+                .bind(jti)
+                .bind(not_before)
+                .bind(expires_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id: i64 = row.try_get("id")?;
+                sqlx::query($notify_sql).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(Revocation { id, kind, not_before, expires_at })
+            }
+
+            async fn revocations_since(&self, after_id: i64) -> Result<Vec<Revocation>> {
+                let rows = sqlx::query("SELECT * FROM revocations WHERE id > $1 ORDER BY id")
+                    .bind(after_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(revocation_from_row).collect()
+            }
+
+            async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>> {
+                let rows = sqlx::query("SELECT * FROM revocations WHERE expires_at >= $1 ORDER BY id")
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(revocation_from_row).collect()
+            }
+
+            async fn sweep_revocations(&self, now: UnixTime) -> Result<u64> {
+                let a = sqlx::query("DELETE FROM revocations WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+                let b = sqlx::query("DELETE FROM issued_tokens WHERE exp < $1").bind(now).execute(&self.pool).await?;
+                Ok(a.rows_affected() + b.rows_affected())
+            }
+
+            async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+                $wakeups(self).await
             }
 
             async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord> {

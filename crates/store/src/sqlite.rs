@@ -30,4 +30,16 @@ impl SqliteStore {
     }
 }
 
-crate::sql_store::sql_store!(SqliteStore, sqlx::Sqlite, Engine::Sqlite, "BEGIN IMMEDIATE");
+/// SQLite has no push channel: replicas of one file are one process.
+async fn no_wakeups(_: &SqliteStore) -> Option<tokio::sync::mpsc::Receiver<()>> {
+    None
+}
+
+crate::sql_store::sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    Engine::Sqlite,
+    "BEGIN IMMEDIATE",
+    "SELECT 1",
+    no_wakeups
+);

@@ -93,6 +93,47 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<bool>;
 
+    // Agents and issued tokens.
+    async fn create_agent(
+        &self,
+        owner: &Email,
+        name: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    async fn agent_exists(&self, owner: &Email, name: &str) -> Result<bool>;
+    /// Records an issued token (never its value) with its audit event.
+    async fn record_issued_token(
+        &self,
+        token: &IssuedToken,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    async fn issued_token(&self, jti: &str) -> Result<Option<IssuedToken>>;
+    /// The owner's tokens that have not yet expired, newest first.
+    async fn issued_tokens(&self, owner: &Email, now: UnixTime) -> Result<Vec<IssuedToken>>;
+
+    // Revocation.
+    /// Persists a revocation (with its audit event) and wakes every
+    /// replica's revocation sync. Returns it with its store-assigned id.
+    async fn revoke(
+        &self,
+        kind: RevocationKind,
+        not_before: UnixTime,
+        expires_at: UnixTime,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<Revocation>;
+    /// Revocations with an id above `after_id`, oldest first.
+    async fn revocations_since(&self, after_id: i64) -> Result<Vec<Revocation>>;
+    /// Every revocation that still matters (not yet expired).
+    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>>;
+    /// Drops revocations and issued-token rows whose tokens have expired.
+    async fn sweep_revocations(&self, now: UnixTime) -> Result<u64>;
+    /// A wake-up each time any replica writes a revocation, where the
+    /// engine can push (PostgreSQL LISTEN/NOTIFY); `None` means poll only.
+    async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>>;
+
     // Audit.
     async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord>;
     /// Records after `since_seq`, oldest first; only `owner`'s when given.

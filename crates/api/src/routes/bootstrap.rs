@@ -60,7 +60,7 @@ pub async fn claim(
         st.claim_limiter.record_failure(ip, now);
         let mut e = AuditEvent::new("bootstrap.claim", "denied:wrong_code");
         e.actor = ip.to_string();
-        e.request_id = request.0;
+        e.request_id = request.0.clone();
         st.store.append_audit(e, now).await?;
         return Err(ApiError::forbidden(
             "wrong_code",
@@ -78,7 +78,7 @@ pub async fn claim(
     event.cls = "session".into();
     event.owner = email.as_str().into();
     event.target = email.as_str().into();
-    event.request_id = request.0;
+    event.request_id = request.0.clone();
     match st.store.claim_bootstrap(&operator, event, now).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
@@ -94,17 +94,19 @@ pub async fn claim(
         }
     }
     tracing::info!(operator = %email, "installation claimed");
-    session_response(&st, &email, Role::Operator, StatusCode::CREATED)
+    session_response(&st, &email, Role::Operator, StatusCode::CREATED, &request).await
 }
 
 /// `{"email","token","expires_at"}` plus the session cookie.
-pub fn session_response(
+pub async fn session_response(
     st: &AppState,
     email: &Email,
     role: Role,
     status: StatusCode,
+    request: &RequestId,
 ) -> ApiResult<Response> {
     let (token, claims) = st.auth.issue_session(email, role)?;
+    crate::routes::tokens::record_issued(st, &claims, email.as_str(), request).await?;
     let cookie = session_cookie(&token, claims.exp - claims.iat, st.config.cookies_secure());
     let body =
         json!({ "email": email.as_str(), "token": token, "expires_at": rfc3339(claims.exp) });

@@ -11,18 +11,28 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the store answers.
+/// Ready when the store answers and the revocation view is fresh.
 pub async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
-    match st.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+    let store_ok = match st.store.ping().await {
+        Ok(()) => true,
         Err(e) => {
             tracing::warn!("readiness: store unreachable: {e}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "store": "unreachable" })),
-            )
+            false
         }
-    }
+    };
+    let revocations_fresh = st.auth.revocations.is_fresh();
+    let ready = store_ok && revocations_fresh;
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "store": if store_ok { "ok" } else { "unreachable" },
+        "revocations": if revocations_fresh { "fresh" } else { "stale" },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
 
 /// RFC 8037 OKP keys: every key that may still verify a live token.

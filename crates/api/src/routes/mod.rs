@@ -1,9 +1,11 @@
 //! HTTP handlers, one file per resource. Each handler's first lines state
 //! the rights it needs.
 
+pub mod agents;
 pub mod audit;
 pub mod bootstrap;
 pub mod health;
 pub mod owners;
 pub mod secrets;
+pub mod tokens;
 pub mod whoami;

@@ -131,5 +131,5 @@ pub async fn login(
         .await?
         .map(|o| o.role)
         .ok_or_else(|| ApiError::forbidden("owner_unknown", "this owner no longer exists"))?;
-    session_response(&st, &email, role, StatusCode::OK)
+    session_response(&st, &email, role, StatusCode::OK, &request).await
 }

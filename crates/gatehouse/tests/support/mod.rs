@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Helpers for running the real `gatehouse` binary in end-to-end tests.
 //!
 //! Every child runs with a cleared environment (only `PATH`, a private

@@ -1,0 +1,100 @@
+//! Keeps the node's revocation view in step with the store.
+//!
+//! - Incremental: revocations with an id above the last applied one, every
+//!   `POLL` and at once on a wake-up (PostgreSQL NOTIFY from any replica).
+//!   Revocation ids are handed out in commit order (see the store), so the
+//!   incremental read never skips one.
+//! - Full resync every `FULL_RESYNC` and after any failure: NOTIFY is not
+//!   durable and a connection can drop, so the view is rebuilt from the
+//!   store's live revocations regardless.
+//! - Each successful read confirms the view; a view left unconfirmed past
+//!   `revocation.max_staleness_seconds` refuses every token.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use gatehouse_domain::clock::Clock;
+use gatehouse_store::{Store, StoreError};
+
+use crate::keys::longest_token_lifetime;
+use crate::revocation::Revocations;
+
+pub const POLL: Duration = Duration::from_millis(500);
+pub const FULL_RESYNC: Duration = Duration::from_secs(10);
+const SWEEP: Duration = Duration::from_secs(600);
+
+/// Loads every live revocation into the view and confirms it.
+pub async fn full_sync(
+    view: &Revocations,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Result<(), StoreError> {
+    let now = clock.now();
+    for r in store.live_revocations(now).await? {
+        view.apply(&r);
+    }
+    view.drop_expired(now, longest_token_lifetime());
+    view.mark_confirmed();
+    Ok(())
+}
+
+async fn incremental_sync(view: &Revocations, store: &dyn Store) -> Result<(), StoreError> {
+    for r in store.revocations_since(view.last_id()).await? {
+        view.apply(&r);
+    }
+    view.mark_confirmed();
+    Ok(())
+}
+
+async fn next_wakeup(rx: &mut Option<mpsc::Receiver<()>>) {
+    match rx {
+        Some(r) => {
+            if r.recv().await.is_none() {
+                *rx = None;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+pub async fn run(
+    view: Revocations,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wakeups = store.revocation_wakeups().await;
+    let mut last_full = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut need_full = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = next_wakeup(&mut wakeups) => {}
+            _ = stop.changed() => return,
+        }
+        let result = if need_full || last_full.elapsed() >= FULL_RESYNC {
+            last_full = Instant::now();
+            full_sync(&view, store.as_ref(), clock.as_ref()).await
+        } else {
+            incremental_sync(&view, store.as_ref()).await
+        };
+        match result {
+            Ok(()) => need_full = false,
+            Err(e) => {
+                need_full = true;
+                tracing::warn!(
+                    "revocation sync failed (tokens are refused once the view is stale): {e}"
+                );
+            }
+        }
+        if last_sweep.elapsed() >= SWEEP {
+            last_sweep = Instant::now();
+            if let Err(e) = store.sweep_revocations(clock.now()).await {
+                tracing::warn!("revocation sweep failed: {e}");
+            }
+        }
+    }
+}

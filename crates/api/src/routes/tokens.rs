@@ -1,0 +1,268 @@
+//! Issuing, listing and revoking tokens (the kill switch).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::names::validate_agent_name;
+use gatehouse_domain::token::Claims;
+use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
+use gatehouse_store::{IssuedToken, RevocationKind};
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::keys::longest_token_lifetime;
+use crate::request_id::RequestId;
+use crate::state::{audit_event, AppState};
+
+/// Records a freshly signed token (never its value) with a `token.issue`
+/// audit record.
+pub async fn record_issued(
+    st: &AppState,
+    claims: &Claims,
+    actor: &str,
+    request: &RequestId,
+) -> ApiResult<()> {
+    let owner = Email::parse(&claims.owner).map_err(ApiError::internal)?;
+    let issued = IssuedToken {
+        jti: claims.jti.clone(),
+        owner: owner.clone(),
+        subject: claims.sub.clone(),
+        class: claims.cls,
+        scope: claims.scope.clone(),
+        iat: claims.iat,
+        exp: claims.exp,
+    };
+    let event = gatehouse_domain::audit::AuditEvent {
+        actor: actor.into(),
+        cls: claims.cls.as_str().into(),
+        owner: owner.as_str().into(),
+        action: "token.issue".into(),
+        target: format!("{} {} {}", claims.cls, claims.sub, claims.jti),
+        outcome: "ok".into(),
+        request_id: request.0.clone(),
+    };
+    st.store
+        .record_issued_token(&issued, event, st.now())
+        .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    class: String,
+    subject: String,
+    ttl_seconds: Option<i64>,
+    #[serde(default)]
+    scope: String,
+}
+
+/// Human session with `tokens:write`. Agent tokens name a registered
+/// agent; api tokens name their purpose. Scopes are at most the caller's;
+/// `approval:bypass` only on api tokens, `credentials:read` never here.
+pub async fn mint(
+    principal: Principal,
+    State(st): State<AppState>,
+    request: RequestId,
+    ApiJson(body): ApiJson<MintRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    principal.require_scope(Scope::TokensWrite)?;
+    principal.require_human()?;
+    let class = match CredentialClass::parse(&body.class) {
+        Some(c @ (CredentialClass::Agent | CredentialClass::Api)) => c,
+        _ => return Err(ApiError::bad_request("class must be \"agent\" or \"api\"")),
+    };
+    validate_agent_name(&body.subject).map_err(|e| ApiError::BadRequest {
+        code: "invalid_subject",
+        message: e.to_string(),
+    })?;
+    let scopes = ScopeSet::parse(&body.scope).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !scopes.is_subset_of(principal.scopes) {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            "a token cannot carry scopes its issuer lacks",
+        ));
+    }
+    if scopes.contains(Scope::CredentialsRead) {
+        return Err(ApiError::bad_request(
+            "credentials:read belongs to job tokens only",
+        ));
+    }
+    if class == CredentialClass::Agent && scopes.contains(Scope::ApprovalBypass) {
+        return Err(ApiError::bad_request(
+            "approval:bypass is for api tokens only",
+        ));
+    }
+    if class == CredentialClass::Agent
+        && !st
+            .store
+            .agent_exists(&principal.owner, &body.subject)
+            .await?
+    {
+        return Err(ApiError::Unprocessable {
+            code: "unknown_agent",
+            message: format!(
+                "no agent named {} is registered for this owner",
+                body.subject
+            ),
+        });
+    }
+    let (token, claims) = st.auth.issue(
+        class,
+        &body.subject,
+        &principal.owner,
+        scopes,
+        body.ttl_seconds,
+    )?;
+    record_issued(&st, &claims, &principal.subject, &request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "jti": claims.jti,
+            "expires_at": rfc3339(claims.exp),
+            "class": claims.cls.as_str(),
+            "subject": claims.sub,
+            "scope": claims.scope,
+        })),
+    ))
+}
+
+/// Scope `tokens:write`: the owner's unexpired tokens, never their values.
+pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+    principal.require_scope(Scope::TokensWrite)?;
+    let tokens = st.store.issued_tokens(&principal.owner, st.now()).await?;
+    let revocations = &st.auth.revocations;
+    Ok(Json(
+        tokens
+            .iter()
+            .map(|t| {
+                let claims = Claims {
+                    iss: String::new(),
+                    aud: String::new(),
+                    sub: t.subject.clone(),
+                    owner: t.owner.as_str().into(),
+                    cls: t.class,
+                    jti: t.jti.clone(),
+                    iat: t.iat,
+                    nbf: t.iat,
+                    exp: t.exp,
+                    scope: t.scope.clone(),
+                };
+                json!({
+                    "jti": t.jti,
+                    "subject": t.subject,
+                    "class": t.class.as_str(),
+                    "scope": t.scope,
+                    "iat": t.iat,
+                    "exp": t.exp,
+                    "revoked": revocations.covers(&claims),
+                })
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    jti: Option<String>,
+    subject: Option<String>,
+    owner: Option<String>,
+}
+
+/// Scope `tokens:write`, within the caller's owner (the operator's human
+/// session may revoke any owner's tokens). Exactly one of jti, subject,
+/// owner. Effective on this node at once, on every replica within the
+/// propagation bound.
+pub async fn revoke(
+    principal: Principal,
+    State(st): State<AppState>,
+    request: RequestId,
+    ApiJson(body): ApiJson<RevokeRequest>,
+) -> ApiResult<Json<Value>> {
+    principal.require_scope(Scope::TokensWrite)?;
+    let now = st.now();
+    let may_cross_owners = principal.is_operator() && principal.is_human();
+    let (kind, expires_at, target) = match (body.jti, body.subject, body.owner) {
+        (Some(jti), None, None) => {
+            let token = st
+                .store
+                .issued_token(&jti)
+                .await?
+                .filter(|t| t.owner == principal.owner || may_cross_owners)
+                .ok_or_else(|| ApiError::NotFound("no such token".into()))?;
+            (
+                RevocationKind::Jti {
+                    jti: token.jti.clone(),
+                },
+                token.exp,
+                format!("jti {}", token.jti),
+            )
+        }
+        (None, Some(subject), None) => {
+            if subject.is_empty() || subject.len() > 256 {
+                return Err(ApiError::bad_request("subject must be 1 to 256 characters"));
+            }
+            let target = format!("subject {subject}");
+            (
+                RevocationKind::Subject {
+                    owner: Some(principal.owner.clone()),
+                    subject,
+                },
+                now + longest_token_lifetime(),
+                target,
+            )
+        }
+        (None, None, Some(owner)) => {
+            let owner = Email::parse(&owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if owner != principal.owner && !may_cross_owners {
+                return Err(ApiError::forbidden(
+                    "forbidden",
+                    "only the operator may revoke another owner's tokens",
+                ));
+            }
+            if st.store.owner(&owner).await?.is_none() {
+                return Err(ApiError::NotFound("no such owner".into()));
+            }
+            let target = format!("owner {owner}");
+            (
+                RevocationKind::Owner { owner },
+                now + longest_token_lifetime(),
+                target,
+            )
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of jti, subject or owner",
+            ))
+        }
+    };
+    let already = matches!(&kind, RevocationKind::Jti { jti } if st.store.issued_token(jti).await?.is_some_and(|t| {
+        st.auth.revocations.covers(&Claims {
+            iss: String::new(),
+            aud: String::new(),
+            sub: t.subject.clone(),
+            owner: t.owner.as_str().into(),
+            cls: t.class,
+            jti: t.jti.clone(),
+            iat: t.iat,
+            nbf: t.iat,
+            exp: t.exp,
+            scope: String::new(),
+        })
+    }));
+    let event = audit_event(&principal, "token.revoke", &target, "ok", &request);
+    let is_jti = matches!(kind, RevocationKind::Jti { .. });
+    let revocation = st.store.revoke(kind, now, expires_at, event, now).await?;
+    st.auth.revocations.apply(&revocation);
+    Ok(Json(if is_jti {
+        json!({ "revoked": if already { 0 } else { 1 } })
+    } else {
+        json!({ "revoked": { "all-before": now } })
+    }))
+}
