@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use gatehouse_domain::clock::{Clock, UnixTime};
 use gatehouse_domain::token::claims::new_claims;
-use gatehouse_domain::token::{jws, verify_token, Claims, TokenError, TokenPolicy};
+use gatehouse_domain::token::{jws, verify_token_cached, Claims, TokenError, TokenPolicy};
 use gatehouse_domain::{CredentialClass, Email, Principal, Role, ScopeSet};
 use gatehouse_store::Store;
 
@@ -36,6 +36,7 @@ pub struct Authenticator {
     /// Refused token uses are audited, at most this many per source a
     /// minute, so garbage tokens cannot flood the audit log.
     pub refusal_audit: crate::rate_limit::FailureLimiter,
+    pub cache: crate::token_cache::TokenCache,
 }
 
 enum Presented<'a> {
@@ -58,10 +59,11 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 impl Authenticator {
     /// The one token check: signature, claims, lifetime, revocation.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        verify_token(
+        verify_token_cached(
             token,
             &self.keys,
             &self.revocations,
+            &self.cache,
             &self.policy,
             self.clock.now(),
         )

@@ -19,3 +19,4 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod token_cache;

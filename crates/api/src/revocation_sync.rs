@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use gatehouse_domain::clock::Clock;
-use gatehouse_store::{Store, StoreError};
+use gatehouse_store::{Revocation, Store, StoreError};
 
 use crate::keys::longest_token_lifetime;
 use crate::revocation::Revocations;
@@ -48,13 +48,16 @@ async fn incremental_sync(view: &Revocations, store: &dyn Store) -> Result<(), S
     Ok(())
 }
 
-async fn next_wakeup(rx: &mut Option<mpsc::Receiver<()>>) {
+/// The next push from another replica; pending forever without a channel.
+async fn next_wakeup(rx: &mut Option<mpsc::Receiver<Option<Revocation>>>) -> Option<Revocation> {
     match rx {
-        Some(r) => {
-            if r.recv().await.is_none() {
+        Some(r) => match r.recv().await {
+            Some(message) => message,
+            None => {
                 *rx = None;
+                None
             }
-        }
+        },
         None => std::future::pending().await,
     }
 }
@@ -72,7 +75,14 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = next_wakeup(&mut wakeups) => {}
+            pushed = next_wakeup(&mut wakeups) => {
+                // Applied before any read: this is the sub-millisecond path.
+                // The incremental read below still runs, so nothing depends
+                // on the push having arrived.
+                if let Some(r) = pushed {
+                    view.apply(&r);
+                }
+            }
             _ = stop.changed() => return,
         }
         let result = if need_full || last_full.elapsed() >= FULL_RESYNC {

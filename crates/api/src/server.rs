@@ -79,6 +79,10 @@ pub async fn start(
         keys: keys.clone(),
         revocations: revocations.clone(),
         refusal_audit: FailureLimiter::new(10, 60),
+        cache: crate::token_cache::TokenCache::new(
+            crate::token_cache::DEFAULT_CAPACITY,
+            clock.clone(),
+        ),
         policy: config.tokens.clone(),
         clock: clock.clone(),
         store: store.clone(),

@@ -16,7 +16,9 @@ const REVOCATION_CHANNEL: &str = "gatehouse_revocations";
 /// Listens on the revocation channel and forwards a wake-up per
 /// notification. On a lost connection it reconnects (with backoff) and
 /// sends one wake-up, since notifications sent meanwhile are gone.
-async fn listen_for_revocations(store: &PgStore) -> Option<tokio::sync::mpsc::Receiver<()>> {
+async fn listen_for_revocations(
+    store: &PgStore,
+) -> Option<tokio::sync::mpsc::Receiver<Option<crate::model::Revocation>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let pool = store.pool.clone();
     tokio::spawn(async move {
@@ -37,20 +39,21 @@ async fn listen_for_revocations(store: &PgStore) -> Option<tokio::sync::mpsc::Re
                 continue;
             }
             backoff = Duration::from_millis(100);
-            if tx.send(()).await.is_err() {
+            if tx.send(None).await.is_err() {
                 return;
             }
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(_)) => {
-                        if tx.send(()).await.is_err() {
+                    Ok(Some(n)) => {
+                        let revocation = crate::sql_store::decode_notification(n.payload());
+                        if tx.send(revocation).await.is_err() {
                             return;
                         }
                     }
                     // The connection dropped; try_recv reconnects next time,
                     // but notifications in between are lost: wake a resync.
                     Ok(None) => {
-                        if tx.send(()).await.is_err() {
+                        if tx.send(None).await.is_err() {
                             return;
                         }
                     }
@@ -86,6 +89,6 @@ crate::sql_store::sql_store!(
     sqlx::Postgres,
     Engine::Postgres,
     "BEGIN",
-    "SELECT pg_notify('gatehouse_revocations', '')",
+    "SELECT pg_notify('gatehouse_revocations', $1)",
     listen_for_revocations
 );

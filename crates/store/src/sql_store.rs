@@ -88,6 +88,25 @@ pub(crate) fn kind_from_columns(
     })
 }
 
+/// The NOTIFY payload: the revocation itself, so other replicas apply it
+/// without a round trip. It can only add revocations (fail-closed).
+pub(crate) fn encode_notification(r: &crate::model::Revocation) -> String {
+    let (kind, owner, subject, jti) = kind_to_columns(&r.kind);
+    serde_json::json!([r.id, kind, owner, subject, jti, r.not_before, r.expires_at]).to_string()
+}
+
+pub(crate) fn decode_notification(payload: &str) -> Option<crate::model::Revocation> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let f = v.as_array()?;
+    let text = |i: usize| f.get(i).and_then(|x| x.as_str()).map(str::to_string);
+    Some(crate::model::Revocation {
+        id: f.first()?.as_i64()?,
+        kind: kind_from_columns(&text(1)?, text(2)?, text(3)?, text(4)?).ok()?,
+        not_before: f.get(5)?.as_i64()?,
+        expires_at: f.get(6)?.as_i64()?,
+    })
+}
+
 macro_rules! sql_store {
     ($store:ty, $db:ty, $engine:expr, $begin_write:literal, $notify_sql:literal, $wakeups:path) => {
         use async_trait::async_trait;
@@ -586,9 +605,13 @@ macro_rules! sql_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let id: i64 = row.try_get("id")?;
-                sqlx::query($notify_sql).execute(&mut *tx).await?;
+                let revocation = Revocation { id, kind, not_before, expires_at };
+                sqlx::query($notify_sql)
+                    .bind(crate::sql_store::encode_notification(&revocation))
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                Ok(Revocation { id, kind, not_before, expires_at })
+                Ok(revocation)
             }
 
             async fn revocations_since(&self, after_id: i64) -> Result<Vec<Revocation>> {
@@ -613,7 +636,7 @@ macro_rules! sql_store {
                 Ok(a.rows_affected() + b.rows_affected())
             }
 
-            async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+            async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Option<Revocation>>> {
                 $wakeups(self).await
             }
 

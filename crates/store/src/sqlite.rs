@@ -31,7 +31,9 @@ impl SqliteStore {
 }
 
 /// SQLite has no push channel: replicas of one file are one process.
-async fn no_wakeups(_: &SqliteStore) -> Option<tokio::sync::mpsc::Receiver<()>> {
+async fn no_wakeups(
+    _: &SqliteStore,
+) -> Option<tokio::sync::mpsc::Receiver<Option<crate::model::Revocation>>> {
     None
 }
 
@@ -40,6 +42,6 @@ crate::sql_store::sql_store!(
     sqlx::Sqlite,
     Engine::Sqlite,
     "BEGIN IMMEDIATE",
-    "SELECT 1",
+    "SELECT $1",
     no_wakeups
 );

@@ -130,9 +130,11 @@ pub trait Store: Send + Sync + 'static {
     async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>>;
     /// Drops revocations and issued-token rows whose tokens have expired.
     async fn sweep_revocations(&self, now: UnixTime) -> Result<u64>;
-    /// A wake-up each time any replica writes a revocation, where the
-    /// engine can push (PostgreSQL LISTEN/NOTIFY); `None` means poll only.
-    async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>>;
+    /// A message each time any replica writes a revocation, where the
+    /// engine can push (PostgreSQL LISTEN/NOTIFY): the revocation itself,
+    /// or `None` when some may have been missed (resync). `None` as a whole
+    /// means the engine cannot push: poll only.
+    async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Option<Revocation>>>;
 
     // Audit.
     async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord>;

@@ -12,4 +12,7 @@ pub mod verify;
 
 pub use claims::Claims;
 pub use policy::{LifetimeError, TokenPolicy};
-pub use verify::{verify_token, KeyLookup, RevocationView, TokenError, ViewUnavailable};
+pub use verify::{
+    verify_token, verify_token_cached, KeyLookup, NoCache, RevocationView, TokenError,
+    VerifiedCache, ViewUnavailable,
+};

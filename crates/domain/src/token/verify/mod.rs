@@ -101,6 +101,24 @@ fn jti_is_well_formed(jti: &str) -> bool {
     jti.len() == 22 && jws::b64_decode(jti).is_ok_and(|b| b.len() == 16)
 }
 
+/// Remembers tokens whose signature and claims were already verified, so
+/// a repeated token skips the signature check. Keys must be unguessable
+/// digests of the whole token (see the API's token cache).
+pub trait VerifiedCache {
+    fn get(&self, token: &str) -> Option<Claims>;
+    fn put(&self, token: &str, claims: &Claims);
+}
+
+/// No cache: every token is verified in full.
+pub struct NoCache;
+
+impl VerifiedCache for NoCache {
+    fn get(&self, _: &str) -> Option<Claims> {
+        None
+    }
+    fn put(&self, _: &str, _: &Claims) {}
+}
+
 /// Turns a presented token into trusted claims, or refuses it.
 ///
 /// Order: size, shape and header first (cheap, no crypto), then the key
@@ -117,7 +135,36 @@ where
     K: KeyLookup + ?Sized,
     R: RevocationView + ?Sized,
 {
-    let claims = verify_signature_and_claims(token, keys, policy, now)?;
+    verify_token_cached(token, keys, revocations, &NoCache, policy, now)
+}
+
+/// [`verify_token`] with a cache of verified tokens. A cached token still
+/// has its time window and its revocation checked on every call; only the
+/// signature and claim parsing are skipped.
+pub fn verify_token_cached<K, R, C>(
+    token: &str,
+    keys: &K,
+    revocations: &R,
+    cache: &C,
+    policy: &TokenPolicy,
+    now: UnixTime,
+) -> Result<Claims, TokenError>
+where
+    K: KeyLookup + ?Sized,
+    R: RevocationView + ?Sized,
+    C: VerifiedCache + ?Sized,
+{
+    let claims = match cache.get(token) {
+        Some(claims) => {
+            check_time(&claims, policy, now)?;
+            claims
+        }
+        None => {
+            let claims = verify_signature_and_claims(token, keys, policy, now)?;
+            cache.put(token, &claims);
+            claims
+        }
+    };
     match revocations.is_revoked(&claims) {
         Ok(false) => Ok(claims),
         Ok(true) => Err(TokenError::Revoked),
@@ -176,9 +223,16 @@ fn check_claims(c: &Claims, policy: &TokenPolicy, now: UnixTime) -> Result<(), T
     if c.exp <= c.iat || c.nbf < c.iat || c.nbf >= c.exp {
         return Err(TokenError::Claim("iat/nbf/exp out of order"));
     }
-    if c.exp - c.iat > class_maximum(c.cls) {
+    if c.exp
+        .checked_sub(c.iat)
+        .is_none_or(|lifetime| lifetime > class_maximum(c.cls))
+    {
         return Err(TokenError::LifetimeAboveMaximum);
     }
+    check_time(c, policy, now)
+}
+
+fn check_time(c: &Claims, policy: &TokenPolicy, now: UnixTime) -> Result<(), TokenError> {
     let skew = policy.clock_skew;
     if c.iat > now + skew || c.nbf > now + skew {
         return Err(TokenError::NotYetValid);

@@ -403,3 +403,89 @@ mod properties {
         }
     }
 }
+
+mod cached {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct MapCache(RefCell<HashMap<String, Claims>>);
+    impl VerifiedCache for MapCache {
+        fn get(&self, token: &str) -> Option<Claims> {
+            self.0.borrow().get(token).cloned()
+        }
+        fn put(&self, token: &str, claims: &Claims) {
+            self.0
+                .borrow_mut()
+                .insert(token.to_string(), claims.clone());
+        }
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_and_is_still_revocable() {
+        let f = fixture();
+        let c = claims(&f, CredentialClass::Agent);
+        let t = sign(&c, "k1", &f.key);
+        let cache = MapCache::default();
+        let none = none_revoked();
+        assert!(verify_token_cached(&t, &f.keys, &none, &cache, &f.policy, NOW).is_ok());
+        assert_eq!(cache.0.borrow().len(), 1);
+        // A cache hit with no key known at all: the signature is not redone.
+        let no_keys = Keys(vec![]);
+        assert!(verify_token_cached(&t, &no_keys, &none, &cache, &f.policy, NOW).is_ok());
+        assert_eq!(
+            verify_token_cached(&t, &f.keys, &none, &cache, &f.policy, c.exp + 30),
+            Err(TokenError::Expired)
+        );
+        let revoked = Revoked {
+            jtis: vec![c.jti.clone()],
+            unavailable: false,
+            asked: Cell::new(0),
+        };
+        assert_eq!(
+            verify_token_cached(&t, &f.keys, &revoked, &cache, &f.policy, NOW),
+            Err(TokenError::Revoked)
+        );
+        let down = Revoked {
+            jtis: vec![],
+            unavailable: true,
+            asked: Cell::new(0),
+        };
+        assert_eq!(
+            verify_token_cached(&t, &f.keys, &down, &cache, &f.policy, NOW),
+            Err(TokenError::RevocationUnavailable)
+        );
+    }
+
+    #[test]
+    fn refused_tokens_are_never_cached() {
+        let f = fixture();
+        let mut c = claims(&f, CredentialClass::Agent);
+        c.iss = "evil".into();
+        let cache = MapCache::default();
+        assert!(verify_token_cached(
+            &sign(&c, "k1", &f.key),
+            &f.keys,
+            &none_revoked(),
+            &cache,
+            &f.policy,
+            NOW
+        )
+        .is_err());
+        assert!(cache.0.borrow().is_empty());
+    }
+}
+
+#[test]
+fn a_lifetime_that_overflows_is_refused() {
+    let f = fixture();
+    let mut c = claims(&f, CredentialClass::Agent);
+    c.iat = i64::MIN + 10;
+    c.nbf = c.iat;
+    c.exp = i64::MAX;
+    assert_eq!(
+        check(&f, &sign(&c, "k1", &f.key), NOW),
+        Err(TokenError::LifetimeAboveMaximum)
+    );
+}
