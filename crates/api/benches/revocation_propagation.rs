@@ -47,7 +47,8 @@ async fn main() {
     let a = replica(&url, &key).await;
     let b = replica(&url, &key).await;
     let now = SystemClock.now();
-    let mut samples = Vec::new();
+    let mut from_call = Vec::new();
+    let mut from_return = Vec::new();
     for i in 0..200 {
         let claims = Claims {
             iss: "gatehouse".into(),
@@ -64,43 +65,44 @@ async fn main() {
         let kind = RevocationKind::Jti {
             jti: claims.jti.clone(),
         };
-        let _ = a
-            .state
+        // The commit happens inside the call: time from its start (upper
+        // bound) and from its return (lower bound; B may have it already).
+        let called = Instant::now();
+        let event = AuditEvent::new("token.revoke", "ok");
+        a.state
             .store
-            .revoke(
-                kind,
-                now,
-                now + 900,
-                AuditEvent::new("token.revoke", "ok"),
-                now,
-            )
+            .revoke(kind, now, now + 900, event, now)
             .await
             .unwrap();
-        let committed = Instant::now();
+        let returned = Instant::now();
         let view = &b.state.auth.revocations;
         while !view.covers(&claims) {
             assert!(
-                committed.elapsed() < Duration::from_secs(5),
+                called.elapsed() < Duration::from_secs(5),
                 "revocation {i} never reached B"
             );
             tokio::task::yield_now().await;
         }
-        samples.push(committed.elapsed());
+        let seen = Instant::now();
+        from_call.push(seen - called);
+        from_return.push(seen.saturating_duration_since(returned));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "revocation propagation A→B over {} revocations (NOTIFY + incremental read):",
-        samples.len()
-    );
-    println!(
-        "p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        samples[samples.len() - 1]
-    );
+    println!("revocation propagation A→B over 200 revocations (NOTIFY payload):");
+    for (label, mut v) in [
+        ("from the start of the revoke call on A", from_call),
+        ("from the return of the revoke call on A", from_return),
+    ] {
+        v.sort();
+        let pct = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "  {label:<42} p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            v[v.len() - 1]
+        );
+    }
     println!("targets: p50 <= 1 ms, p99 <= 5 ms");
     let _ = a.stop().await;
     let _ = b.stop().await;
