@@ -1090,6 +1090,74 @@ async fn refused_token_uses_are_audited_without_the_token(engine: Engine) {
     assert!(actions.contains(&"token.issue"));
 }
 
+async fn jwks(s: &support::TestServer) -> Vec<String> {
+    let (_, body) = s
+        .json(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn rotated_signing_keys_verify_until_their_last_token_expires(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let st = s.state();
+    let before = jwks(&s).await;
+    assert_eq!(before.len(), 1);
+    let now = s.clock.now_for_test();
+    let new = st.master.new_signing_key(now);
+    let event = gatehouse_domain::audit::AuditEvent::new("keys.rotate", "ok");
+    let longest = gatehouse_api::keys::longest_token_lifetime();
+    st.store
+        .rotate_signing_key(&new, now + longest, event, now)
+        .await
+        .unwrap();
+    st.auth
+        .keys
+        .load(st.store.as_ref(), &st.master, now)
+        .await
+        .unwrap();
+    let after = jwks(&s).await;
+    assert_eq!(after.len(), 2, "the old key stays published");
+    assert!(after.contains(&new.kid));
+    assert_eq!(
+        s.json(Method::GET, "/v1/auth/whoami", Some(&op), None)
+            .await
+            .0,
+        200,
+        "old tokens still verify"
+    );
+    let fresh = s.owner(&op, "op@x.org").await;
+    let header = fresh.split('.').next().unwrap();
+    let header: Value =
+        serde_json::from_slice(&gatehouse_domain::token::jws::b64_decode(header).unwrap()).unwrap();
+    assert_eq!(
+        header["kid"],
+        new.kid.as_str(),
+        "new tokens use the new key"
+    );
+
+    s.clock.advance(longest + 1);
+    st.store
+        .sweep_signing_keys(s.clock.now_for_test())
+        .await
+        .unwrap();
+    st.auth
+        .keys
+        .load(st.store.as_ref(), &st.master, s.clock.now_for_test())
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks(&s).await,
+        vec![new.kid.clone()],
+        "the old key leaves once its tokens are all expired"
+    );
+}
+
 on_both_engines!(
     claim_makes_the_claimant_operator_once,
     wrong_codes_are_refused_then_rate_limited,
@@ -1107,4 +1175,5 @@ on_both_engines!(
     audit_chain_of_a_full_flow_verifies,
     health_readiness_and_keys_are_public,
     sessions_expire_with_the_clock,
+    rotated_signing_keys_verify_until_their_last_token_expires,
 );
