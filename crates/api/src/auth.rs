@@ -294,3 +294,40 @@ pub fn session_cookie(token: &str, max_age: i64, secure: bool) -> String {
 pub fn peer_ip_of(ConnectInfo(addr): &ConnectInfo<SocketAddr>) -> IpAddr {
     addr.ip()
 }
+
+/// A job token, verified by the same one function as every credential,
+/// for the job credential route. Everything after verification fails with
+/// the route's own uniform 403, never with a telling error.
+pub struct JobCredential {
+    pub job_id: String,
+    pub subject: String,
+    pub owner: Email,
+    pub jti: String,
+}
+
+impl FromRequestParts<AppState> for JobCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = match state.auth.presented(&parts.headers, None)? {
+            Some(Presented::Bearer(t)) | Some(Presented::Cookie(t)) => t,
+            Some(Presented::TrustedHeader(_)) | None => return Err(ApiError::Unauthenticated),
+        };
+        let claims = state.auth.check(token, peer_ip(parts))?;
+        let uniform =
+            || ApiError::forbidden("forbidden", "no credentials are available to this token");
+        if claims.cls != CredentialClass::Job {
+            return Err(uniform());
+        }
+        let (_, job_id) = claims.sub.split_once('/').ok_or_else(uniform)?;
+        Ok(Self {
+            job_id: job_id.to_string(),
+            owner: Email::parse(&claims.owner).map_err(|_| uniform())?,
+            subject: claims.sub.clone(),
+            jti: claims.jti,
+        })
+    }
+}

@@ -46,6 +46,23 @@ struct RawConfig {
     tokens: RawTokens,
     #[serde(default)]
     revocation: RawRevocation,
+    #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
+    egress: RawEgress,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    owner_cache_size: Option<i64>,
+    placeholder_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEgress {
+    placeholder_ttl_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +114,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("tokens", "issuer", Kind::Text),
     ("tokens", "audience", Kind::Text),
     ("revocation", "max_staleness_seconds", Kind::Integer),
+    ("jobs", "owner_cache_size", Kind::Integer),
+    ("jobs", "placeholder_prefix", Kind::Text),
+    ("egress", "placeholder_ttl_seconds", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -141,6 +161,12 @@ pub struct Config {
     /// How long a replica may go without confirming its revocation view
     /// before it refuses every token (503).
     pub revocation_max_staleness: std::time::Duration,
+    /// Bound of the job → owner cache.
+    pub owner_cache_size: usize,
+    /// Start of every placeholder, so tools that check a token's shape
+    /// still accept one.
+    pub placeholder_prefix: String,
+    pub placeholder_ttl_seconds: i64,
 }
 
 impl Config {
@@ -189,7 +215,38 @@ impl Config {
                 format!("{staleness} is outside 1..=3600"),
             ));
         }
+        let owner_cache_size = raw.jobs.owner_cache_size.unwrap_or(10_000);
+        if !(1..=10_000_000).contains(&owner_cache_size) {
+            return Err(invalid(
+                "jobs.owner_cache_size",
+                format!("{owner_cache_size} is outside 1..=10000000"),
+            ));
+        }
+        let placeholder_prefix = raw
+            .jobs
+            .placeholder_prefix
+            .unwrap_or_else(|| "gh_ph_".into());
+        if placeholder_prefix.len() > 32
+            || !placeholder_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid(
+                "jobs.placeholder_prefix",
+                "at most 32 letters, digits, '_' or '-'",
+            ));
+        }
+        let placeholder_ttl_seconds = raw.egress.placeholder_ttl_seconds.unwrap_or(86_400);
+        if !(60..=30 * 86_400).contains(&placeholder_ttl_seconds) {
+            return Err(invalid(
+                "egress.placeholder_ttl_seconds",
+                format!("{placeholder_ttl_seconds} is outside 60..=2592000"),
+            ));
+        }
         Ok(Self {
+            owner_cache_size: owner_cache_size as usize,
+            placeholder_prefix,
+            placeholder_ttl_seconds,
             revocation_max_staleness: std::time::Duration::from_secs(staleness as u64),
             listen,
             data_dir,
@@ -229,7 +286,9 @@ impl Config {
              [identity]\ntrusted_proxy_cidrs = [{}]\nheader = {:?}\n\n\
              [tokens]\nclock_skew_seconds = {}\nsession_ttl_seconds = {}\napi_ttl_seconds = {}\n\
              agent_ttl_seconds = {}\njob_ttl_seconds = {}\nissuer = {:?}\naudience = {:?}\n\n\
-             [revocation]\nmax_staleness_seconds = {}\n",
+             [revocation]\nmax_staleness_seconds = {}\n\n\
+             [jobs]\nowner_cache_size = {}\nplaceholder_prefix = {:?}\n\n\
+             [egress]\nplaceholder_ttl_seconds = {}\n",
             self.listen.to_string(),
             self.data_dir.display().to_string(),
             if self.master_key.is_some() { "\"********\"" } else { "\"\" # key file in data_dir" },
@@ -244,6 +303,9 @@ impl Config {
             t.issuer,
             t.audience,
             self.revocation_max_staleness.as_secs(),
+            self.owner_cache_size,
+            self.placeholder_prefix,
+            self.placeholder_ttl_seconds,
         )
     }
 

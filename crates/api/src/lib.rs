@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod keys;
+pub mod owner_cache;
 pub mod rate_limit;
 pub mod request_id;
 pub mod revocation;

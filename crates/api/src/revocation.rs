@@ -171,10 +171,19 @@ impl Revocations {
     }
 
     /// Whether these claims are revoked, freshness aside (for listings).
+    /// A job token (`<agent>/<job>`) also dies with its agent, so revoking
+    /// an agent ends the whole chain.
     pub fn covers(&self, c: &Claims) -> bool {
+        let parent = match c.cls {
+            gatehouse_domain::CredentialClass::Job => c.sub.split_once('/').map(|(agent, _)| agent),
+            _ => None,
+        };
         jti_key(&c.jti).is_some_and(|k| self.0.jtis.pin().contains_key(&k))
             || self
                 .watermark_for(&c.owner, &c.sub)
+                .is_some_and(|nb| c.iat <= nb)
+            || parent
+                .and_then(|agent| self.watermark_for(&c.owner, agent))
                 .is_some_and(|nb| c.iat <= nb)
     }
 }

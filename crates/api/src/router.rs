@@ -13,7 +13,7 @@ use axum::{middleware, Router};
 use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{agents, audit, bootstrap, health, owners, secrets, tokens, whoami};
+use crate::routes::{agents, audit, bootstrap, health, jobs, owners, secrets, tokens, whoami};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,11 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::POST, "/v1/tokens", Auth, tokens::mint),
         at(Method::GET, "/v1/tokens", Auth, tokens::list),
         at(Method::POST, "/v1/tokens/revoke", Auth, tokens::revoke),
+        at(Method::POST, "/v1/jobs", Auth, jobs::create),
+        at(Method::GET, "/v1/jobs", Auth, jobs::list),
+        at(Method::GET, "/v1/jobs/{id}", Auth, jobs::get),
+        at(Method::DELETE, "/v1/jobs/{id}", Auth, jobs::delete),
+        at(Method::GET, "/v1/job/credentials", Auth, jobs::credentials),
     ]
 }
 

@@ -89,6 +89,7 @@ pub async fn start(
         identity: config.identity.clone(),
     };
     let bootstrap_file = config.data_dir.join(startup::BOOTSTRAP_FILE);
+    let owner_cache_size = config.owner_cache_size;
     let state = AppState(Arc::new(Inner {
         config,
         store: store.clone(),
@@ -98,6 +99,7 @@ pub async fn start(
         claim_limiter: FailureLimiter::new(5, 60),
         login_limiter: FailureLimiter::new(5, 60),
         bootstrap_file,
+        owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
     }));
 
     let (stop, mut stopped) = watch::channel(false);

@@ -26,6 +26,8 @@ pub struct Inner {
     pub login_limiter: FailureLimiter,
     /// Where the bootstrap code was written, removed once claimed.
     pub bootstrap_file: PathBuf,
+    /// Job → owner, recorded at creation.
+    pub owner_cache: crate::owner_cache::OwnerCache,
 }
 
 #[derive(Clone)]

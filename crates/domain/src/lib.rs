@@ -12,6 +12,7 @@ pub mod codes;
 pub mod crypto;
 pub mod egress;
 pub mod email;
+pub mod jobs;
 pub mod master_key;
 pub mod names;
 pub mod principal;

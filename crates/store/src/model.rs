@@ -145,3 +145,83 @@ pub struct Revocation {
     /// After this instant every token it covers has expired anyway.
     pub expires_at: UnixTime,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantMode {
+    Placeholder,
+    Value,
+}
+
+impl GrantMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placeholder => "placeholder",
+            Self::Value => "value",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "placeholder" => Some(Self::Placeholder),
+            "value" => Some(Self::Value),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub env_var: String,
+    pub secret: String,
+    pub mode: GrantMode,
+}
+
+/// A stand-in for a secret value. The string itself is a capability of
+/// the job it belongs to, so it is kept out of `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlaceholderRecord {
+    pub placeholder: String,
+    pub owner: Email,
+    pub job_id: String,
+    pub secret: String,
+    /// JSON array of host patterns, copied from the secret at grant time.
+    pub allowed_hosts: String,
+    pub expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for PlaceholderRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaceholderRecord")
+            .field("job_id", &self.job_id)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub owner: Email,
+    pub agent: String,
+    pub created_by: String,
+    pub token_jti: String,
+    /// JSON array of validated package names.
+    pub packages: String,
+    /// JSON array of host patterns.
+    pub allow_hosts: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub deleted_at: Option<UnixTime>,
+    pub grants: Vec<Grant>,
+    /// The number of grants at creation.
+    pub grant_count: i64,
+}
+
+/// What a job's credential request needs, read in one round trip: each
+/// grant with its placeholder (if any) and its secret's sealed value (if
+/// the secret still exists).
+#[derive(Clone)]
+pub struct GrantMaterial {
+    pub grant: Grant,
+    pub placeholder: Option<(String, UnixTime)>,
+    pub sealed: Option<Vec<u8>>,
+}

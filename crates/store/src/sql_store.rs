@@ -230,6 +230,55 @@ macro_rules! sql_store {
             })
         }
 
+        fn job_from_row(r: &DbRow) -> Result<JobRecord> {
+            let owner: String = r.try_get("owner")?;
+            Ok(JobRecord {
+                id: r.try_get("id")?,
+                owner: email_from_db(&owner)?,
+                agent: r.try_get("agent")?,
+                created_by: r.try_get("created_by")?,
+                token_jti: r.try_get("token_jti")?,
+                packages: r.try_get("packages")?,
+                allow_hosts: r.try_get("allow_hosts")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                deleted_at: r.try_get("deleted_at")?,
+                grants: Vec::new(),
+                grant_count: r.try_get("grant_count")?,
+            })
+        }
+
+        fn grant_from_row(r: &DbRow) -> Result<Grant> {
+            let mode: String = r.try_get("mode")?;
+            Ok(Grant {
+                env_var: r.try_get("env_var")?,
+                secret: r.try_get("secret")?,
+                mode: GrantMode::parse(&mode).ok_or_else(|| StoreError::Backend(format!("unknown grant mode {mode:?}")))?,
+            })
+        }
+
+        fn placeholder_from_row(r: &DbRow) -> Result<PlaceholderRecord> {
+            let owner: String = r.try_get("owner")?;
+            Ok(PlaceholderRecord {
+                placeholder: r.try_get("placeholder")?,
+                owner: email_from_db(&owner)?,
+                job_id: r.try_get("job_id")?,
+                secret: r.try_get("secret")?,
+                allowed_hosts: r.try_get("allowed_hosts")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        }
+
+        impl $store {
+            async fn grants_of(&self, job_id: &str) -> Result<Vec<Grant>> {
+                let rows = sqlx::query("SELECT env_var, secret, mode FROM job_grants WHERE job_id = $1 ORDER BY env_var")
+                    .bind(job_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(grant_from_row).collect()
+            }
+        }
+
         fn secret_from_row(r: &DbRow, with_value: bool) -> Result<SecretRecord> {
             let owner: String = r.try_get("owner")?;
             Ok(SecretRecord {
@@ -583,6 +632,162 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(issued_from_row).collect()
+            }
+
+            async fn create_job(&self, job: &JobRecord, placeholders: &[PlaceholderRecord], token: &IssuedToken, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO jobs (id, owner, agent, created_by, token_jti, packages, allow_hosts, grant_count, \
+                     created_at, expires_at, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
+                )
+                .bind(&job.id)
+                .bind(job.owner.as_str())
+                .bind(&job.agent)
+                .bind(&job.created_by)
+                .bind(&job.token_jti)
+                .bind(&job.packages)
+                .bind(&job.allow_hosts)
+                .bind(job.grants.len() as i64)
+                .bind(job.created_at)
+                .bind(job.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                for g in &job.grants {
+                    sqlx::query("INSERT INTO job_grants (job_id, env_var, secret, mode) VALUES ($1, $2, $3, $4)")
+                        .bind(&job.id)
+                        .bind(&g.env_var)
+                        .bind(&g.secret)
+                        .bind(g.mode.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for p in placeholders {
+                    sqlx::query(
+                        "INSERT INTO placeholders (placeholder, owner, job_id, secret, allowed_hosts, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&p.placeholder)
+                    .bind(p.owner.as_str())
+                    .bind(&p.job_id)
+                    .bind(&p.secret)
+                    .bind(&p.allowed_hosts)
+                    .bind(p.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO issued_tokens (jti, owner, subject, cls, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&token.jti)
+                .bind(token.owner.as_str())
+                .bind(&token.subject)
+                .bind(token.class.as_str())
+                .bind(&token.scope)
+                .bind(token.iat)
+                .bind(token.exp)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
+                let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                match row {
+                    Some(r) => {
+                        let mut job = job_from_row(&r)?;
+                        job.grants = self.grants_of(id).await?;
+                        Ok(Some(job))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            async fn jobs(&self, owner: &Email) -> Result<Vec<JobRecord>> {
+                let rows = sqlx::query("SELECT * FROM jobs WHERE owner = $1 ORDER BY created_at DESC, id")
+                    .bind(owner.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let mut job = job_from_row(r)?;
+                    job.grants = self.grants_of(&job.id).await?;
+                    out.push(job);
+                }
+                Ok(out)
+            }
+
+            async fn job_owner(&self, id: &str) -> Result<Option<Email>> {
+                let row = sqlx::query("SELECT owner FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                row.map(|r| -> Result<Email> {
+                    let owner: String = r.try_get("owner")?;
+                    email_from_db(&owner)
+                })
+                .transpose()
+            }
+
+            async fn grant_material(&self, job_id: &str, owner: &Email) -> Result<Vec<GrantMaterial>> {
+                let rows = sqlx::query(
+                    "SELECT g.env_var, g.secret, g.mode, p.placeholder, p.expires_at AS placeholder_expires_at, s.sealed \
+                     FROM jobs j \
+                     JOIN job_grants g ON g.job_id = j.id \
+                     LEFT JOIN placeholders p ON p.job_id = j.id AND p.secret = g.secret \
+                     LEFT JOIN secrets s ON s.owner = j.owner AND s.name = g.secret \
+                     WHERE j.id = $1 AND j.owner = $2 AND j.deleted_at IS NULL \
+                     ORDER BY g.env_var",
+                )
+                .bind(job_id)
+                .bind(owner.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let placeholder: Option<String> = r.try_get("placeholder")?;
+                        let expires: Option<i64> = r.try_get("placeholder_expires_at")?;
+                        Ok(GrantMaterial {
+                            grant: grant_from_row(r)?,
+                            placeholder: placeholder.zip(expires),
+                            sealed: r.try_get("sealed")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn job_placeholders(&self, job_id: &str) -> Result<Vec<PlaceholderRecord>> {
+                let rows = sqlx::query("SELECT * FROM placeholders WHERE job_id = $1 ORDER BY secret")
+                    .bind(job_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(placeholder_from_row).collect()
+            }
+
+            async fn delete_job(&self, owner: &Email, id: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("UPDATE jobs SET deleted_at = $1 WHERE id = $2 AND owner = $3 AND deleted_at IS NULL")
+                    .bind(now)
+                    .bind(id)
+                    .bind(owner.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM placeholders WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn drop_agent_placeholders(&self, owner: &Email, agent: &str) -> Result<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM placeholders WHERE job_id IN (SELECT id FROM jobs WHERE owner = $1 AND agent = $2)",
+                )
+                .bind(owner.as_str())
+                .bind(agent)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn revoke(&self, kind: RevocationKind, not_before: UnixTime, expires_at: UnixTime, audit: AuditEvent, now: UnixTime) -> Result<Revocation> {

@@ -113,6 +113,38 @@ pub trait Store: Send + Sync + 'static {
     /// The owner's tokens that have not yet expired, newest first.
     async fn issued_tokens(&self, owner: &Email, now: UnixTime) -> Result<Vec<IssuedToken>>;
 
+    // Jobs.
+    /// Creates a job with its grants, placeholders and token record, and
+    /// its audit event, in one transaction.
+    async fn create_job(
+        &self,
+        job: &JobRecord,
+        placeholders: &[PlaceholderRecord],
+        token: &IssuedToken,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>>;
+    /// The owner's jobs, newest first (deleted ones included, marked).
+    async fn jobs(&self, owner: &Email) -> Result<Vec<JobRecord>>;
+    /// The owner recorded for a job at creation: one round trip.
+    async fn job_owner(&self, id: &str) -> Result<Option<Email>>;
+    /// Each grant of a live job of `owner`, with its placeholder and its
+    /// secret's sealed value where they exist, in one round trip.
+    async fn grant_material(&self, job_id: &str, owner: &Email) -> Result<Vec<GrantMaterial>>;
+    async fn job_placeholders(&self, job_id: &str) -> Result<Vec<PlaceholderRecord>>;
+    /// Marks an owner's live job deleted and drops its placeholders; false
+    /// when there is no such live job.
+    async fn delete_job(
+        &self,
+        owner: &Email,
+        id: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+    /// Drops the placeholders of every job of an agent.
+    async fn drop_agent_placeholders(&self, owner: &Email, agent: &str) -> Result<u64>;
+
     // Revocation.
     /// Persists a revocation (with its audit event) and wakes every
     /// replica's revocation sync. Returns it with its store-assigned id.

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod bootstrap;
 pub mod health;
+pub mod jobs;
 pub mod owners;
 pub mod secrets;
 pub mod tokens;

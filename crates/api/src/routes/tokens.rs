@@ -258,8 +258,19 @@ pub async fn revoke(
     }));
     let event = audit_event(&principal, "token.revoke", &target, "ok", &request);
     let is_jti = matches!(kind, RevocationKind::Jti { .. });
+    let agent = match &kind {
+        RevocationKind::Subject { subject, .. } => Some(subject.clone()),
+        _ => None,
+    };
     let revocation = st.store.revoke(kind, now, expires_at, event, now).await?;
     st.auth.revocations.apply(&revocation);
+    if let Some(agent) = agent {
+        // The agent's jobs die with it (their tokens through the
+        // watermark); their placeholders go too.
+        st.store
+            .drop_agent_placeholders(&principal.owner, &agent)
+            .await?;
+    }
     Ok(Json(if is_jti {
         json!({ "revoked": if already { 0 } else { 1 } })
     } else {

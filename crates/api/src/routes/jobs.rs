@@ -1,0 +1,441 @@
+//! Jobs and their credentials.
+//!
+//! A job belongs to the owner of whoever created it, recorded at creation
+//! and never re-derived. Its token resolves credentials of that owner
+//! only; every way that can fail answers the same 403, so the answer says
+//! nothing about which part was missing.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::crypto::{self, Purpose};
+use gatehouse_domain::jobs::{validate_env_vars, Package};
+use gatehouse_domain::names::normalise_host_pattern;
+use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
+use gatehouse_store::{
+    Grant, GrantMode, IssuedToken, JobRecord, PlaceholderRecord, RevocationKind,
+};
+
+use crate::auth::JobCredential;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::request_id::RequestId;
+use crate::state::{audit_event, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    env_var: String,
+    secret: String,
+    mode: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EgressRequest {
+    #[serde(default)]
+    allow_hosts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    agent: String,
+    #[serde(default)]
+    grants: Vec<GrantRequest>,
+    #[serde(default)]
+    packages: Vec<String>,
+    ttl_seconds: Option<i64>,
+    #[serde(default)]
+    egress: EgressRequest,
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Unprocessable {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The job id inside a job token's subject `<agent>/<job id>`.
+pub fn job_subject(agent: &str, job_id: &str) -> String {
+    format!("{agent}/{job_id}")
+}
+
+/// A human session, or an agent (or api) token with `jobs:create` acting
+/// for itself. The job's owner is the caller's owner.
+pub async fn create(
+    principal: Principal,
+    State(st): State<AppState>,
+    request: RequestId,
+    ApiJson(body): ApiJson<CreateJob>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    principal.require_scope(Scope::JobsCreate)?;
+    match principal.class {
+        CredentialClass::Session | CredentialClass::Api => {}
+        CredentialClass::Agent if principal.subject == body.agent => {}
+        CredentialClass::Agent => {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "an agent creates jobs for itself only",
+            ))
+        }
+        CredentialClass::Job => {
+            return Err(ApiError::forbidden("forbidden", "a job cannot create jobs"))
+        }
+    }
+    let owner = principal.owner.clone();
+    validate_env_vars(body.grants.iter().map(|g| g.env_var.as_str()))
+        .map_err(|e| unprocessable("invalid_grant", e.to_string()))?;
+    if !st.store.agent_exists(&owner, &body.agent).await? {
+        return Err(unprocessable(
+            "unknown_agent",
+            format!("agent {:?} is not registered", body.agent),
+        ));
+    }
+    let mut grants = Vec::with_capacity(body.grants.len());
+    let mut bound_hosts = Vec::new();
+    for g in &body.grants {
+        let mode = match g.mode.as_deref() {
+            None => GrantMode::Placeholder,
+            Some(m) => GrantMode::parse(m).ok_or_else(|| {
+                unprocessable(
+                    "invalid_grant",
+                    format!("grant {}: mode must be placeholder or value", g.env_var),
+                )
+            })?,
+        };
+        let secret = st.store.secret(&owner, &g.secret).await?.ok_or_else(|| {
+            unprocessable(
+                "unknown_secret",
+                format!("grant {}: no secret named {:?}", g.env_var, g.secret),
+            )
+        })?;
+        bound_hosts.push((g.secret.clone(), secret.allowed_hosts.clone()));
+        grants.push(Grant {
+            env_var: g.env_var.clone(),
+            secret: g.secret.clone(),
+            mode,
+        });
+    }
+    let packages = body
+        .packages
+        .iter()
+        .map(|p| Package::parse(p).map(|p| p.as_str().to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unprocessable("invalid_package", e.to_string()))?;
+    let allow_hosts = body
+        .egress
+        .allow_hosts
+        .iter()
+        .map(|h| {
+            if h == "*" {
+                Some(h.clone())
+            } else {
+                normalise_host_pattern(h)
+            }
+            .ok_or_else(|| {
+                unprocessable(
+                    "invalid_host",
+                    format!(
+                        "allow_hosts entry {:?} is not a host name, *.suffix or *",
+                        h
+                    ),
+                )
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+
+    let job_id = gatehouse_domain::codes::random_id();
+    let subject = job_subject(&body.agent, &job_id);
+    let (token, claims) = st.auth.issue(
+        CredentialClass::Job,
+        &subject,
+        &owner,
+        ScopeSet::of(&[Scope::CredentialsRead]),
+        body.ttl_seconds,
+    )?;
+    let now = st.now();
+    let mut placeholders = Vec::new();
+    let mut env = serde_json::Map::new();
+    for g in grants.iter().filter(|g| g.mode == GrantMode::Placeholder) {
+        let placeholder = format!(
+            "{}{}",
+            st.config.placeholder_prefix,
+            hex::encode(gatehouse_domain::codes::random_array::<20>())
+        );
+        let hosts = bound_hosts
+            .iter()
+            .find(|(name, _)| *name == g.secret)
+            .map(|(_, h)| h.clone())
+            .unwrap_or_else(|| "[]".into());
+        env.insert(g.env_var.clone(), Value::String(placeholder.clone()));
+        placeholders.push(PlaceholderRecord {
+            placeholder,
+            owner: owner.clone(),
+            job_id: job_id.clone(),
+            secret: g.secret.clone(),
+            allowed_hosts: hosts,
+            expires_at: now + st.config.placeholder_ttl_seconds,
+        });
+    }
+    let job = JobRecord {
+        id: job_id.clone(),
+        owner: owner.clone(),
+        agent: body.agent.clone(),
+        created_by: principal.subject.clone(),
+        token_jti: claims.jti.clone(),
+        packages: serde_json::to_string(&packages).map_err(ApiError::internal)?,
+        allow_hosts: serde_json::to_string(&allow_hosts).map_err(ApiError::internal)?,
+        created_at: now,
+        expires_at: claims.exp,
+        deleted_at: None,
+        grant_count: grants.len() as i64,
+        grants,
+    };
+    let issued = IssuedToken {
+        jti: claims.jti.clone(),
+        owner: owner.clone(),
+        subject: subject.clone(),
+        class: CredentialClass::Job,
+        scope: claims.scope.clone(),
+        iat: claims.iat,
+        exp: claims.exp,
+    };
+    let event = audit_event(&principal, "job.create", &job_id, "ok", &request);
+    st.store
+        .create_job(&job, &placeholders, &issued, event, now)
+        .await?;
+    st.owner_cache.insert(&job_id, &owner);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "job_id": job_id,
+            "job_token": token,
+            "expires_at": rfc3339(claims.exp),
+            "env": env,
+        })),
+    ))
+}
+
+fn job_json(job: &JobRecord) -> Value {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| json!([]));
+    json!({
+        "job_id": job.id,
+        "agent": job.agent,
+        "created_by": job.created_by,
+        "created_at": rfc3339(job.created_at),
+        "expires_at": rfc3339(job.expires_at),
+        "deleted": job.deleted_at.is_some(),
+        "packages": parse(&job.packages),
+        "egress": { "allow_hosts": parse(&job.allow_hosts) },
+        "grants": job.grants.iter().map(|g| json!({"env_var": g.env_var, "secret": g.secret, "mode": g.mode.as_str()})).collect::<Vec<_>>(),
+    })
+}
+
+/// Scope `jobs:read`: the caller's owner's jobs.
+pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+    principal.require_scope(Scope::JobsRead)?;
+    Ok(Json(
+        st.store
+            .jobs(&principal.owner)
+            .await?
+            .iter()
+            .map(job_json)
+            .collect(),
+    ))
+}
+
+async fn owned_job(st: &AppState, owner: &Email, id: &str) -> ApiResult<JobRecord> {
+    // Another owner's job is "not found", not "forbidden": no oracle.
+    st.store
+        .job(id)
+        .await?
+        .filter(|j| j.owner == *owner)
+        .ok_or_else(|| ApiError::NotFound("no such job".into()))
+}
+
+/// Scope `jobs:read`, same owner; with the job's placeholders.
+pub async fn get(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    principal.require_scope(Scope::JobsRead)?;
+    let job = owned_job(&st, &principal.owner, &id).await?;
+    let mut body = job_json(&job);
+    let placeholders = st.store.job_placeholders(&id).await?;
+    body["placeholders"] = placeholders
+        .iter()
+        .map(|p| json!({"secret": p.secret, "placeholder": p.placeholder, "expires_at": rfc3339(p.expires_at)}))
+        .collect();
+    Ok(Json(body))
+}
+
+/// Scope `jobs:create`, same owner: revokes the job's token, drops its
+/// placeholders.
+pub async fn delete(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    request: RequestId,
+) -> ApiResult<StatusCode> {
+    principal.require_scope(Scope::JobsCreate)?;
+    let job = owned_job(&st, &principal.owner, &id).await?;
+    let now = st.now();
+    let event = audit_event(&principal, "job.delete", &id, "ok", &request);
+    if !st
+        .store
+        .delete_job(&principal.owner, &id, event, now)
+        .await?
+    {
+        return Err(ApiError::NotFound("no such job".into()));
+    }
+    let event = audit_event(
+        &principal,
+        "token.revoke",
+        &format!("jti {}", job.token_jti),
+        "ok",
+        &request,
+    );
+    let revocation = st
+        .store
+        .revoke(
+            RevocationKind::Jti {
+                jti: job.token_jti.clone(),
+            },
+            now,
+            job.expires_at,
+            event,
+            now,
+        )
+        .await?;
+    st.auth.revocations.apply(&revocation);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The one answer for every way a credential request can fail.
+fn no_credentials() -> ApiError {
+    ApiError::forbidden("forbidden", "no credentials are available to this token")
+}
+
+/// A job token only. `[{"env_var","value"}]`, 204 without grants, and the
+/// same 403 for an unknown owner, a missing job, grant or secret, an
+/// expired placeholder or a value that does not decrypt.
+pub async fn credentials(
+    credential: JobCredential,
+    State(st): State<AppState>,
+    request: RequestId,
+) -> Response {
+    let job_id = credential.job_id.clone();
+    let outcome = resolve(&st, &credential).await;
+    let (result, outcome_code) = match outcome {
+        Ok(list) if list.is_empty() => (StatusCode::NO_CONTENT.into_response(), "ok"),
+        Ok(list) => (Json(list).into_response(), "ok"),
+        Err(Resolve::Denied(reason)) => {
+            tracing::info!(job = %job_id, reason, "credential resolution refused");
+            (no_credentials().into_response(), "denied:forbidden")
+        }
+        Err(Resolve::Failed(e)) => (e.into_response(), "error"),
+    };
+    let event = gatehouse_domain::audit::AuditEvent {
+        actor: credential.subject.clone(),
+        cls: "job".into(),
+        owner: credential.owner.as_str().into(),
+        action: "credentials.resolve".into(),
+        target: job_id,
+        outcome: outcome_code.into(),
+        request_id: request.0,
+    };
+    if let Err(e) = st.store.append_audit(event, st.now()).await {
+        return ApiError::from(e).into_response();
+    }
+    result
+}
+
+enum Resolve {
+    Denied(&'static str),
+    Failed(ApiError),
+}
+
+impl From<gatehouse_store::StoreError> for Resolve {
+    fn from(e: gatehouse_store::StoreError) -> Self {
+        Resolve::Failed(e.into())
+    }
+}
+
+async fn resolve(st: &AppState, c: &JobCredential) -> Result<Vec<Value>, Resolve> {
+    let owner = st
+        .owner_cache
+        .resolve(st.store.as_ref(), &c.job_id)
+        .await?
+        .ok_or(Resolve::Denied("job unknown"))?;
+    if owner != c.owner {
+        return Err(Resolve::Denied("token owner is not the job's owner"));
+    }
+    let job = st
+        .store
+        .job(&c.job_id)
+        .await?
+        .ok_or(Resolve::Denied("job unknown"))?;
+    if job.owner != owner || job.deleted_at.is_some() || job.token_jti != c.jti {
+        return Err(Resolve::Denied("job deleted or token not the job's"));
+    }
+    let material = st.store.grant_material(&c.job_id, &owner).await?;
+    if material.len() as i64 != job.grant_count || job.grants.len() as i64 != job.grant_count {
+        return Err(Resolve::Denied("grant missing"));
+    }
+    let now = st.now();
+    let mut data_key = None;
+    let mut out = Vec::with_capacity(material.len());
+    for m in material {
+        let sealed = m.sealed.ok_or(Resolve::Denied("secret missing"))?;
+        let value = match m.grant.mode {
+            GrantMode::Placeholder => {
+                let (placeholder, expires_at) = m
+                    .placeholder
+                    .ok_or(Resolve::Denied("placeholder missing"))?;
+                if expires_at <= now {
+                    return Err(Resolve::Denied("placeholder expired"));
+                }
+                placeholder
+            }
+            GrantMode::Value => {
+                if data_key.is_none() {
+                    let wrapped = st
+                        .store
+                        .owner_data_key(&owner)
+                        .await?
+                        .ok_or(Resolve::Denied("owner unknown"))?;
+                    data_key = Some(
+                        st.master
+                            .unwrap_data_key(&owner, &wrapped)
+                            .map_err(|_| Resolve::Denied("data key"))?,
+                    );
+                }
+                let key = data_key.as_ref().ok_or(Resolve::Denied("data key"))?;
+                let plain = crypto::open(
+                    key,
+                    Purpose::SecretValue,
+                    &[owner.as_str(), &m.grant.secret],
+                    &sealed,
+                )
+                .map_err(|_| Resolve::Denied("decrypt failure"))?;
+                plain
+                    .expose_str()
+                    .ok_or(Resolve::Denied("value is not text"))?
+                    .to_string()
+            }
+        };
+        out.push(json!({ "env_var": m.grant.env_var, "value": value }));
+    }
+    if st.store.owner(&owner).await?.is_none() {
+        return Err(Resolve::Denied("owner unknown"));
+    }
+    Ok(out)
+}
