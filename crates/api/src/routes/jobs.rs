@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use gatehouse_domain::clock::rfc3339;
-use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::jobs::{validate_env_vars, Package};
 use gatehouse_domain::names::normalise_host_pattern;
 use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
@@ -390,52 +389,16 @@ async fn resolve(st: &AppState, c: &JobCredential) -> Result<Vec<Value>, Resolve
     if material.len() as i64 != job.grant_count || job.grants.len() as i64 != job.grant_count {
         return Err(Resolve::Denied("grant missing"));
     }
-    let now = st.now();
-    let mut data_key = None;
-    let mut out = Vec::with_capacity(material.len());
-    for m in material {
-        let sealed = m.sealed.ok_or(Resolve::Denied("secret missing"))?;
-        let value = match m.grant.mode {
-            GrantMode::Placeholder => {
-                let (placeholder, expires_at) = m
-                    .placeholder
-                    .ok_or(Resolve::Denied("placeholder missing"))?;
-                if expires_at <= now {
-                    return Err(Resolve::Denied("placeholder expired"));
-                }
-                placeholder
-            }
-            GrantMode::Value => {
-                if data_key.is_none() {
-                    let wrapped = st
-                        .store
-                        .owner_data_key(&owner)
-                        .await?
-                        .ok_or(Resolve::Denied("owner unknown"))?;
-                    data_key = Some(
-                        st.master
-                            .unwrap_data_key(&owner, &wrapped)
-                            .map_err(|_| Resolve::Denied("data key"))?,
-                    );
-                }
-                let key = data_key.as_ref().ok_or(Resolve::Denied("data key"))?;
-                let plain = crypto::open(
-                    key,
-                    Purpose::SecretValue,
-                    &[owner.as_str(), &m.grant.secret],
-                    &sealed,
-                )
-                .map_err(|_| Resolve::Denied("decrypt failure"))?;
-                plain
-                    .expose_str()
-                    .ok_or(Resolve::Denied("value is not text"))?
-                    .to_string()
-            }
-        };
-        out.push(json!({ "env_var": m.grant.env_var, "value": value }));
-    }
-    if st.store.owner(&owner).await?.is_none() {
-        return Err(Resolve::Denied("owner unknown"));
-    }
-    Ok(out)
+    let wrapped = st
+        .store
+        .owner_data_key(&owner)
+        .await?
+        .ok_or(Resolve::Denied("owner unknown"))?;
+    let opened =
+        crate::job_credentials::open_grants(&st.master, &owner, &wrapped, material, st.now())
+            .map_err(Resolve::Denied)?;
+    Ok(opened
+        .into_iter()
+        .map(|(env_var, value)| json!({ "env_var": env_var, "value": value }))
+        .collect())
 }
