@@ -13,7 +13,9 @@ use axum::{middleware, Router};
 use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
-use crate::routes::{agents, audit, bootstrap, health, jobs, owners, secrets, tokens, whoami};
+use crate::routes::{
+    agents, audit, bootstrap, health, hooks, inbound, jobs, owners, secrets, tokens, whoami,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,10 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::GET, "/v1/jobs/{id}", Auth, jobs::get),
         at(Method::DELETE, "/v1/jobs/{id}", Auth, jobs::delete),
         at(Method::GET, "/v1/job/credentials", Auth, jobs::credentials),
+        at(Method::POST, "/v1/hooks", Auth, hooks::create),
+        at(Method::GET, "/v1/hooks", Auth, hooks::list),
+        at(Method::DELETE, "/v1/hooks/{id}", Auth, hooks::delete),
+        at(Method::POST, "/hooks/{id}", Public, inbound::deliver),
     ]
 }
 

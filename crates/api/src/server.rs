@@ -100,6 +100,14 @@ pub async fn start(
         login_limiter: FailureLimiter::new(5, 60),
         bootstrap_file,
         owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartError::Io {
+                path: "http client".into(),
+                source: std::io::Error::other(e),
+            })?,
     }));
 
     let (stop, mut stopped) = watch::channel(false);

@@ -28,6 +28,8 @@ pub struct Inner {
     pub bootstrap_file: PathBuf,
     /// Job → owner, recorded at creation.
     pub owner_cache: crate::owner_cache::OwnerCache,
+    /// Outbound HTTP for webhook forwarding: no redirects followed.
+    pub http: reqwest::Client,
 }
 
 #[derive(Clone)]

@@ -554,6 +554,7 @@ async fn revoked_or_invalid_tokens_are_refused_on_every_route(engine: Engine) {
             "GET /.well-known/jwks.json",
             "POST /v1/bootstrap/claim",
             "POST /v1/login",
+            "POST /hooks/{id}",
         ],
         "a new public route must be added here on purpose"
     );

@@ -26,6 +26,9 @@ pub enum Purpose {
     SecretValue,
     /// A token-signing private key, under the master key. Context: kid.
     SigningKey,
+    /// An inbound webhook's signing secret, under its owner's data key.
+    /// Context: owner, hook id.
+    HookSecret,
 }
 
 impl Purpose {
@@ -34,6 +37,7 @@ impl Purpose {
             Purpose::DataKey => "gatehouse/v1/data-key",
             Purpose::SecretValue => "gatehouse/v1/secret-value",
             Purpose::SigningKey => "gatehouse/v1/signing-key",
+            Purpose::HookSecret => "gatehouse/v1/hook-secret",
         }
     }
 }

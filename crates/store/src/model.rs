@@ -225,3 +225,25 @@ pub struct GrantMaterial {
     pub placeholder: Option<(String, UnixTime)>,
     pub sealed: Option<Vec<u8>>,
 }
+
+/// An inbound webhook endpoint. `sealed` is the provider secret (or, for
+/// Discord, the public key) sealed under the owner's data key.
+#[derive(Clone)]
+pub struct HookRecord {
+    pub id: String,
+    pub owner: Email,
+    pub provider: String,
+    pub sealed: Vec<u8>,
+    pub forward_to: String,
+    pub created_at: UnixTime,
+}
+
+impl std::fmt::Debug for HookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookRecord")
+            .field("id", &self.id)
+            .field("owner", &self.owner)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}

@@ -279,6 +279,18 @@ macro_rules! sql_store {
             }
         }
 
+        fn hook_from_row(r: &DbRow, with_secret: bool) -> Result<HookRecord> {
+            let owner: String = r.try_get("owner")?;
+            Ok(HookRecord {
+                id: r.try_get("id")?,
+                owner: email_from_db(&owner)?,
+                provider: r.try_get("provider")?,
+                sealed: if with_secret { r.try_get("sealed")? } else { Vec::new() },
+                forward_to: r.try_get("forward_to")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
         fn secret_from_row(r: &DbRow, with_value: bool) -> Result<SecretRecord> {
             let owner: String = r.try_get("owner")?;
             Ok(SecretRecord {
@@ -788,6 +800,69 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn create_hook(&self, hook: &HookRecord, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO hooks (id, owner, provider, sealed, forward_to, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&hook.id)
+                .bind(hook.owner.as_str())
+                .bind(&hook.provider)
+                .bind(&hook.sealed)
+                .bind(&hook.forward_to)
+                .bind(hook.created_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn hook(&self, id: &str) -> Result<Option<HookRecord>> {
+                let row = sqlx::query("SELECT * FROM hooks WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                row.map(|r| hook_from_row(&r, true)).transpose()
+            }
+
+            async fn hooks(&self, owner: &Email) -> Result<Vec<HookRecord>> {
+                let rows = sqlx::query("SELECT id, owner, provider, forward_to, created_at FROM hooks WHERE owner = $1 ORDER BY created_at, id")
+                    .bind(owner.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| hook_from_row(r, false)).collect()
+            }
+
+            async fn delete_hook(&self, owner: &Email, id: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM hooks WHERE id = $1 AND owner = $2")
+                    .bind(id)
+                    .bind(owner.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn remember_delivery(&self, replay_key: &[u8], expires_at: UnixTime, now: UnixTime) -> Result<bool> {
+                sqlx::query("DELETE FROM webhook_deliveries WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+                let done = sqlx::query(
+                    "INSERT INTO webhook_deliveries (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT (replay_key) DO NOTHING",
+                )
+                .bind(replay_key)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn forget_delivery(&self, replay_key: &[u8]) -> Result<()> {
+                sqlx::query("DELETE FROM webhook_deliveries WHERE replay_key = $1").bind(replay_key).execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn revoke(&self, kind: RevocationKind, not_before: UnixTime, expires_at: UnixTime, audit: AuditEvent, now: UnixTime) -> Result<Revocation> {

@@ -145,6 +145,30 @@ pub trait Store: Send + Sync + 'static {
     /// Drops the placeholders of every job of an agent.
     async fn drop_agent_placeholders(&self, owner: &Email, agent: &str) -> Result<u64>;
 
+    // Webhooks.
+    async fn create_hook(&self, hook: &HookRecord, audit: AuditEvent, now: UnixTime) -> Result<()>;
+    async fn hook(&self, id: &str) -> Result<Option<HookRecord>>;
+    /// Metadata only: `sealed` is left empty.
+    async fn hooks(&self, owner: &Email) -> Result<Vec<HookRecord>>;
+    async fn delete_hook(
+        &self,
+        owner: &Email,
+        id: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+    /// Remembers an accepted delivery; false when it was already seen
+    /// (a replay), on any replica.
+    async fn remember_delivery(
+        &self,
+        replay_key: &[u8],
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool>;
+    /// Forgets a delivery whose forwarding failed, so the provider's retry
+    /// is accepted.
+    async fn forget_delivery(&self, replay_key: &[u8]) -> Result<()>;
+
     // Revocation.
     /// Persists a revocation (with its audit event) and wakes every
     /// replica's revocation sync. Returns it with its store-assigned id.

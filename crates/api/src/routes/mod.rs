@@ -5,6 +5,8 @@ pub mod agents;
 pub mod audit;
 pub mod bootstrap;
 pub mod health;
+pub mod hooks;
+pub mod inbound;
 pub mod jobs;
 pub mod owners;
 pub mod secrets;
