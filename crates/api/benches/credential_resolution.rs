@@ -4,8 +4,10 @@
 //! `cargo bench -p gatehouse-api --bench credential_resolution`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::measure_named as measure;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use gatehouse_api::job_credentials::open_grants;
 use gatehouse_api::keys::MasterKeys;
@@ -13,25 +15,6 @@ use gatehouse_api::owner_cache::OwnerCache;
 use gatehouse_domain::crypto::{self, Purpose, SymmetricKey};
 use gatehouse_domain::Email;
 use gatehouse_store::{Grant, GrantMaterial, GrantMode};
-
-fn measure(name: &str, iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let mut rounds: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    rounds.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let median = rounds[rounds.len() / 2];
-    println!("{name:<62} {median:>9.1} ns");
-    median
-}
 
 fn main() {
     let master = MasterKeys::new(SymmetricKey::generate(), vec![]);

@@ -2,9 +2,12 @@
 //! measured in the same run. `cargo bench -p gatehouse-api --bench token_check`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::measure_named as measure;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use gatehouse_api::revocation::Revocations;
@@ -25,26 +28,6 @@ impl KeyLookup for OneKey {
     fn verifying_key(&self, kid: &str) -> Option<VerifyingKey> {
         (kid == "k1").then_some(self.0)
     }
-}
-
-/// Median nanoseconds per call over several rounds.
-fn measure(name: &str, iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let mut rounds: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    rounds.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let median = rounds[rounds.len() / 2];
-    println!("{name:<58} {median:>10.1} ns");
-    median
 }
 
 fn resident_bytes() -> u64 {

@@ -4,6 +4,9 @@
 //! `cargo bench -p gatehouse-api --bench webhook_verification`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::measure;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -17,24 +20,6 @@ use gatehouse_domain::webhook::{verifier_for, Provider};
 use gatehouse_domain::SecretBytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-
-/// Median nanoseconds per call over several rounds.
-fn measure(iterations: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let mut rounds: Vec<f64> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    rounds.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    rounds[rounds.len() / 2]
-}
 
 fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();

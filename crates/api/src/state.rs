@@ -46,6 +46,21 @@ impl Inner {
     pub fn now(&self) -> UnixTime {
         self.clock.now()
     }
+
+    /// The owner's data key, unwrapped; `None` when the owner (and so the
+    /// key) no longer exists.
+    pub async fn data_key(
+        &self,
+        owner: &gatehouse_domain::Email,
+    ) -> Result<Option<gatehouse_domain::crypto::SymmetricKey>, crate::error::ApiError> {
+        let Some(wrapped) = self.store.owner_data_key(owner).await? else {
+            return Ok(None);
+        };
+        self.master
+            .unwrap_data_key(owner, &wrapped)
+            .map(Some)
+            .map_err(crate::error::ApiError::internal)
+    }
 }
 
 /// An audit event for an act by `principal`.

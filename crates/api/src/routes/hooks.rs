@@ -82,15 +82,10 @@ pub async fn create(
         .map_err(|e| ApiError::bad_request(format!("secret refused: {}", e.code())))?;
     let id = gatehouse_domain::codes::random_id();
     let owner = &principal.owner;
-    let wrapped = st
-        .store
-        .owner_data_key(owner)
+    let data_key = st
+        .data_key(owner)
         .await?
         .ok_or_else(|| ApiError::forbidden("owner_unknown", "the owner has no data key"))?;
-    let data_key = st
-        .master
-        .unwrap_data_key(owner, &wrapped)
-        .map_err(ApiError::internal)?;
     let now = st.now();
     let hook = HookRecord {
         id: id.clone(),

@@ -88,15 +88,10 @@ async fn handle(
         .await?
         .ok_or_else(|| ApiError::NotFound("no such hook".into()))?;
     let provider = Provider::parse(&hook.provider).map_err(ApiError::internal)?;
-    let wrapped = st
-        .store
-        .owner_data_key(&hook.owner)
+    let data_key = st
+        .data_key(&hook.owner)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such hook".into()))?;
-    let data_key = st
-        .master
-        .unwrap_data_key(&hook.owner, &wrapped)
-        .map_err(ApiError::internal)?;
     let secret = crypto::open(
         &data_key,
         Purpose::HookSecret,

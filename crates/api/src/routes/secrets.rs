@@ -172,15 +172,10 @@ pub async fn seal_for(
     name: &str,
     value: &SecretBytes,
 ) -> ApiResult<Vec<u8>> {
-    let wrapped = st
-        .store
-        .owner_data_key(owner)
+    let data_key = st
+        .data_key(owner)
         .await?
         .ok_or_else(|| ApiError::forbidden("owner_unknown", "the owner has no data key"))?;
-    let data_key = st
-        .master
-        .unwrap_data_key(owner, &wrapped)
-        .map_err(ApiError::internal)?;
     Ok(crypto::seal(
         &data_key,
         Purpose::SecretValue,
@@ -221,8 +216,7 @@ pub async fn delete(
 /// (owner, name) as associated data. Every failure is the same `None`.
 pub async fn open_for(st: &AppState, owner: &Email, name: &str) -> Option<SecretBytes> {
     let record = st.store.secret(owner, name).await.ok()??;
-    let wrapped = st.store.owner_data_key(owner).await.ok()??;
-    let data_key = st.master.unwrap_data_key(owner, &wrapped).ok()?;
+    let data_key = st.data_key(owner).await.ok()??;
     crypto::open(
         &data_key,
         Purpose::SecretValue,
