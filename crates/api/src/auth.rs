@@ -37,6 +37,8 @@ pub struct Authenticator {
     /// minute, so garbage tokens cannot flood the audit log.
     pub refusal_audit: crate::rate_limit::FailureLimiter,
     pub cache: crate::token_cache::TokenCache,
+    /// Refused presentations, for `/metrics`.
+    pub refusals: std::sync::atomic::AtomicU64,
 }
 
 enum Presented<'a> {
@@ -180,6 +182,8 @@ impl Authenticator {
     /// The refused use goes to the audit log without the token; the
     /// owner is left empty because an unverified token names no one.
     fn audit_refusal(&self, e: &TokenError, peer: Option<IpAddr>) {
+        self.refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let source = peer.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let now = self.now();
         if self.refusal_audit.blocked_for(source, now).is_some() {

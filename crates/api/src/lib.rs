@@ -11,6 +11,7 @@ pub mod error;
 pub mod job_credentials;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod owner_cache;
 pub mod rate_limit;
 pub mod request_id;

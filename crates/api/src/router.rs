@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    agents, audit, bootstrap, health, hooks, inbound, jobs, owners, secrets, tokens, whoami,
+    agents, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets, tokens,
+    whoami,
 };
 use crate::state::AppState;
 
@@ -60,6 +61,8 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::GET, "/healthz", Public, health::healthz),
         at(Method::GET, "/readyz", Public, health::readyz),
         at(Method::GET, "/.well-known/jwks.json", Public, health::jwks),
+        at(Method::GET, "/metrics", Public, crate::metrics::render),
+        at(Method::GET, "/v1/openapi.json", Public, openapi::document),
         at(
             Method::POST,
             "/v1/bootstrap/claim",
@@ -103,5 +106,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::assign))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count,
+        ))
         .with_state(state)
 }

@@ -79,6 +79,7 @@ pub async fn start(
         keys: keys.clone(),
         revocations: revocations.clone(),
         refusal_audit: FailureLimiter::new(10, 60),
+        refusals: std::sync::atomic::AtomicU64::new(0),
         cache: crate::token_cache::TokenCache::new(
             crate::token_cache::DEFAULT_CAPACITY,
             clock.clone(),
@@ -100,6 +101,7 @@ pub async fn start(
         login_limiter: FailureLimiter::new(5, 60),
         bootstrap_file,
         owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
+        metrics: crate::metrics::Metrics::default(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))

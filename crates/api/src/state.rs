@@ -30,6 +30,7 @@ pub struct Inner {
     pub owner_cache: crate::owner_cache::OwnerCache,
     /// Outbound HTTP for webhook forwarding: no redirects followed.
     pub http: reqwest::Client,
+    pub metrics: crate::metrics::Metrics,
 }
 
 #[derive(Clone)]

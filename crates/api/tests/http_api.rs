@@ -552,6 +552,8 @@ async fn revoked_or_invalid_tokens_are_refused_on_every_route(engine: Engine) {
             "GET /healthz",
             "GET /readyz",
             "GET /.well-known/jwks.json",
+            "GET /metrics",
+            "GET /v1/openapi.json",
             "POST /v1/bootstrap/claim",
             "POST /v1/login",
             "POST /hooks/{id}",
@@ -1159,6 +1161,49 @@ async fn rotated_signing_keys_verify_until_their_last_token_expires(engine: Engi
     );
 }
 
+async fn metrics_and_openapi_describe_the_running_server(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    s.json(Method::GET, "/v1/auth/whoami", Some("garbage"), None)
+        .await;
+    let r = s.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("gatehouse_http_responses_total{class=\"2xx\"}"),
+        "{text}"
+    );
+    assert!(text.contains("gatehouse_revocation_view_fresh 1"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("gatehouse_token_refusals_total ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("op@x.org") && !text.contains(&op),
+        "no owners or tokens in metrics"
+    );
+
+    let (status, doc) = s.json(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for spec in route_specs() {
+        let op = &doc["paths"][spec.path][spec.method.as_str().to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} missing from the document",
+            spec.method,
+            spec.path
+        );
+        assert_eq!(
+            op.get("security").is_some(),
+            spec.access == Access::Authenticated,
+            "{}",
+            spec.path
+        );
+    }
+}
+
 on_both_engines!(
     claim_makes_the_claimant_operator_once,
     wrong_codes_are_refused_then_rate_limited,
@@ -1176,5 +1221,6 @@ on_both_engines!(
     audit_chain_of_a_full_flow_verifies,
     health_readiness_and_keys_are_public,
     sessions_expire_with_the_clock,
+    metrics_and_openapi_describe_the_running_server,
     rotated_signing_keys_verify_until_their_last_token_expires,
 );

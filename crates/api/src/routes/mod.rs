@@ -8,6 +8,7 @@ pub mod health;
 pub mod hooks;
 pub mod inbound;
 pub mod jobs;
+pub mod openapi;
 pub mod owners;
 pub mod secrets;
 pub mod tokens;
