@@ -160,6 +160,22 @@ macro_rules! sql_store {
                 Ok(record)
             }
 
+            async fn insert_issued(tx: &mut Tx<'_>, t: &IssuedToken) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO issued_tokens (jti, owner, subject, cls, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&t.jti)
+                .bind(t.owner.as_str())
+                .bind(&t.subject)
+                .bind(t.class.as_str())
+                .bind(&t.scope)
+                .bind(t.iat)
+                .bind(t.exp)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             async fn insert_owner(tx: &mut Tx<'_>, owner: &NewOwner) -> Result<()> {
                 sqlx::query("INSERT INTO owners (email, role, created_at, data_key, master_kid) VALUES ($1, $2, $3, $4, $5)")
                     .bind(owner.email.as_str())
@@ -612,18 +628,7 @@ macro_rules! sql_store {
 
             async fn record_issued_token(&self, t: &IssuedToken, audit: AuditEvent, now: UnixTime) -> Result<()> {
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO issued_tokens (jti, owner, subject, cls, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&t.jti)
-                .bind(t.owner.as_str())
-                .bind(&t.subject)
-                .bind(t.class.as_str())
-                .bind(&t.scope)
-                .bind(t.iat)
-                .bind(t.exp)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_issued(&mut tx, t).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())
@@ -687,18 +692,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO issued_tokens (jti, owner, subject, cls, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&token.jti)
-                .bind(token.owner.as_str())
-                .bind(&token.subject)
-                .bind(token.class.as_str())
-                .bind(&token.scope)
-                .bind(token.iat)
-                .bind(token.exp)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_issued(&mut tx, token).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())

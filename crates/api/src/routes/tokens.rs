@@ -132,6 +132,22 @@ pub async fn mint(
     ))
 }
 
+/// The claims a listed token was issued with, for revocation checks.
+fn claims_of(t: &IssuedToken) -> Claims {
+    Claims {
+        iss: String::new(),
+        aud: String::new(),
+        sub: t.subject.clone(),
+        owner: t.owner.as_str().into(),
+        cls: t.class,
+        jti: t.jti.clone(),
+        iat: t.iat,
+        nbf: t.iat,
+        exp: t.exp,
+        scope: t.scope.clone(),
+    }
+}
+
 /// Scope `tokens:write`: the owner's unexpired tokens, never their values.
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     principal.require_scope(Scope::TokensWrite)?;
@@ -141,18 +157,6 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
         tokens
             .iter()
             .map(|t| {
-                let claims = Claims {
-                    iss: String::new(),
-                    aud: String::new(),
-                    sub: t.subject.clone(),
-                    owner: t.owner.as_str().into(),
-                    cls: t.class,
-                    jti: t.jti.clone(),
-                    iat: t.iat,
-                    nbf: t.iat,
-                    exp: t.exp,
-                    scope: t.scope.clone(),
-                };
                 json!({
                     "jti": t.jti,
                     "subject": t.subject,
@@ -160,7 +164,7 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
                     "scope": t.scope,
                     "iat": t.iat,
                     "exp": t.exp,
-                    "revoked": revocations.covers(&claims),
+                    "revoked": revocations.covers(&claims_of(t)),
                 })
             })
             .collect(),
@@ -188,6 +192,7 @@ pub async fn revoke(
     principal.require_scope(Scope::TokensWrite)?;
     let now = st.now();
     let may_cross_owners = principal.is_operator() && principal.is_human();
+    let mut already = false;
     let (kind, expires_at, target) = match (body.jti, body.subject, body.owner) {
         (Some(jti), None, None) => {
             let token = st
@@ -196,6 +201,7 @@ pub async fn revoke(
                 .await?
                 .filter(|t| t.owner == principal.owner || may_cross_owners)
                 .ok_or_else(|| ApiError::NotFound("no such token".into()))?;
+            already = st.auth.revocations.covers(&claims_of(&token));
             (
                 RevocationKind::Jti {
                     jti: token.jti.clone(),
@@ -242,20 +248,6 @@ pub async fn revoke(
             ))
         }
     };
-    let already = matches!(&kind, RevocationKind::Jti { jti } if st.store.issued_token(jti).await?.is_some_and(|t| {
-        st.auth.revocations.covers(&Claims {
-            iss: String::new(),
-            aud: String::new(),
-            sub: t.subject.clone(),
-            owner: t.owner.as_str().into(),
-            cls: t.class,
-            jti: t.jti.clone(),
-            iat: t.iat,
-            nbf: t.iat,
-            exp: t.exp,
-            scope: String::new(),
-        })
-    }));
     let event = audit_event(&principal, "token.revoke", &target, "ok", &request);
     let is_jti = matches!(kind, RevocationKind::Jti { .. });
     let agent = match &kind {
