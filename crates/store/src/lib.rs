@@ -6,11 +6,13 @@
 //! numbered migrations in lockstep (`migrations/{sqlite,postgres}`).
 #![forbid(unsafe_code)]
 
+mod approval_model;
 mod connect;
 mod error;
 mod migrations;
 mod model;
 mod postgres;
+mod sql_gated;
 mod sql_store;
 mod sqlite;
 mod store;
@@ -19,5 +21,6 @@ pub use connect::{connect, Engine};
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub use error::StoreError;
+pub use approval_model::*;
 pub use model::*;
 pub use store::Store;

@@ -32,6 +32,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_hooks.sql"),
         include_str!("../migrations/postgres/0004_hooks.sql"),
     ),
+    (
+        5,
+        "approvals",
+        include_str!("../migrations/sqlite/0005_approvals.sql"),
+        include_str!("../migrations/postgres/0005_approvals.sql"),
+    ),
 ];
 
 #[derive(Clone, Copy)]

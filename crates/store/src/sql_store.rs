@@ -320,8 +320,39 @@ macro_rules! sql_store {
             })
         }
 
+        crate::sql_gated::gated_helpers!($store, $db, $notify_sql);
+        crate::sql_gated::gated_methods!($store);
+
         #[async_trait]
         impl crate::store::Store for $store {
+            async fn create_approval(&self, a: &ApprovalRecord, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.gated_create_approval(a, audit, now).await
+            }
+            async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>> {
+                self.gated_approval(id).await
+            }
+            async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>> {
+                self.gated_approvals(filter).await
+            }
+            async fn decide_approval(&self, id: &str, d: &ApprovalDecision, audit: AuditEvent, now: UnixTime) -> Result<DecideResult> {
+                self.gated_decide_approval(id, d, audit, now).await
+            }
+            async fn run_gated(&self, action: &GatedAction, completion: Option<&Completion>, audit: Vec<AuditEvent>, now: UnixTime) -> Result<RunResult> {
+                self.gated_run_gated(action, completion, audit, now).await
+            }
+            async fn fail_approval(&self, id: &str, error: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                self.gated_fail_approval(id, error, audit, now).await
+            }
+            async fn expire_approvals(&self, now: UnixTime) -> Result<Vec<ApprovalRecord>> {
+                self.gated_expire_approvals(now).await
+            }
+            async fn approved_approvals(&self, limit: i64) -> Result<Vec<ApprovalRecord>> {
+                self.gated_approved_approvals(limit).await
+            }
+            async fn secret_granted_to_agent(&self, owner: &Email, agent: &str, secret: &str) -> Result<bool> {
+                self.gated_secret_granted_to_agent(owner, agent, secret).await
+            }
+
             fn engine(&self) -> Engine {
                 $engine
             }
@@ -539,30 +570,10 @@ macro_rules! sql_store {
 
             async fn put_secret(&self, s: &SecretRecord, audit: AuditEvent, now: UnixTime) -> Result<PutOutcome> {
                 let mut tx = self.begin_write().await?;
-                let existed = sqlx::query("SELECT 1 AS one FROM secrets WHERE owner = $1 AND name = $2")
-                    .bind(s.owner.as_str())
-                    .bind(&s.name)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                sqlx::query(
-                    "INSERT INTO secrets (owner, name, sealed, allowed_hosts, inject, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (owner, name) DO UPDATE SET sealed = excluded.sealed, \
-                     allowed_hosts = excluded.allowed_hosts, inject = excluded.inject, updated_at = excluded.updated_at",
-                )
-                .bind(s.owner.as_str())
-                .bind(&s.name)
-                .bind(&s.sealed)
-                .bind(&s.allowed_hosts)
-                .bind(&s.inject)
-                .bind(s.created_at)
-                .bind(s.updated_at)
-                .execute(&mut *tx)
-                .await?;
+                let outcome = Self::put_secret_in(&mut tx, s).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
-                Ok(if existed { PutOutcome::Replaced } else { PutOutcome::Created })
+                Ok(outcome)
             }
 
             async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>> {
@@ -780,6 +791,7 @@ macro_rules! sql_store {
                     return Ok(false);
                 }
                 sqlx::query("DELETE FROM placeholders WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
+                Self::expire_approvals_in(&mut tx, ExpireWhere::Job(id), "its job was deleted", now).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -865,25 +877,13 @@ macro_rules! sql_store {
                 // revocation ids are handed out in commit order and an
                 // incremental reader never skips one.
                 Self::append_in(&mut tx, audit, now).await?;
-                let (k, owner, subject, jti) = kind_to_columns(&kind);
-                let row = sqlx::query(
-                    "INSERT INTO revocations (kind, owner, subject, jti, not_before, expires_at, created_at)                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(k)
-                .bind(owner)
-                .bind(subject)
-                .bind(jti)
-                .bind(not_before)
-                .bind(expires_at)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let id: i64 = row.try_get("id")?;
-                let revocation = Revocation { id, kind, not_before, expires_at };
-                sqlx::query($notify_sql)
-                    .bind(crate::sql_store::encode_notification(&revocation))
-                    .execute(&mut *tx)
-                    .await?;
+                let which = match &kind {
+                    RevocationKind::Jti { jti } => ExpireWhere::Jti(jti),
+                    RevocationKind::Subject { owner, subject } => ExpireWhere::Subject { owner: owner.as_ref(), subject },
+                    RevocationKind::Owner { owner } => ExpireWhere::Owner(owner),
+                };
+                Self::expire_approvals_in(&mut tx, which, "the requesting credential was revoked", now).await?;
+                let revocation = Self::revoke_in(&mut tx, kind, not_before, expires_at, now).await?;
                 tx.commit().await?;
                 Ok(revocation)
             }

@@ -11,6 +11,7 @@ use gatehouse_domain::Email;
 
 use crate::connect::Engine;
 use crate::error::Result;
+use crate::approval_model::*;
 use crate::model::*;
 
 #[async_trait]
@@ -133,8 +134,8 @@ pub trait Store: Send + Sync + 'static {
     /// secret's sealed value where they exist, in one round trip.
     async fn grant_material(&self, job_id: &str, owner: &Email) -> Result<Vec<GrantMaterial>>;
     async fn job_placeholders(&self, job_id: &str) -> Result<Vec<PlaceholderRecord>>;
-    /// Marks an owner's live job deleted and drops its placeholders; false
-    /// when there is no such live job.
+    /// Marks an owner's live job deleted, drops its placeholders and
+    /// expires its pending approvals; false when there is no such live job.
     async fn delete_job(
         &self,
         owner: &Email,
@@ -169,9 +170,60 @@ pub trait Store: Send + Sync + 'static {
     /// is accepted.
     async fn forget_delivery(&self, replay_key: &[u8]) -> Result<()>;
 
+    // Approvals (SPEC §7).
+    /// Stores a held request with its `approval.request` audit record.
+    async fn create_approval(
+        &self,
+        approval: &ApprovalRecord,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// One approval with its decisions.
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>>;
+    async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>>;
+    /// Records one human's decision under the approval's row lock, so
+    /// concurrent decisions on any replica are counted in turn. A pending
+    /// approval past its expiry is marked expired instead.
+    async fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<DecideResult>;
+    /// Runs a gated action in one transaction with its audit records.
+    /// With a completion it runs only if that approval is still
+    /// `approved`, and moves it to `executed` in the same transaction:
+    /// exactly once, whichever replica gets there first. An action whose
+    /// target is gone changes nothing and comes back `Failed`.
+    async fn run_gated(
+        &self,
+        action: &GatedAction,
+        completion: Option<&Completion>,
+        audit: Vec<AuditEvent>,
+        now: UnixTime,
+    ) -> Result<RunResult>;
+    /// `approved → failed`; false when it was not `approved` any more.
+    async fn fail_approval(
+        &self,
+        id: &str,
+        error: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+    /// Pending approvals past their expiry become `expired` (audited).
+    async fn expire_approvals(&self, now: UnixTime) -> Result<Vec<ApprovalRecord>>;
+    /// Approved requests not yet run (after a restart, or a crash
+    /// between decision and execution), oldest first.
+    async fn approved_approvals(&self, limit: i64) -> Result<Vec<ApprovalRecord>>;
+    /// Whether a live job of `agent` holds a grant of `secret`.
+    async fn secret_granted_to_agent(&self, owner: &Email, agent: &str, secret: &str)
+        -> Result<bool>;
+
     // Revocation.
-    /// Persists a revocation (with its audit event) and wakes every
-    /// replica's revocation sync. Returns it with its store-assigned id.
+    /// Persists a revocation (with its audit event), expires the pending
+    /// approvals its tokens asked for, and wakes every replica's
+    /// revocation sync. Returns it with its store-assigned id.
     async fn revoke(
         &self,
         kind: RevocationKind,

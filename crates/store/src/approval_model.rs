@@ -1,0 +1,126 @@
+//! Approval rows and the gated actions the store runs, atomically with
+//! the approval's move to `executed`.
+
+use gatehouse_domain::approvals::{ApprovalStatus, Decision};
+use gatehouse_domain::clock::UnixTime;
+use gatehouse_domain::{CredentialClass, Email};
+
+use crate::model::{IssuedToken, PutOutcome, Revocation, SecretRecord};
+
+/// Who asked for a held verb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    pub class: CredentialClass,
+    pub subject: String,
+    pub jti: Option<String>,
+    /// The agent behind an agent or job credential.
+    pub agent: Option<String>,
+    /// The job behind a job credential.
+    pub job: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalRecord {
+    pub id: String,
+    pub owner: Email,
+    pub verb: String,
+    /// What deciders see (JSON text); never a secret value.
+    pub params: String,
+    pub params_digest: Vec<u8>,
+    /// Sealed parameters that must not be shown (a secret value).
+    pub sealed: Option<Vec<u8>>,
+    pub requester: Requester,
+    pub status: ApprovalStatus,
+    pub required: u32,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub updated_at: UnixTime,
+    /// JSON text of the outcome once executed.
+    pub result: Option<String>,
+    /// The part of the outcome only the requester may read, sealed.
+    pub sealed_result: Option<Vec<u8>>,
+    pub error: Option<String>,
+    /// Filled when read; ignored when created.
+    pub decisions: Vec<ApprovalDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    pub decider: String,
+    pub decision: Decision,
+    pub reason: String,
+    pub decided_at: UnixTime,
+}
+
+/// What the store made of one decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideResult {
+    /// Recorded; the approval's status afterwards.
+    Recorded(ApprovalStatus),
+    NotFound,
+    /// The approval was no longer pending (expired ones are marked so by
+    /// this very call).
+    NotPending(ApprovalStatus),
+    AlreadyDecided,
+}
+
+/// A gated verb's effect on the store, run in one transaction: directly
+/// (a human session or a bypass) or when its approval executes.
+#[derive(Debug, Clone)]
+pub enum GatedAction {
+    PutSecret(SecretRecord),
+    DeleteSecret { owner: Email, name: String },
+    /// Records an api token signed at execution time.
+    MintToken(IssuedToken),
+    /// Deletes every live job of the owner and revokes their tokens.
+    DeleteAllJobs { owner: Email },
+    /// Removes the owner with their data key, secrets, jobs, agents and
+    /// hooks, revokes every token of theirs and expires their pending
+    /// approvals. The audit log keeps everything.
+    DeprovisionOwner { owner: Email, token_expiry: UnixTime },
+    CreateAgent { owner: Email, name: String },
+    DeleteJob { owner: Email, id: String },
+    DeleteHook { owner: Email, id: String },
+}
+
+/// What a gated action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionEffect {
+    Secret(PutOutcome),
+    Done,
+    /// Revocations written, for the caller to apply to its own view at
+    /// once (other replicas hear of them through the store).
+    Revoked(Vec<Revocation>),
+    /// The action found nothing to act on: the approval fails with this
+    /// reason and nothing is changed.
+    Failed(String),
+}
+
+/// The approval an action completes, if any.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub approval_id: String,
+    /// JSON text shown to requester and deciders.
+    pub result: String,
+    pub sealed_result: Option<Vec<u8>>,
+}
+
+/// What running a gated action came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunResult {
+    Ran(ActionEffect),
+    /// The approval was not `approved` any more: another replica or
+    /// request ran it (or it failed) first. Nothing was done.
+    NotApproved,
+}
+
+/// Which approvals to list, newest first.
+#[derive(Debug, Clone)]
+pub struct ApprovalFilter {
+    /// `None`: every owner's (the operator's view).
+    pub owner: Option<Email>,
+    pub status: Option<ApprovalStatus>,
+    /// Only those one requester asked for.
+    pub requester: Option<(CredentialClass, String)>,
+    pub limit: i64,
+}
