@@ -15,6 +15,9 @@ use gatehouse_domain::token::policy::{class_maximum, MAX_CLOCK_SKEW};
 use gatehouse_domain::token::TokenPolicy;
 use gatehouse_domain::CredentialClass;
 
+mod approvals;
+pub use approvals::ApprovalsConfig;
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("configuration file {path}: {message}")]
@@ -50,6 +53,8 @@ struct RawConfig {
     jobs: RawJobs,
     #[serde(default)]
     egress: RawEgress,
+    #[serde(default)]
+    approvals: approvals::RawApprovals,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +100,8 @@ enum Kind {
     Text,
     Integer,
     List,
+    /// `key=number` pairs, comma-separated.
+    IntegerMap,
 }
 
 /// Every key that the environment may set: (section, key, kind).
@@ -117,6 +124,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("jobs", "owner_cache_size", Kind::Integer),
     ("jobs", "placeholder_prefix", Kind::Text),
     ("egress", "placeholder_ttl_seconds", Kind::Integer),
+    ("approvals", "ttl_seconds", Kind::Integer),
+    ("approvals", "gated_verbs", Kind::List),
+    ("approvals", "required", Kind::IntegerMap),
+    ("approvals", "notify_url", Kind::Text),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -167,6 +178,7 @@ pub struct Config {
     /// still accept one.
     pub placeholder_prefix: String,
     pub placeholder_ttl_seconds: i64,
+    pub approvals: ApprovalsConfig,
 }
 
 impl Config {
@@ -244,6 +256,7 @@ impl Config {
             ));
         }
         Ok(Self {
+            approvals: approvals::validate(raw.approvals)?,
             owner_cache_size: owner_cache_size as usize,
             placeholder_prefix,
             placeholder_ttl_seconds,
@@ -288,7 +301,7 @@ impl Config {
              agent_ttl_seconds = {}\njob_ttl_seconds = {}\nissuer = {:?}\naudience = {:?}\n\n\
              [revocation]\nmax_staleness_seconds = {}\n\n\
              [jobs]\nowner_cache_size = {}\nplaceholder_prefix = {:?}\n\n\
-             [egress]\nplaceholder_ttl_seconds = {}\n",
+             [egress]\nplaceholder_ttl_seconds = {}\n\n{}",
             self.listen.to_string(),
             self.data_dir.display().to_string(),
             if self.master_key.is_some() { "\"********\"" } else { "\"\" # key file in data_dir" },
@@ -306,6 +319,7 @@ impl Config {
             self.owner_cache_size,
             self.placeholder_prefix,
             self.placeholder_ttl_seconds,
+            self.approvals.render(),
         )
     }
 
@@ -454,6 +468,22 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
                     .map(|s| toml::Value::String(s.into()))
                     .collect(),
             ),
+            Kind::IntegerMap => {
+                let mut map = toml::Table::new();
+                for pair in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let parsed = pair
+                        .split_once('=')
+                        .and_then(|(k, v)| Some((k.trim(), v.trim().parse::<i64>().ok()?)));
+                    let Some((k, v)) = parsed else {
+                        return Err(ConfigError::Env {
+                            var: var.clone(),
+                            message: format!("{pair:?} is not key=number"),
+                        });
+                    };
+                    map.insert(k.to_string(), toml::Value::Integer(v));
+                }
+                toml::Value::Table(map)
+            }
         };
         let target = if section.is_empty() {
             &mut *table

@@ -64,6 +64,11 @@ impl ApiError {
         Self::Internal { reference }
     }
 
+    /// The message a caller would see.
+    pub fn message(&self) -> String {
+        self.parts().2
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),

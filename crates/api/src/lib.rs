@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod job_credentials;
 pub mod json;
 pub mod keys;

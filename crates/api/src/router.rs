@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    agents, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets, tokens,
-    whoami,
+    agents, approvals, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets,
+    tokens, whoami,
 };
 use crate::state::AppState;
 
@@ -88,6 +88,21 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::POST, "/v1/hooks", Auth, hooks::create),
         at(Method::GET, "/v1/hooks", Auth, hooks::list),
         at(Method::DELETE, "/v1/hooks/{id}", Auth, hooks::delete),
+        at(
+            Method::DELETE,
+            "/v1/owners/{email}",
+            Auth,
+            owners::deprovision,
+        ),
+        at(Method::DELETE, "/v1/jobs", Auth, jobs::delete_all),
+        at(Method::GET, "/v1/approvals", Auth, approvals::list),
+        at(Method::GET, "/v1/approvals/{id}", Auth, approvals::get),
+        at(
+            Method::POST,
+            "/v1/approvals/{id}/decision",
+            Auth,
+            approvals::decide,
+        ),
         at(Method::POST, "/hooks/{id}", Public, inbound::deliver),
     ]
 }

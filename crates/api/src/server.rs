@@ -136,6 +136,8 @@ pub async fn start(
         }
     });
 
+    tokio::spawn(crate::gate::sweeper::run(state.clone(), stopped.clone()));
+
     let router = app(state.clone());
     let task = tokio::spawn(async move {
         let until = async move {

@@ -29,6 +29,10 @@ pub enum Purpose {
     /// An inbound webhook's signing secret, under its owner's data key.
     /// Context: owner, hook id.
     HookSecret,
+    /// What a held request must not show (a secret value), or what only
+    /// its requester may read back (a minted token), under the owner's
+    /// data key. Context: owner, approval id, part.
+    ApprovalPayload,
 }
 
 impl Purpose {
@@ -38,6 +42,7 @@ impl Purpose {
             Purpose::SecretValue => "gatehouse/v1/secret-value",
             Purpose::SigningKey => "gatehouse/v1/signing-key",
             Purpose::HookSecret => "gatehouse/v1/hook-secret",
+            Purpose::ApprovalPayload => "gatehouse/v1/approval-payload",
         }
     }
 }

@@ -69,18 +69,27 @@ pub enum DecideResult {
 #[derive(Debug, Clone)]
 pub enum GatedAction {
     PutSecret(SecretRecord),
-    DeleteSecret { owner: Email, name: String },
+    DeleteSecret {
+        owner: Email,
+        name: String,
+    },
     /// Records an api token signed at execution time.
     MintToken(IssuedToken),
     /// Deletes every live job of the owner and revokes their tokens.
-    DeleteAllJobs { owner: Email },
+    DeleteAllJobs {
+        owner: Email,
+    },
     /// Removes the owner with their data key, secrets, jobs, agents and
     /// hooks, revokes every token of theirs and expires their pending
     /// approvals. The audit log keeps everything.
-    DeprovisionOwner { owner: Email, token_expiry: UnixTime },
-    CreateAgent { owner: Email, name: String },
-    DeleteJob { owner: Email, id: String },
-    DeleteHook { owner: Email, id: String },
+    DeprovisionOwner {
+        owner: Email,
+        token_expiry: UnixTime,
+    },
+    DeleteJob {
+        owner: Email,
+        id: String,
+    },
 }
 
 /// What a gated action did.
@@ -91,6 +100,11 @@ pub enum ActionEffect {
     /// Revocations written, for the caller to apply to its own view at
     /// once (other replicas hear of them through the store).
     Revoked(Vec<Revocation>),
+    /// Jobs deleted, with the revocations of their live tokens.
+    JobsDeleted {
+        count: usize,
+        revocations: Vec<Revocation>,
+    },
     /// The action found nothing to act on: the approval fails with this
     /// reason and nothing is changed.
     Failed(String),

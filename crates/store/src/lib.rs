@@ -20,7 +20,7 @@ mod store;
 pub use connect::{connect, Engine};
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
-pub use error::StoreError;
 pub use approval_model::*;
+pub use error::StoreError;
 pub use model::*;
 pub use store::Store;

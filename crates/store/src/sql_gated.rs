@@ -251,7 +251,10 @@ macro_rules! gated_helpers {
                         Self::insert_issued(tx, t).await?;
                         ActionEffect::Done
                     }
-                    GatedAction::DeleteAllJobs { owner } => ActionEffect::Revoked(Self::delete_jobs_in(tx, owner, None, now).await?.1),
+                    GatedAction::DeleteAllJobs { owner } => {
+                        let (count, revocations) = Self::delete_jobs_in(tx, owner, None, now).await?;
+                        ActionEffect::JobsDeleted { count, revocations }
+                    }
                     GatedAction::DeleteJob { owner, id } => match Self::delete_jobs_in(tx, owner, Some(id), now).await? {
                         (0, _) => ActionEffect::Failed("no such job".into()),
                         (_, revoked) => ActionEffect::Revoked(revoked),
@@ -268,23 +271,6 @@ macro_rules! gated_helpers {
                         // was sealed under it cannot be opened again.
                         sqlx::query("DELETE FROM owners WHERE email = $1").bind(owner.as_str()).execute(&mut **tx).await?;
                         ActionEffect::Revoked(vec![revocation])
-                    }
-                    GatedAction::CreateAgent { owner, name } => {
-                        let done = sqlx::query("INSERT INTO agents (owner, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                            .bind(owner.as_str())
-                            .bind(name)
-                            .bind(now)
-                            .execute(&mut **tx)
-                            .await?;
-                        if done.rows_affected() == 1 { ActionEffect::Done } else { ActionEffect::Failed(format!("agent {name} exists")) }
-                    }
-                    GatedAction::DeleteHook { owner, id } => {
-                        let done = sqlx::query("DELETE FROM hooks WHERE id = $1 AND owner = $2")
-                            .bind(id)
-                            .bind(owner.as_str())
-                            .execute(&mut **tx)
-                            .await?;
-                        if done.rows_affected() == 1 { ActionEffect::Done } else { ActionEffect::Failed("no such hook".into()) }
                     }
                 })
             }

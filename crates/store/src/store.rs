@@ -9,9 +9,9 @@ use gatehouse_domain::audit::{AuditEvent, AuditRecord, ChainHead};
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::Email;
 
+use crate::approval_model::*;
 use crate::connect::Engine;
 use crate::error::Result;
-use crate::approval_model::*;
 use crate::model::*;
 
 #[async_trait]
@@ -217,8 +217,12 @@ pub trait Store: Send + Sync + 'static {
     /// between decision and execution), oldest first.
     async fn approved_approvals(&self, limit: i64) -> Result<Vec<ApprovalRecord>>;
     /// Whether a live job of `agent` holds a grant of `secret`.
-    async fn secret_granted_to_agent(&self, owner: &Email, agent: &str, secret: &str)
-        -> Result<bool>;
+    async fn secret_granted_to_agent(
+        &self,
+        owner: &Email,
+        agent: &str,
+        secret: &str,
+    ) -> Result<bool>;
 
     // Revocation.
     /// Persists a revocation (with its audit event), expires the pending

@@ -6,7 +6,7 @@
 //! nothing about which part was missing.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -16,12 +16,11 @@ use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::jobs::{validate_env_vars, Package};
 use gatehouse_domain::names::normalise_host_pattern;
 use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
-use gatehouse_store::{
-    Grant, GrantMode, IssuedToken, JobRecord, PlaceholderRecord, RevocationKind,
-};
+use gatehouse_store::{Grant, GrantMode, IssuedToken, JobRecord, PlaceholderRecord};
 
 use crate::auth::JobCredential;
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
@@ -276,46 +275,41 @@ pub async fn get(
     Ok(Json(body))
 }
 
-/// Scope `jobs:create`, same owner: revokes the job's token, drops its
-/// placeholders.
+/// Scope `jobs:create`, same owner. Revokes the job token, drops its
+/// placeholders and expires its pending approvals. Gated only when the
+/// configuration adds `job.delete`.
 pub async fn delete(
     principal: Principal,
     State(st): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     principal.require_scope(Scope::JobsCreate)?;
     let job = owned_job(&st, &principal.owner, &id).await?;
-    let now = st.now();
-    let event = audit_event(&principal, "job.delete", &id, "ok", &request);
-    if !st
-        .store
-        .delete_job(&principal.owner, &id, event, now)
-        .await?
-    {
+    if job.deleted_at.is_some() {
         return Err(ApiError::NotFound("no such job".into()));
     }
-    let event = audit_event(
+    gate(
+        &st,
         &principal,
-        "token.revoke",
-        &format!("jti {}", job.token_jti),
-        "ok",
+        &headers,
         &request,
-    );
-    let revocation = st
-        .store
-        .revoke(
-            RevocationKind::Jti {
-                jti: job.token_jti.clone(),
-            },
-            now,
-            job.expires_at,
-            event,
-            now,
-        )
-        .await?;
-    st.auth.revocations.apply(&revocation);
-    Ok(StatusCode::NO_CONTENT)
+        GatedCall::JobDelete { id },
+    )
+    .await
+}
+
+/// Scope `jobs:create`: deletes every live job of the owner (a gated
+/// verb, `job.delete_all`). 200 `{"deleted": n}` when run.
+pub async fn delete_all(
+    principal: Principal,
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    request: RequestId,
+) -> ApiResult<Response> {
+    principal.require_scope(Scope::JobsCreate)?;
+    gate(&st, &principal, &headers, &request, GatedCall::JobDeleteAll).await
 }
 
 /// The one answer for every way a credential request can fail.

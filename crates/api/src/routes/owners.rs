@@ -1,6 +1,7 @@
 //! Owners: added by the operator, signing in with a one-time login code.
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +17,7 @@ use gatehouse_store::{NewOwner, StoreError};
 
 use crate::auth::peer_ip_of;
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::routes::bootstrap::session_response;
@@ -132,4 +134,41 @@ pub async fn login(
         .map(|o| o.role)
         .ok_or_else(|| ApiError::forbidden("owner_unknown", "this owner no longer exists"))?;
     session_response(&st, &email, role, StatusCode::OK, &request).await
+}
+
+/// The operator (a non-interactive operator credential is held for
+/// approval: `owner.deprovision` is gated). Removes the owner with their
+/// data key, secrets, jobs, agents and hooks, and revokes every token of
+/// theirs; the audit log keeps their history. The operator cannot
+/// deprovision themself.
+pub async fn deprovision(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(email): Path<String>,
+    headers: HeaderMap,
+    request: RequestId,
+) -> ApiResult<Response> {
+    if !principal.is_operator() {
+        return Err(ApiError::forbidden(
+            "operator_required",
+            "only the operator may deprovision an owner",
+        ));
+    }
+    let email = Email::parse(&email).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if email == principal.owner {
+        return Err(ApiError::Conflict(
+            "the operator cannot deprovision themself".into(),
+        ));
+    }
+    if st.store.owner(&email).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no owner {email}")));
+    }
+    gate(
+        &st,
+        &principal,
+        &headers,
+        &request,
+        GatedCall::OwnerDeprovision { email },
+    )
+    .await
 }

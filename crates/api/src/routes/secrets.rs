@@ -2,8 +2,8 @@
 //! never returned, logged or audited by value.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -11,13 +11,14 @@ use serde_json::{json, Value};
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::names::{normalise_host_pattern, validate_secret_name};
-use gatehouse_domain::{Email, Principal, Scope, SecretBytes};
-use gatehouse_store::{PutOutcome, SecretRecord};
+use gatehouse_domain::{CredentialClass, Email, Principal, Scope, SecretBytes};
+use gatehouse_store::SecretRecord;
 
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GatedCall, SecretWrite};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
-use crate::state::{audit_event, AppState};
+use crate::state::AppState;
 
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_ALLOWED_HOSTS: usize = 64;
@@ -79,7 +80,7 @@ fn validate_inject(inject: &Inject) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn metadata(r: &SecretRecord) -> Value {
+pub fn metadata(r: &SecretRecord) -> Value {
     let hosts: Value = serde_json::from_str(&r.allowed_hosts).unwrap_or_else(|_| json!([]));
     let inject: Value = r
         .inject
@@ -102,17 +103,18 @@ fn checked_name(name: &str) -> ApiResult<()> {
     })
 }
 
-/// Human session with `secrets:write`. Non-interactive credentials are
-/// refused until they can be routed to a human approval.
+/// Scope `secrets:write`. A gated verb: a human session writes at once;
+/// any other credential gets `202` and waits for a human (SPEC §7), except
+/// an agent or job writing a secret granted to itself, which is refused.
 pub async fn put(
     principal: Principal,
     State(st): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> ApiResult<Response> {
     principal.require_scope(Scope::SecretsWrite)?;
-    principal.require_human()?;
     checked_name(&name)?;
     let value = body.value.0;
     if value.is_empty() {
@@ -128,60 +130,50 @@ pub async fn put(
             "at most {MAX_ALLOWED_HOSTS} allowed_hosts"
         )));
     }
-    let hosts = body
+    let allowed_hosts = body
         .allowed_hosts
         .iter()
         .map(|h| validate_host_pattern(h))
         .collect::<ApiResult<Vec<_>>>()?;
-    if let Some(inject) = &body.inject {
-        validate_inject(inject)?;
-    }
-    let sealed = seal_for(&st, &principal.owner, &name, &value).await?;
-    let now = st.now();
-    let created_at = st
-        .store
-        .secret(&principal.owner, &name)
-        .await?
-        .map_or(now, |s| s.created_at);
-    let record = SecretRecord {
-        owner: principal.owner.clone(),
-        name: name.clone(),
-        sealed,
-        allowed_hosts: serde_json::to_string(&hosts).map_err(ApiError::internal)?,
-        inject: body
-            .inject
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(ApiError::internal)?,
-        created_at,
-        updated_at: now,
+    let inject = match &body.inject {
+        Some(inject) => {
+            validate_inject(inject)?;
+            Some(serde_json::to_value(inject).map_err(ApiError::internal)?)
+        }
+        None => None,
     };
-    let event = audit_event(&principal, "secret.write", &name, "ok", &request);
-    let status = match st.store.put_secret(&record, event, now).await? {
-        PutOutcome::Created => StatusCode::CREATED,
-        PutOutcome::Replaced => StatusCode::OK,
-    };
-    Ok((status, Json(metadata(&record))).into_response())
+    refuse_self_targeted(&st, &principal, &name).await?;
+    let call = GatedCall::SecretWrite(SecretWrite {
+        name,
+        value,
+        allowed_hosts,
+        inject,
+    });
+    gate(&st, &principal, &headers, &request, call).await
 }
 
-/// Seals under the owner's data key, with (owner, name) bound in.
-pub async fn seal_for(
-    st: &AppState,
-    owner: &Email,
-    name: &str,
-    value: &SecretBytes,
-) -> ApiResult<Vec<u8>> {
-    let data_key = st
-        .data_key(owner)
+/// An agent (or one of its jobs) must not rewrite or remove a secret it
+/// is granted: that would let it choose what it is later handed.
+async fn refuse_self_targeted(st: &AppState, principal: &Principal, name: &str) -> ApiResult<()> {
+    let agent = match principal.class {
+        CredentialClass::Agent => principal.subject.as_str(),
+        CredentialClass::Job => principal
+            .subject
+            .split_once('/')
+            .map_or(principal.subject.as_str(), |(agent, _)| agent),
+        CredentialClass::Session | CredentialClass::Api => return Ok(()),
+    };
+    if st
+        .store
+        .secret_granted_to_agent(&principal.owner, agent, name)
         .await?
-        .ok_or_else(|| ApiError::forbidden("owner_unknown", "the owner has no data key"))?;
-    Ok(crypto::seal(
-        &data_key,
-        Purpose::SecretValue,
-        &[owner.as_str(), name],
-        value.expose(),
-    ))
+    {
+        return Err(ApiError::forbidden(
+            "self_targeted_secret_write",
+            format!("{name} is granted to this agent; it cannot write or delete it"),
+        ));
+    }
+    Ok(())
 }
 
 /// Any credential of the owner: names and metadata, never values.
@@ -190,26 +182,25 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
     Ok(Json(secrets.iter().map(metadata).collect()))
 }
 
-/// Human session with `secrets:write`.
+/// Scope `secrets:write`; gated like a write.
 pub async fn delete(
     principal: Principal,
     State(st): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     principal.require_scope(Scope::SecretsWrite)?;
-    principal.require_human()?;
     checked_name(&name)?;
-    let event = audit_event(&principal, "secret.delete", &name, "ok", &request);
-    if st
-        .store
-        .delete_secret(&principal.owner, &name, event, st.now())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("no secret named {name}")))
-    }
+    refuse_self_targeted(&st, &principal, &name).await?;
+    gate(
+        &st,
+        &principal,
+        &headers,
+        &request,
+        GatedCall::SecretDelete { name },
+    )
+    .await
 }
 
 /// Opens an owner's secret: only under that owner's data key, with

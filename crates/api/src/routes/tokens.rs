@@ -1,11 +1,13 @@
 //! Issuing, listing and revoking tokens (the kill switch).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::names::validate_agent_name;
 use gatehouse_domain::token::Claims;
@@ -13,38 +15,49 @@ use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
 use gatehouse_store::{IssuedToken, RevocationKind};
 
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
 use crate::keys::longest_token_lifetime;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
-/// Records a freshly signed token (never its value) with a `token.issue`
-/// audit record.
-pub async fn record_issued(
-    st: &AppState,
+/// The row and the `token.issue` audit record of a freshly signed token
+/// (never its value).
+pub fn issued_record(
     claims: &Claims,
     actor: &str,
-    request: &RequestId,
-) -> ApiResult<()> {
+    request_id: &str,
+) -> ApiResult<(IssuedToken, AuditEvent)> {
     let owner = Email::parse(&claims.owner).map_err(ApiError::internal)?;
-    let issued = IssuedToken {
-        jti: claims.jti.clone(),
-        owner: owner.clone(),
-        subject: claims.sub.clone(),
-        class: claims.cls,
-        scope: claims.scope.clone(),
-        iat: claims.iat,
-        exp: claims.exp,
-    };
-    let event = gatehouse_domain::audit::AuditEvent {
+    let event = AuditEvent {
         actor: actor.into(),
         cls: claims.cls.as_str().into(),
         owner: owner.as_str().into(),
         action: "token.issue".into(),
         target: format!("{} {} {}", claims.cls, claims.sub, claims.jti),
         outcome: "ok".into(),
-        request_id: request.0.clone(),
+        request_id: request_id.into(),
     };
+    let issued = IssuedToken {
+        jti: claims.jti.clone(),
+        owner,
+        subject: claims.sub.clone(),
+        class: claims.cls,
+        scope: claims.scope.clone(),
+        iat: claims.iat,
+        exp: claims.exp,
+    };
+    Ok((issued, event))
+}
+
+/// Records a freshly signed token with its audit record.
+pub async fn record_issued(
+    st: &AppState,
+    claims: &Claims,
+    actor: &str,
+    request: &RequestId,
+) -> ApiResult<()> {
+    let (issued, event) = issued_record(claims, actor, &request.0)?;
     st.store
         .record_issued_token(&issued, event, st.now())
         .await?;
@@ -61,21 +74,26 @@ pub struct MintRequest {
     scope: String,
 }
 
-/// Human session with `tokens:write`. Agent tokens name a registered
-/// agent; api tokens name their purpose. Scopes are at most the caller's;
-/// `approval:bypass` only on api tokens, `credentials:read` never here.
+/// Scope `tokens:write`. Agent tokens (human sessions only) name a
+/// registered agent; api tokens name their purpose and are a gated verb
+/// (`token.mint_api`): any non-interactive caller gets `202` and waits for
+/// a human. Scopes are at most the caller's; `approval:bypass` only on
+/// api tokens, `credentials:read` never here.
 pub async fn mint(
     principal: Principal,
     State(st): State<AppState>,
+    headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<MintRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     principal.require_scope(Scope::TokensWrite)?;
-    principal.require_human()?;
     let class = match CredentialClass::parse(&body.class) {
         Some(c @ (CredentialClass::Agent | CredentialClass::Api)) => c,
         _ => return Err(ApiError::bad_request("class must be \"agent\" or \"api\"")),
     };
+    if class == CredentialClass::Agent {
+        principal.require_human()?;
+    }
     validate_agent_name(&body.subject).map_err(|e| ApiError::BadRequest {
         code: "invalid_subject",
         message: e.to_string(),
@@ -92,16 +110,29 @@ pub async fn mint(
             "credentials:read belongs to job tokens only",
         ));
     }
-    if class == CredentialClass::Agent && scopes.contains(Scope::ApprovalBypass) {
+    if class == CredentialClass::Api {
+        if let Some(ttl) = body.ttl_seconds {
+            st.auth
+                .policy
+                .lifetime(class, Some(ttl))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
+        let call = GatedCall::TokenMintApi {
+            subject: body.subject,
+            scope: scopes,
+            ttl_seconds: body.ttl_seconds,
+        };
+        return gate(&st, &principal, &headers, &request, call).await;
+    }
+    if scopes.contains(Scope::ApprovalBypass) {
         return Err(ApiError::bad_request(
             "approval:bypass is for api tokens only",
         ));
     }
-    if class == CredentialClass::Agent
-        && !st
-            .store
-            .agent_exists(&principal.owner, &body.subject)
-            .await?
+    if !st
+        .store
+        .agent_exists(&principal.owner, &body.subject)
+        .await?
     {
         return Err(ApiError::Unprocessable {
             code: "unknown_agent",
@@ -129,7 +160,8 @@ pub async fn mint(
             "subject": claims.sub,
             "scope": claims.scope,
         })),
-    ))
+    )
+        .into_response())
 }
 
 /// The claims a listed token was issued with, for revocation checks.

@@ -130,7 +130,11 @@ impl Tally {
     /// The status after `decider` adds `decision`, or why it may not:
     /// each human decides once; one deny denies; `required` distinct
     /// approvals approve.
-    pub fn add(&mut self, decider: &str, decision: Decision) -> Result<ApprovalStatus, DecideRefusal> {
+    pub fn add(
+        &mut self,
+        decider: &str,
+        decision: Decision,
+    ) -> Result<ApprovalStatus, DecideRefusal> {
         if self.deciders.iter().any(|d| d == decider) {
             return Err(DecideRefusal::AlreadyDecided);
         }
@@ -154,7 +158,12 @@ mod tests {
     use super::*;
     use crate::{Role, ScopeSet};
 
-    fn principal(class: CredentialClass, subject: &str, owner: &str, scopes: &[Scope]) -> Principal {
+    fn principal(
+        class: CredentialClass,
+        subject: &str,
+        owner: &str,
+        scopes: &[Scope],
+    ) -> Principal {
         Principal {
             subject: subject.into(),
             owner: Email::parse(owner).unwrap(),
@@ -184,7 +193,11 @@ mod tests {
     fn every_non_interactive_class_is_held_for_every_gated_verb_whatever_its_scopes() {
         let registry = GateRegistry::default();
         for verb in Verb::DEFAULT_GATED {
-            for class in [CredentialClass::Api, CredentialClass::Agent, CredentialClass::Job] {
+            for class in [
+                CredentialClass::Api,
+                CredentialClass::Agent,
+                CredentialClass::Job,
+            ] {
                 for owner in ["op@example.com", "alice@example.com"] {
                     let caller = principal(class, "bot", owner, &ALL_SCOPES);
                     assert_eq!(
@@ -200,19 +213,47 @@ mod tests {
     #[test]
     fn human_sessions_run_gated_verbs_and_ungated_verbs_run_for_anyone() {
         let registry = GateRegistry::default();
-        let human = principal(CredentialClass::Session, "alice@example.com", "alice@example.com", &[]);
+        let human = principal(
+            CredentialClass::Session,
+            "alice@example.com",
+            "alice@example.com",
+            &[],
+        );
         let agent = principal(CredentialClass::Agent, "bot", "alice@example.com", &[]);
-        assert_eq!(gate_decision(&registry, Verb::SecretWrite, &human, None), Ok(GateDecision::Run));
-        assert_eq!(gate_decision(&registry, Verb::JobDelete, &agent, None), Ok(GateDecision::Run));
+        assert_eq!(
+            gate_decision(&registry, Verb::SecretWrite, &human, None),
+            Ok(GateDecision::Run)
+        );
+        assert_eq!(
+            gate_decision(&registry, Verb::JobDelete, &agent, None),
+            Ok(GateDecision::Run)
+        );
+        let gated = GateRegistry::from_config(&["job.delete".into()], &Default::default()).unwrap();
+        assert_eq!(
+            gate_decision(&gated, Verb::JobDelete, &agent, None),
+            Ok(GateDecision::Hold)
+        );
     }
 
     #[test]
     fn bypass_needs_an_api_token_with_the_scope_and_a_reason() {
         let registry = GateRegistry::default();
-        let with_scope = principal(CredentialClass::Api, "ci", "op@example.com", &[Scope::ApprovalBypass]);
+        let with_scope = principal(
+            CredentialClass::Api,
+            "ci",
+            "op@example.com",
+            &[Scope::ApprovalBypass],
+        );
         assert_eq!(
-            gate_decision(&registry, Verb::SecretWrite, &with_scope, Some(" incident 42 ")),
-            Ok(GateDecision::Bypass { reason: "incident 42".into() })
+            gate_decision(
+                &registry,
+                Verb::SecretWrite,
+                &with_scope,
+                Some(" incident 42 ")
+            ),
+            Ok(GateDecision::Bypass {
+                reason: "incident 42".into()
+            })
         );
         assert_eq!(
             gate_decision(&registry, Verb::SecretWrite, &with_scope, None),
@@ -225,7 +266,12 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let without = principal(CredentialClass::Api, "ci", "op@example.com", &[Scope::SecretsWrite]);
+        let without = principal(
+            CredentialClass::Api,
+            "ci",
+            "op@example.com",
+            &[Scope::SecretsWrite],
+        );
         let agent = principal(CredentialClass::Agent, "bot", "op@example.com", &ALL_SCOPES);
         let job = principal(CredentialClass::Job, "bot/j", "op@example.com", &ALL_SCOPES);
         for caller in [without, agent, job] {
@@ -241,12 +287,33 @@ mod tests {
     #[test]
     fn only_humans_of_the_owner_or_the_operator_decide_and_never_the_requester() {
         let alice = Email::parse("alice@example.com").unwrap();
-        let same = principal(CredentialClass::Session, "alice@example.com", "alice@example.com", &[]);
-        let operator = principal(CredentialClass::Session, "op@example.com", "op@example.com", &[]);
-        let other = principal(CredentialClass::Session, "bob@example.com", "bob@example.com", &[]);
+        let same = principal(
+            CredentialClass::Session,
+            "alice@example.com",
+            "alice@example.com",
+            &[],
+        );
+        let operator = principal(
+            CredentialClass::Session,
+            "op@example.com",
+            "op@example.com",
+            &[],
+        );
+        let other = principal(
+            CredentialClass::Session,
+            "bob@example.com",
+            "bob@example.com",
+            &[],
+        );
         let api = principal(CredentialClass::Api, "ci", "alice@example.com", &ALL_SCOPES);
-        assert_eq!(may_decide(&same, &alice, CredentialClass::Agent, "bot"), Ok(()));
-        assert_eq!(may_decide(&operator, &alice, CredentialClass::Agent, "bot"), Ok(()));
+        assert_eq!(
+            may_decide(&same, &alice, CredentialClass::Agent, "bot"),
+            Ok(())
+        );
+        assert_eq!(
+            may_decide(&operator, &alice, CredentialClass::Agent, "bot"),
+            Ok(())
+        );
         assert_eq!(
             may_decide(&other, &alice, CredentialClass::Agent, "bot"),
             Err(DecideRefusal::OtherOwner)
@@ -265,13 +332,19 @@ mod tests {
     fn tally_needs_n_distinct_approvals_and_one_deny_denies() {
         let mut t = Tally::new(2);
         assert_eq!(t.add("a", Decision::Approve), Ok(ApprovalStatus::Pending));
-        assert_eq!(t.add("a", Decision::Approve), Err(DecideRefusal::AlreadyDecided));
+        assert_eq!(
+            t.add("a", Decision::Approve),
+            Err(DecideRefusal::AlreadyDecided)
+        );
         assert_eq!(t.add("b", Decision::Approve), Ok(ApprovalStatus::Approved));
 
         let mut t = Tally::new(2);
         t.record("a", Decision::Approve);
         assert_eq!(t.add("b", Decision::Deny), Ok(ApprovalStatus::Denied));
-        assert_eq!(t.add("b", Decision::Approve), Err(DecideRefusal::AlreadyDecided));
+        assert_eq!(
+            t.add("b", Decision::Approve),
+            Err(DecideRefusal::AlreadyDecided)
+        );
 
         let mut t = Tally::new(0);
         assert_eq!(t.add("a", Decision::Approve), Ok(ApprovalStatus::Approved));

@@ -17,13 +17,11 @@ pub enum Verb {
     OwnerDeprovision,
     UpstreamRevoke,
     PolicyChange,
-    AgentCreate,
     JobDelete,
-    HookDelete,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 10] = [
+    pub const ALL: [Verb; 8] = [
         Verb::TokenMintApi,
         Verb::SecretWrite,
         Verb::SecretDelete,
@@ -31,9 +29,7 @@ impl Verb {
         Verb::OwnerDeprovision,
         Verb::UpstreamRevoke,
         Verb::PolicyChange,
-        Verb::AgentCreate,
         Verb::JobDelete,
-        Verb::HookDelete,
     ];
 
     /// Gated whatever the configuration says.
@@ -56,9 +52,7 @@ impl Verb {
             Verb::OwnerDeprovision => "owner.deprovision",
             Verb::UpstreamRevoke => "upstream.revoke",
             Verb::PolicyChange => "policy.change",
-            Verb::AgentCreate => "agent.create",
             Verb::JobDelete => "job.delete",
-            Verb::HookDelete => "hook.delete",
         }
     }
 
@@ -191,19 +185,16 @@ mod tests {
         for verb in Verb::DEFAULT_GATED {
             assert!(r.is_gated(verb), "{verb} lost its gate");
         }
-        assert!(!r.is_gated(Verb::AgentCreate));
     }
 
     #[test]
     fn required_sets_n_of_m_and_gates_the_verb() {
-        let r = GateRegistry::from_config(
-            &[],
-            &required(&[("secret.write", 2), ("hook.delete", 1)]),
-        )
-        .unwrap();
+        let r =
+            GateRegistry::from_config(&[], &required(&[("secret.write", 2), ("job.delete", 1)]))
+                .unwrap();
         assert_eq!(r.required(Verb::SecretWrite), 2);
         assert_eq!(r.required(Verb::SecretDelete), 1);
-        assert!(r.is_gated(Verb::HookDelete));
+        assert!(r.is_gated(Verb::JobDelete));
     }
 
     #[test]

@@ -1,0 +1,218 @@
+//! Each gated verb as a value: its exact parameters, how they are stored
+//! while a human decides (a secret value sealed, never shown), and the
+//! store action it becomes when it runs.
+
+use serde_json::{json, Value};
+
+use gatehouse_domain::approvals::{fingerprint, Verb};
+use gatehouse_domain::crypto::SymmetricKey;
+use gatehouse_domain::secret::constant_time_eq;
+use gatehouse_domain::{Email, ScopeSet, SecretBytes};
+
+/// A secret write, validated.
+#[derive(Debug)]
+pub struct SecretWrite {
+    pub name: String,
+    pub value: SecretBytes,
+    /// Normalised host patterns.
+    pub allowed_hosts: Vec<String>,
+    /// The validated `inject` rule, if any.
+    pub inject: Option<Value>,
+}
+
+/// One call of a gateable verb with everything it needs to run.
+#[derive(Debug)]
+pub enum GatedCall {
+    SecretWrite(SecretWrite),
+    SecretDelete {
+        name: String,
+    },
+    TokenMintApi {
+        subject: String,
+        scope: ScopeSet,
+        ttl_seconds: Option<i64>,
+    },
+    JobDeleteAll,
+    OwnerDeprovision {
+        email: Email,
+    },
+    JobDelete {
+        id: String,
+    },
+}
+
+impl GatedCall {
+    pub fn verb(&self) -> Verb {
+        match self {
+            GatedCall::SecretWrite(_) => Verb::SecretWrite,
+            GatedCall::SecretDelete { .. } => Verb::SecretDelete,
+            GatedCall::TokenMintApi { .. } => Verb::TokenMintApi,
+            GatedCall::JobDeleteAll => Verb::JobDeleteAll,
+            GatedCall::OwnerDeprovision { .. } => Verb::OwnerDeprovision,
+            GatedCall::JobDelete { .. } => Verb::JobDelete,
+        }
+    }
+
+    /// The parameters as deciders see them and as the approval is bound
+    /// to, plus the value that must be sealed rather than shown. A secret
+    /// appears only as its length and a fingerprint keyed by the owner's
+    /// data key.
+    pub fn stored_params(&self, data_key: &SymmetricKey) -> (Value, Option<&SecretBytes>) {
+        match self {
+            GatedCall::SecretWrite(w) => (
+                json!({
+                    "name": w.name,
+                    "allowed_hosts": w.allowed_hosts,
+                    "inject": w.inject,
+                    "value": {
+                        "length": w.value.len(),
+                        "fingerprint": fingerprint(data_key.expose(), w.value.expose()),
+                    },
+                }),
+                Some(&w.value),
+            ),
+            GatedCall::SecretDelete { name } => (json!({ "name": name }), None),
+            GatedCall::TokenMintApi {
+                subject,
+                scope,
+                ttl_seconds,
+            } => (
+                json!({
+                    "class": "api",
+                    "subject": subject,
+                    "scope": scope.to_string(),
+                    "ttl_seconds": ttl_seconds,
+                }),
+                None,
+            ),
+            GatedCall::JobDeleteAll => (json!({}), None),
+            GatedCall::OwnerDeprovision { email } => (json!({ "email": email.as_str() }), None),
+            GatedCall::JobDelete { id } => (json!({ "job_id": id }), None),
+        }
+    }
+
+    /// Rebuilds a call from what was stored at request time. The sealed
+    /// value, once opened, must match the fingerprint the deciders saw.
+    pub fn from_stored(
+        verb: Verb,
+        params: &Value,
+        value: Option<SecretBytes>,
+        data_key: &SymmetricKey,
+    ) -> Result<GatedCall, String> {
+        let text = |key: &str| -> Result<String, String> {
+            params
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("stored parameters lack {key}"))
+        };
+        Ok(match verb {
+            Verb::SecretWrite => {
+                let value = value.ok_or("the stored secret value is missing")?;
+                let expected = params
+                    .pointer("/value/fingerprint")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let actual = fingerprint(data_key.expose(), value.expose());
+                if !constant_time_eq(actual.as_bytes(), expected.as_bytes()) {
+                    return Err("the stored secret value does not match its fingerprint".into());
+                }
+                let allowed_hosts = params
+                    .get("allowed_hosts")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                GatedCall::SecretWrite(SecretWrite {
+                    name: text("name")?,
+                    value,
+                    allowed_hosts,
+                    inject: params.get("inject").filter(|v| !v.is_null()).cloned(),
+                })
+            }
+            Verb::SecretDelete => GatedCall::SecretDelete {
+                name: text("name")?,
+            },
+            Verb::TokenMintApi => GatedCall::TokenMintApi {
+                subject: text("subject")?,
+                scope: ScopeSet::parse(&text("scope")?).map_err(|e| e.to_string())?,
+                ttl_seconds: params.get("ttl_seconds").and_then(Value::as_i64),
+            },
+            Verb::JobDeleteAll => GatedCall::JobDeleteAll,
+            Verb::OwnerDeprovision => GatedCall::OwnerDeprovision {
+                email: Email::parse(&text("email")?).map_err(|e| e.to_string())?,
+            },
+            Verb::JobDelete => GatedCall::JobDelete {
+                id: text("job_id")?,
+            },
+            Verb::UpstreamRevoke | Verb::PolicyChange => {
+                return Err(format!("{verb} has no action in this version"))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SymmetricKey {
+        SymmetricKey::from_bytes([7; 32])
+    }
+
+    fn every_call() -> Vec<GatedCall> {
+        vec![
+            GatedCall::SecretWrite(SecretWrite {
+                name: "GH".into(),
+                value: SecretBytes::from_string("ghp_value".into()),
+                allowed_hosts: vec!["api.github.com".into()],
+                inject: Some(json!({"header": "Authorization", "format": "Bearer {value}"})),
+            }),
+            GatedCall::SecretDelete { name: "GH".into() },
+            GatedCall::TokenMintApi {
+                subject: "ci".into(),
+                scope: ScopeSet::parse("secrets:write jobs:read").unwrap(),
+                ttl_seconds: Some(600),
+            },
+            GatedCall::JobDeleteAll,
+            GatedCall::OwnerDeprovision {
+                email: Email::parse("bob@example.com").unwrap(),
+            },
+            GatedCall::JobDelete { id: "j1".into() },
+        ]
+    }
+
+    #[test]
+    fn every_call_survives_storage_with_the_same_parameters() {
+        for call in every_call() {
+            let (params, secret) = call.stored_params(&key());
+            let back =
+                GatedCall::from_stored(call.verb(), &params, secret.cloned(), &key()).unwrap();
+            assert_eq!(back.verb(), call.verb());
+            assert_eq!(back.stored_params(&key()).0, params, "{}", call.verb());
+        }
+    }
+
+    #[test]
+    fn shown_parameters_never_hold_the_secret_value() {
+        let call = &every_call()[0];
+        let (params, secret) = call.stored_params(&key());
+        assert!(secret.is_some());
+        assert!(!params.to_string().contains("ghp_value"));
+        assert_eq!(params["value"]["length"], 9);
+    }
+
+    #[test]
+    fn a_swapped_sealed_value_is_refused() {
+        let call = &every_call()[0];
+        let (params, _) = call.stored_params(&key());
+        let other = SecretBytes::from_string("ghp_other".into());
+        let err =
+            GatedCall::from_stored(Verb::SecretWrite, &params, Some(other), &key()).unwrap_err();
+        assert!(err.contains("fingerprint"));
+    }
+}

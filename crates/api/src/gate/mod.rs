@@ -1,0 +1,157 @@
+//! The one approval gate (SPEC §7).
+//!
+//! Every handler of a gateable verb validates its input, builds a
+//! [`GatedCall`] and hands it to [`gate`]; nothing else runs a gated
+//! verb. The gate asks the domain rule ([`gate_decision`]) and then either
+//! runs the call at once (a human session; an `api` token with
+//! `approval:bypass` and a reason, audited with it) or stores it and
+//! answers `202` with no other effect. An approved request later runs
+//! through the very same [`run`] function, with the parameters stored at
+//! request time, exactly once (see the store's `run_gated`).
+
+mod calls;
+mod notify;
+mod run;
+pub mod sweeper;
+
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use gatehouse_domain::approvals::{
+    gate_decision, params_digest, ApprovalStatus, DecideRefusal, GateDecision,
+};
+use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::codes::random_id;
+use gatehouse_domain::crypto::{self, Purpose};
+use gatehouse_domain::{CredentialClass, Principal};
+use gatehouse_store::{ApprovalRecord, Requester};
+
+use crate::error::{ApiError, ApiResult};
+use crate::request_id::RequestId;
+use crate::state::{audit_event, AppState};
+
+pub use calls::{GatedCall, SecretWrite};
+pub use run::{execute_approved, requester_result};
+
+/// The header that, on an `api` token with `approval:bypass`, runs a
+/// gated verb directly. Its value is the reason, kept in the audit log.
+pub const BYPASS_HEADER: &str = "gatehouse-approval-bypass";
+
+/// Runs `call` for `principal`, or holds it for approval.
+pub async fn gate(
+    st: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    request: &RequestId,
+    call: GatedCall,
+) -> ApiResult<Response> {
+    let bypass = match headers.get(BYPASS_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::bad_request("Gatehouse-Approval-Bypass must be printable text")
+        })?),
+    };
+    let decision = gate_decision(&st.config.approvals.gates, call.verb(), principal, bypass)
+        .map_err(|e: DecideRefusal| ApiError::bad_request(e.to_string()))?;
+    match decision {
+        GateDecision::Run => run::run_now(st, principal, request, &call, None).await,
+        GateDecision::Bypass { reason } => {
+            let event = audit_event(
+                principal,
+                "approval.bypass",
+                call.verb().as_str(),
+                &format!("bypassed: {reason}"),
+                request,
+            );
+            run::run_now(st, principal, request, &call, Some(event)).await
+        }
+        GateDecision::Hold => hold(st, principal, request, &call).await,
+    }
+}
+
+/// Who asked, as stored with the approval.
+pub fn requester_of(principal: &Principal) -> Requester {
+    let (agent, job) = match principal.class {
+        CredentialClass::Agent => (Some(principal.subject.clone()), None),
+        CredentialClass::Job => match principal.subject.split_once('/') {
+            Some((agent, job)) => (Some(agent.to_string()), Some(job.to_string())),
+            None => (None, None),
+        },
+        CredentialClass::Api | CredentialClass::Session => (None, None),
+    };
+    Requester {
+        class: principal.class,
+        subject: principal.subject.clone(),
+        jti: principal.jti.clone(),
+        agent,
+        job,
+    }
+}
+
+/// Stores the request (a secret value sealed, never shown) and answers
+/// `202` with where to poll. Nothing else changes.
+async fn hold(
+    st: &AppState,
+    principal: &Principal,
+    request: &RequestId,
+    call: &GatedCall,
+) -> ApiResult<Response> {
+    let owner = &principal.owner;
+    let data_key = st
+        .data_key(owner)
+        .await?
+        .ok_or_else(|| ApiError::forbidden("owner_unknown", "the owner has no data key"))?;
+    let verb = call.verb();
+    let id = random_id();
+    let (params, secret) = call.stored_params(&data_key);
+    let sealed = secret.map(|value| {
+        crypto::seal(
+            &data_key,
+            Purpose::ApprovalPayload,
+            &[owner.as_str(), &id, "request"],
+            value.expose(),
+        )
+    });
+    let now = st.now();
+    let record = ApprovalRecord {
+        id: id.clone(),
+        owner: owner.clone(),
+        verb: verb.as_str().into(),
+        params: params.to_string(),
+        params_digest: params_digest(verb, &params).to_vec(),
+        sealed,
+        requester: requester_of(principal),
+        status: ApprovalStatus::Pending,
+        required: st.config.approvals.gates.required(verb),
+        created_at: now,
+        expires_at: now + st.config.approvals.ttl_seconds,
+        updated_at: now,
+        result: None,
+        sealed_result: None,
+        error: None,
+        decisions: Vec::new(),
+    };
+    let event = audit_event(
+        principal,
+        "approval.request",
+        &format!("{id} {verb}"),
+        "pending",
+        request,
+    );
+    st.store.create_approval(&record, event, now).await?;
+    notify::announce(st, &record, &params);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, format!("/v1/approvals/{id}"))],
+        Json(json!({
+            "approval_id": id,
+            "status": "pending",
+            "verb": verb.as_str(),
+            "expires_at": rfc3339(record.expires_at),
+        })),
+    )
+        .into_response())
+}

@@ -1,0 +1,42 @@
+//! `approvals.notify_url`: each new pending approval is posted there, so
+//! a chat bot or pager can fetch a human. The body carries what deciders
+//! see (never a secret value) and no credential.
+
+use serde_json::{json, Value};
+
+use gatehouse_domain::clock::rfc3339;
+use gatehouse_store::ApprovalRecord;
+
+use crate::state::AppState;
+
+/// Fire and forget: a slow or failing receiver never delays the request.
+pub fn announce(st: &AppState, approval: &ApprovalRecord, params: &Value) {
+    let Some(url) = st.config.approvals.notify_url.clone() else {
+        return;
+    };
+    let body = json!({
+        "event": "approval.pending",
+        "approval_id": approval.id,
+        "owner": approval.owner.as_str(),
+        "verb": approval.verb,
+        "params": params,
+        "requester": {
+            "cls": approval.requester.class.as_str(),
+            "subject": approval.requester.subject,
+        },
+        "required": approval.required,
+        "expires_at": rfc3339(approval.expires_at),
+        "location": format!("/v1/approvals/{}", approval.id),
+    });
+    let http = st.http.clone();
+    let id = approval.id.clone();
+    tokio::spawn(async move {
+        match http.post(url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::warn!(approval = %id, status = %r.status(), "approval notification refused")
+            }
+            Err(e) => tracing::warn!(approval = %id, "approval notification failed: {e}"),
+        }
+    });
+}

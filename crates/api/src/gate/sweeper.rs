@@ -1,0 +1,44 @@
+//! The background half of approvals, on every replica: pending requests
+//! past their time to live become `expired`, and approved requests that
+//! have not run (the server stopped between decision and execution, or a
+//! run hit a store outage) are run. Replicas may race here freely: the
+//! store runs each approved request exactly once.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::execute_approved;
+use crate::state::AppState;
+
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+const BATCH: i64 = 50;
+
+pub async fn run(st: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        sweep(&st).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One pass; also called by handlers that must not show a stale status.
+pub async fn sweep(st: &AppState) {
+    if let Err(e) = st.store.expire_approvals(st.now()).await {
+        tracing::warn!("approval expiry failed: {e}");
+    }
+    let approved = match st.store.approved_approvals(BATCH).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("reading approved requests failed: {e}");
+            return;
+        }
+    };
+    for approval in approved {
+        if let Err(e) = execute_approved(st, &approval).await {
+            tracing::warn!(approval = %approval.id, "running an approved request failed: {}", e.message());
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Approvals: requesters poll their own, humans list and decide.
+//!
+//! Another owner's approval answers like an unknown id (404): the answer
+//! says nothing about what other tenants asked for.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use gatehouse_domain::approvals::{may_decide, ApprovalStatus, DecideRefusal, Decision};
+use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::Principal;
+use gatehouse_store::{ApprovalDecision, ApprovalFilter, ApprovalRecord, DecideResult};
+
+use crate::error::{ApiError, ApiResult};
+use crate::gate::{execute_approved, requester_result, sweeper};
+use crate::json::ApiJson;
+use crate::request_id::RequestId;
+use crate::state::{audit_event, AppState};
+
+const MAX_REASON: usize = 500;
+const DEFAULT_LIMIT: i64 = 100;
+
+fn is_requester(principal: &Principal, approval: &ApprovalRecord) -> bool {
+    principal.owner == approval.owner
+        && principal.class == approval.requester.class
+        && principal.subject == approval.requester.subject
+}
+
+/// A human of the approval's owner, or the operator.
+fn may_see_as_decider(principal: &Principal, approval: &ApprovalRecord) -> bool {
+    principal.is_human() && (principal.owner == approval.owner || principal.is_operator())
+}
+
+async fn view(st: &AppState, a: &ApprovalRecord, for_requester: bool) -> Value {
+    let params: Value = serde_json::from_str(&a.params).unwrap_or(Value::Null);
+    let mut result: Value = a
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    if for_requester && a.status == ApprovalStatus::Executed {
+        if let Some(secret) = requester_result(st, a).await {
+            if let (Some(obj), Some(token)) = (result.as_object_mut(), secret.expose_str()) {
+                obj.insert("token".into(), json!(token));
+            }
+        }
+    }
+    json!({
+        "approval_id": a.id,
+        "status": a.status.as_str(),
+        "verb": a.verb,
+        "owner": a.owner.as_str(),
+        "requester": {
+            "cls": a.requester.class.as_str(),
+            "subject": a.requester.subject,
+        },
+        "params": params,
+        "params_digest": hex::encode(&a.params_digest),
+        "required": a.required,
+        "approvals": a.decisions.iter().filter(|d| d.decision == Decision::Approve).count(),
+        "decisions": a.decisions.iter().map(|d| json!({
+            "by": d.decider,
+            "decision": d.decision.as_str(),
+            "reason": d.reason,
+            "at": rfc3339(d.decided_at),
+        })).collect::<Vec<_>>(),
+        "created_at": rfc3339(a.created_at),
+        "expires_at": rfc3339(a.expires_at),
+        "updated_at": rfc3339(a.updated_at),
+        "result": result,
+        "error": a.error,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Humans: their owner's approvals (the operator: everyone's). Other
+/// credentials: only the requests they made themselves.
+pub async fn list(
+    principal: Principal,
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(ApprovalStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status must be one of pending, approved, executed, failed, denied, expired, not {s:?}"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be within 1..=1000"));
+    }
+    sweeper::sweep(&st).await;
+    let filter = ApprovalFilter {
+        owner: (!(principal.is_human() && principal.is_operator()))
+            .then(|| principal.owner.clone()),
+        status,
+        requester: (!principal.is_human()).then(|| (principal.class, principal.subject.clone())),
+        limit,
+    };
+    let approvals = st.store.approvals(&filter).await?;
+    let mut out = Vec::with_capacity(approvals.len());
+    for a in &approvals {
+        out.push(view(&st, a, is_requester(&principal, a)).await);
+    }
+    Ok(Json(out))
+}
+
+/// The requester (to poll its own), a human of the owner, or the operator.
+pub async fn get(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    sweeper::sweep(&st).await;
+    let approval = st
+        .store
+        .approval(&id)
+        .await?
+        .filter(|a| is_requester(&principal, a) || may_see_as_decider(&principal, a))
+        .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
+    Ok(Json(
+        view(&st, &approval, is_requester(&principal, &approval)).await,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// A human session of the owner, or the operator; never the requester.
+/// Agent, job and api credentials: 403. Not pending (decided, expired,
+/// executed): 409. The decision that completes the approval also runs it.
+pub async fn decide(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    request: RequestId,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> ApiResult<Json<Value>> {
+    principal.require_human()?;
+    let decision = Decision::parse(&body.decision)
+        .ok_or_else(|| ApiError::bad_request("decision must be \"approve\" or \"deny\""))?;
+    let reason = body.reason.trim().to_string();
+    if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "reason must be at most {MAX_REASON} printable characters"
+        )));
+    }
+    let approval = st
+        .store
+        .approval(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
+    may_decide(
+        &principal,
+        &approval.owner,
+        approval.requester.class,
+        &approval.requester.subject,
+    )
+    .map_err(|refusal| match refusal {
+        DecideRefusal::OtherOwner => ApiError::NotFound("no such approval".into()),
+        other => ApiError::forbidden("not_a_decider", other.to_string()),
+    })?;
+    let now = st.now();
+    let record = ApprovalDecision {
+        decider: principal.subject.clone(),
+        decision,
+        reason: reason.clone(),
+        decided_at: now,
+    };
+    let mut event = audit_event(
+        &principal,
+        "approval.decide",
+        &format!("{id} {}", approval.verb),
+        decision.as_str(),
+        &request,
+    );
+    if !reason.is_empty() {
+        event.outcome = format!("{}: {reason}", decision.as_str());
+    }
+    event.owner = approval.owner.as_str().into();
+    match st.store.decide_approval(&id, &record, event, now).await? {
+        DecideResult::NotFound => return Err(ApiError::NotFound("no such approval".into())),
+        DecideResult::NotPending(status) => {
+            return Err(ApiError::Conflict(format!(
+                "the approval is {status}, not pending"
+            )))
+        }
+        DecideResult::AlreadyDecided => {
+            return Err(ApiError::Conflict(
+                "you have already decided on this approval".into(),
+            ))
+        }
+        DecideResult::Recorded(ApprovalStatus::Approved) => {
+            if let Err(e) = execute_approved(&st, &approval).await {
+                // Left `approved`: the sweeper runs it once the store is back.
+                tracing::warn!(approval = %id, "running the approved request failed: {}", e.message());
+            }
+        }
+        DecideResult::Recorded(_) => {}
+    }
+    let fresh = st
+        .store
+        .approval(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
+    Ok(Json(view(&st, &fresh, false).await))
+}
