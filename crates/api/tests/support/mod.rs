@@ -26,8 +26,11 @@ pub struct TestServer {
     pub running: Option<Running>,
     pub clock: ManualClock,
     pub client: Client,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
     pub database_url: String,
+    /// The environment the server was configured from, for restarts and
+    /// replicas.
+    pub env: BTreeMap<String, String>,
 }
 
 pub async fn server(engine: Engine) -> TestServer {
@@ -54,8 +57,17 @@ pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    let config = Config::load(None, &env).unwrap();
     let clock = ManualClock::new(SystemClock.now());
+    boot(env, clock, Arc::new(dir), database_url).await
+}
+
+async fn boot(
+    env: BTreeMap<String, String>,
+    clock: ManualClock,
+    dir: Arc<tempfile::TempDir>,
+    database_url: String,
+) -> TestServer {
+    let config = Config::load(None, &env).unwrap();
     let running = start(config, Arc::new(clock.clone()), std::future::pending())
         .await
         .unwrap();
@@ -67,6 +79,7 @@ pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
         client: Client::new(),
         dir,
         database_url,
+        env,
     }
 }
 
@@ -81,6 +94,34 @@ impl NowForTest for ManualClock {
 }
 
 impl TestServer {
+    /// Stops this server and starts a new one on the same store, master
+    /// key, data directory and clock.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
+        }
+        boot(
+            self.env.clone(),
+            self.clock.clone(),
+            self.dir.clone(),
+            self.database_url.clone(),
+        )
+        .await
+    }
+
+    /// A second server on the same store and master key, with its own
+    /// clock set to the same time: a replica.
+    pub async fn replica(&self) -> TestServer {
+        let clock = ManualClock::new(self.clock.now());
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut env = self.env.clone();
+        env.insert(
+            "GATEHOUSE_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        );
+        boot(env, clock, dir, self.database_url.clone()).await
+    }
+
     pub fn state(&self) -> &gatehouse_api::state::AppState {
         &self.running.as_ref().unwrap().state
     }
