@@ -50,6 +50,14 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// The approvals inbox: list, approve or deny held requests (talks to
+    /// the running server as a human session).
+    Approvals {
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+        #[command(subcommand)]
+        action: crate::approvals::ApprovalsAction,
+    },
     /// The audit log.
     Audit {
         #[command(flatten)]

@@ -3,8 +3,10 @@
 //! `serve` (file, environment, `--database-url`).
 #![forbid(unsafe_code)]
 
+mod approvals;
 mod cli;
 mod commands;
+mod remote;
 
 use std::process::ExitCode;
 

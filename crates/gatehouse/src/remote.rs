@@ -1,0 +1,74 @@
+//! Commands that talk to a running server: `GATEHOUSE_URL` (default
+//! `http://127.0.0.1:8270`) and `GATEHOUSE_TOKEN`, or `--url`/`--token`.
+//! Errors from the server are shown with its code and message; the token
+//! is never printed.
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use reqwest::Method;
+use serde_json::Value;
+
+#[derive(Args, Clone)]
+pub struct RemoteArgs {
+    /// The Gatehouse API.
+    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:8270")]
+    pub url: String,
+    /// A human session token (prefer the environment: argv is visible to
+    /// other users of the machine).
+    #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub struct Remote {
+    base: String,
+    token: zeroize::Zeroizing<String>,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(args: &RemoteArgs) -> Result<Self> {
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!("set GATEHOUSE_TOKEN (or --token) to a Gatehouse session token")
+            })?;
+        let base = args.url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("GATEHOUSE_URL must start with http:// or https://");
+        }
+        Ok(Self {
+            base,
+            token: zeroize::Zeroizing::new(token),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        })
+    }
+
+    /// Sends one request; a non-2xx answer becomes an error naming the
+    /// server's code and message.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token.as_str());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach Gatehouse at {}: {e}", self.base))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let code = value["error"]["code"].as_str().unwrap_or("error");
+            let message = value["error"]["message"].as_str().unwrap_or("");
+            bail!("Gatehouse answered {status}: {code}: {message}");
+        }
+        Ok(value)
+    }
+}
