@@ -8,71 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_domain::audit::{verify_chain, AuditEvent};
-use gatehouse_domain::{CredentialClass, Email, Role};
-use gatehouse_store::test_support::{fresh_postgres_url, sqlite_url};
+use gatehouse_domain::{CredentialClass, Role};
 use gatehouse_store::*;
 
-struct Fixture {
-    store: Arc<dyn Store>,
-    /// The database URL, so a test can open a second replica on it.
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-async fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let store = connect(&url).await.unwrap();
-    Fixture {
-        store,
-        url,
-        _dir: Some(dir),
-    }
-}
-
-async fn postgres() -> Fixture {
-    let url = fresh_postgres_url().await;
-    let store = connect(&url).await.unwrap();
-    Fixture {
-        store,
-        url,
-        _dir: None,
-    }
-}
-
-fn email(s: &str) -> Email {
-    Email::parse(s).unwrap()
-}
-
-fn ev(action: &str, owner: &str) -> AuditEvent {
-    let mut e = AuditEvent::new(action, "ok");
-    e.owner = owner.into();
-    e
-}
-
-fn new_owner(addr: &str, role: Role) -> NewOwner {
-    NewOwner {
-        email: email(addr),
-        role,
-        data_key: WrappedKey {
-            wrapped: vec![1, 2, 3],
-            master_kid: "m1".into(),
-        },
-        created_at: 10,
-    }
-}
-
-fn secret(owner: &str, name: &str, sealed: &[u8]) -> SecretRecord {
-    SecretRecord {
-        owner: email(owner),
-        name: name.into(),
-        sealed: sealed.to_vec(),
-        allowed_hosts: "[\"api.github.com\"]".into(),
-        inject: None,
-        created_at: 5,
-        updated_at: 5,
-    }
-}
+mod common;
+use common::*;
 
 async fn claim_is_single_shot(f: Fixture) {
     let s = &f.store;
@@ -747,17 +687,6 @@ async fn revocation_wakeups_arrive_on_postgres_only(f: Fixture) {
             );
         }
     }
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::postgres().await).await })*
-        }
-    };
 }
 
 conformance!(
