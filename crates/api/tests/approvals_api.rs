@@ -603,7 +603,7 @@ async fn bypass_needs_the_scope_and_a_reason_and_is_audited(engine: Engine) {
     let without = mint(s, &w.op, "api", "ci", "secrets:write").await;
     agent(s, &w.op, "bot").await;
     let bot = mint(s, &w.op, "agent", "bot", "secrets:write").await;
-    let put = |token: String, header: Option<&'static str>, name: &'static str| {
+    let put = |token: &str, header: Option<&str>, name: &str| {
         let mut req = s
             .client
             .put(format!("{}/v1/secrets/{name}", s.url))
@@ -612,48 +612,17 @@ async fn bypass_needs_the_scope_and_a_reason_and_is_audited(engine: Engine) {
         if let Some(h) = header {
             req = req.header("Gatehouse-Approval-Bypass", h);
         }
-        req.send()
+        async move { req.send().await.unwrap().status().as_u16() }
     };
-    let r = put(with_scope.clone(), Some("incident 4711"), "A")
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(put(&with_scope, Some("incident 4711"), "A").await, 201);
     assert_eq!(
         secret_value(s, OP, "A").await.as_deref(),
         Some("bypassed-value")
     );
-    assert_eq!(
-        put(with_scope.clone(), None, "B")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        202
-    );
-    assert_eq!(
-        put(without, Some("incident"), "C")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        202
-    );
-    assert_eq!(
-        put(bot, Some("incident"), "D")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        202
-    );
-    assert_eq!(
-        put(with_scope, Some("   "), "E")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        400
-    );
+    assert_eq!(put(&with_scope, None, "B").await, 202);
+    assert_eq!(put(&without, Some("incident"), "C").await, 202);
+    assert_eq!(put(&bot, Some("incident"), "D").await, 202);
+    assert_eq!(put(&with_scope, Some("   "), "E").await, 400);
     for name in ["B", "C", "D", "E"] {
         assert_eq!(secret_value(s, OP, name).await, None);
     }
