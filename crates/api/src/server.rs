@@ -136,6 +136,7 @@ pub async fn start(
         }
     });
 
+    crate::gate::sweeper::sweep(&state).await;
     tokio::spawn(crate::gate::sweeper::run(state.clone(), stopped.clone()));
 
     let router = app(state.clone());

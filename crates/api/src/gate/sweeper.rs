@@ -16,19 +16,26 @@ const BATCH: i64 = 50;
 
 pub async fn run(st: AppState, mut stop: watch::Receiver<bool>) {
     loop {
-        sweep(&st).await;
         tokio::select! {
             _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
             _ = stop.changed() => return,
         }
+        sweep(&st).await;
     }
 }
 
-/// One pass; also called by handlers that must not show a stale status.
-pub async fn sweep(st: &AppState) {
+/// Marks pending approvals past their time to live `expired`; also run
+/// by handlers before they show a status, so none is shown stale.
+pub async fn expire_due(st: &AppState) {
     if let Err(e) = st.store.expire_approvals(st.now()).await {
         tracing::warn!("approval expiry failed: {e}");
     }
+}
+
+/// One pass: expiry, then every approved request left over. `start`
+/// runs one before serving, so a restart finishes what was approved.
+pub async fn sweep(st: &AppState) {
+    expire_due(st).await;
     let approved = match st.store.approved_approvals(BATCH).await {
         Ok(a) => a,
         Err(e) => {

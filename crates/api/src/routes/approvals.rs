@@ -100,7 +100,7 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be within 1..=1000"));
     }
-    sweeper::sweep(&st).await;
+    sweeper::expire_due(&st).await;
     let filter = ApprovalFilter {
         owner: (!(principal.is_human() && principal.is_operator()))
             .then(|| principal.owner.clone()),
@@ -122,7 +122,7 @@ pub async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    sweeper::sweep(&st).await;
+    sweeper::expire_due(&st).await;
     let approval = st
         .store
         .approval(&id)
