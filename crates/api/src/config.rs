@@ -50,6 +50,9 @@ struct RawConfig {
     jobs: RawJobs,
     #[serde(default)]
     egress: RawEgress,
+    /// `[[upstream]]` entries (file only: arrays have no env override).
+    #[serde(default)]
+    upstream: Vec<upstream::RawUpstream>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +170,8 @@ pub struct Config {
     /// still accept one.
     pub placeholder_prefix: String,
     pub placeholder_ttl_seconds: i64,
+    /// Upstreams whose tokens Gatehouse bootstraps and rotates (SPEC §8).
+    pub upstreams: Vec<upstream::UpstreamConfig>,
 }
 
 impl Config {
@@ -243,7 +248,9 @@ impl Config {
                 format!("{placeholder_ttl_seconds} is outside 60..=2592000"),
             ));
         }
+        let upstreams = upstream::validate_upstreams(raw.upstream)?;
         Ok(Self {
+            upstreams,
             owner_cache_size: owner_cache_size as usize,
             placeholder_prefix,
             placeholder_ttl_seconds,
@@ -306,7 +313,7 @@ impl Config {
             self.owner_cache_size,
             self.placeholder_prefix,
             self.placeholder_ttl_seconds,
-        )
+        ) + &upstream::render(&self.upstreams)
     }
 
     pub fn sqlite_path(&self) -> PathBuf {
@@ -470,6 +477,8 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
     }
     Ok(())
 }
+
+pub mod upstream;
 
 #[cfg(test)]
 mod tests;

@@ -23,3 +23,4 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod token_cache;
+pub mod upstream;

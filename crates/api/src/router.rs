@@ -15,7 +15,7 @@ use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
     agents, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets, tokens,
-    whoami,
+    upstreams, whoami,
 };
 use crate::state::AppState;
 
@@ -89,6 +89,19 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::GET, "/v1/hooks", Auth, hooks::list),
         at(Method::DELETE, "/v1/hooks/{id}", Auth, hooks::delete),
         at(Method::POST, "/hooks/{id}", Public, inbound::deliver),
+        at(Method::GET, "/v1/upstreams", Auth, upstreams::list),
+        at(
+            Method::PUT,
+            "/v1/upstreams/{name}/credential",
+            Auth,
+            upstreams::put_credential,
+        ),
+        at(
+            Method::GET,
+            "/v1/upstreams/{name}/status",
+            Auth,
+            upstreams::status,
+        ),
     ]
 }
 

@@ -29,6 +29,9 @@ pub enum Purpose {
     /// An inbound webhook's signing secret, under its owner's data key.
     /// Context: owner, hook id.
     HookSecret,
+    /// An upstream token Gatehouse holds (SPEC §8), under its owner's data
+    /// key. Context: owner, upstream name, token id.
+    UpstreamToken,
 }
 
 impl Purpose {
@@ -38,6 +41,7 @@ impl Purpose {
             Purpose::SecretValue => "gatehouse/v1/secret-value",
             Purpose::SigningKey => "gatehouse/v1/signing-key",
             Purpose::HookSecret => "gatehouse/v1/hook-secret",
+            Purpose::UpstreamToken => "gatehouse/v1/upstream-token",
         }
     }
 }

@@ -14,6 +14,7 @@ mod postgres;
 mod sql_store;
 mod sqlite;
 mod store;
+mod upstream_model;
 
 pub use connect::{connect, Engine};
 #[cfg(any(test, feature = "test-support"))]
@@ -21,3 +22,4 @@ pub mod test_support;
 pub use error::StoreError;
 pub use model::*;
 pub use store::Store;
+pub use upstream_model::*;
