@@ -1159,6 +1159,15 @@ macro_rules! sql_store {
                     .await?;
                 Ok(won.then(|| UpstreamLock(Some(Box::new(tx)))))
             }
+
+            async fn upstream_unlock(&self, lock: UpstreamLock) -> Result<()> {
+                if let Some(held) = lock.0 {
+                    if let Ok(tx) = held.downcast::<Tx<'static>>() {
+                        tx.rollback().await?;
+                    }
+                }
+                Ok(())
+            }
         }
 
         fn upstream_slot(id: Option<String>, sealed: Option<Vec<u8>>, expires_at: Option<i64>) -> Option<UpstreamSlot> {

@@ -275,4 +275,7 @@ pub trait Store: Send + Sync + 'static {
     /// Tries to become the one replica rotating `name`; `None` when
     /// another holds it. Single-node engines always succeed.
     async fn upstream_lock(&self, name: &str) -> Result<Option<UpstreamLock>>;
+    /// Releases a lock from [`Store::upstream_lock`] at once (dropping it
+    /// also releases it, but only once its connection is next used).
+    async fn upstream_unlock(&self, lock: UpstreamLock) -> Result<()>;
 }

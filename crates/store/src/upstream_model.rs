@@ -99,10 +99,7 @@ pub struct UpstreamInstall {
 /// Held while one replica rotates an upstream; dropping it releases the
 /// lock (on PostgreSQL a transaction-scoped advisory lock, so a killed
 /// process releases it with its connection).
-pub struct UpstreamLock(
-    // Never read: holding it is the point.
-    #[allow(dead_code)] pub(crate) Option<Box<dyn std::any::Any + Send>>,
-);
+pub struct UpstreamLock(pub(crate) Option<Box<dyn std::any::Any + Send>>);
 
 impl std::fmt::Debug for UpstreamLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,12 +1,12 @@
 //! The one-shot exchange behind `PUT /v1/upstreams/{name}/credential`.
 //!
 //! Order of checks (SPEC §8): an empty token is `400`; a caller who is not
-//! the upstream's owner `403`; a credential still active and unexpired
-//! `409` (allowed again once expired). Then the pasted token is checked
-//! by the upstream's whoami with that token alone — never a fallback to a
-//! token Gatehouse holds — so a refused token is `400` even while
-//! Gatehouse has a valid one; an identity other than the owner is `403
-//! identity_mismatch`. Only then is a short-lived token minted, verified,
+//! the upstream's owner `403`. Then the pasted token is checked by the
+//! upstream's whoami with that token alone — never a fallback to a token
+//! Gatehouse holds — so a refused token is `400` even while Gatehouse has
+//! a valid one; an identity other than the owner is `403
+//! identity_mismatch`; a credential still active and unexpired is `409`
+//! (allowed again once expired). Only then is a short-lived token minted, verified,
 //! installed (with the secret) in one transaction, and the pasted token
 //! revoked. Every refusal is audited with its reason, never the token.
 
@@ -97,16 +97,6 @@ pub async fn bootstrap(
     // One exchange at a time per upstream in this process; the store's
     // install refuses a second one across replicas.
     let _local = upstream.local.lock().await;
-    let active = st
-        .store
-        .upstream_state(&c.name)
-        .await?
-        .and_then(|s| s.current)
-        .is_some_and(|t| t.expires_at > st.now());
-    if active {
-        let e = ApiError::Conflict("a credential is active; it can be set again once it has expired".into());
-        return Err(refuse(st, principal, upstream, request, "a credential is active", e).await);
-    }
 
     let identity = match upstream.driver.whoami(&pasted).await {
         Ok(i) => i,
@@ -118,6 +108,18 @@ pub async fn bootstrap(
     if !same_person(&identity.user, c.owner.as_str()) {
         let e = ApiError::forbidden("identity_mismatch", "the token belongs to someone other than the upstream's owner");
         return Err(refuse(st, principal, upstream, request, "identity_mismatch", e).await);
+    }
+    // Checked after validation, so a token the upstream refuses is 400
+    // whatever Gatehouse holds: validation never leans on another token.
+    let active = st
+        .store
+        .upstream_state(&c.name)
+        .await?
+        .and_then(|s| s.current)
+        .is_some_and(|t| t.expires_at > st.now());
+    if active {
+        let e = ApiError::Conflict("a credential is active; it can be set again once it has expired".into());
+        return Err(refuse(st, principal, upstream, request, "a credential is active", e).await);
     }
     let pasted_id = match identity.token_id {
         Some(id) => Some(id),

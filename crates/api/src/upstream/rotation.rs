@@ -71,7 +71,9 @@ pub async fn tick(st: &Inner) {
         if let Err(e) = step(st, upstream).await {
             tracing::warn!(upstream = %upstream.config.name, "upstream rotation step failed: {e}");
         }
-        drop(lock);
+        if let Err(e) = st.store.upstream_unlock(lock).await {
+            tracing::warn!(upstream = %upstream.config.name, "upstream unlock failed: {e}");
+        }
     }
 }
 

@@ -35,6 +35,27 @@ pub async fn server(engine: Engine) -> TestServer {
 }
 
 pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
+    server_with_file(engine, extra, None).await
+}
+
+/// As [`server_with`], with configuration file text (for tables and
+/// arrays the environment cannot set, like `[[upstream]]`).
+pub async fn server_with_file(
+    engine: Engine,
+    extra: &[(&str, &str)],
+    file: Option<&str>,
+) -> TestServer {
+    server_with_clock(engine, extra, file, ManualClock::new(SystemClock.now())).await
+}
+
+/// As [`server_with_file`], on a clock the caller already shares (with a
+/// fake upstream, say).
+pub async fn server_with_clock(
+    engine: Engine,
+    extra: &[(&str, &str)],
+    file: Option<&str>,
+    clock: ManualClock,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match engine {
         Engine::Sqlite => gatehouse_store::test_support::sqlite_url(dir.path()),
@@ -54,8 +75,7 @@ pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    let config = Config::load(None, &env).unwrap();
-    let clock = ManualClock::new(SystemClock.now());
+    let config = Config::load(file.map(|f| ("test.toml", f)), &env).unwrap();
     let running = start(config, Arc::new(clock.clone()), std::future::pending())
         .await
         .unwrap();
