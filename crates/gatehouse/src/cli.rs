@@ -57,6 +57,38 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Upstream credentials, through the running server.
+    Upstream {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        action: UpstreamAction,
+    },
+}
+
+/// How to reach a running server (SPEC §11).
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, global = true, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:8270")]
+    pub url: String,
+    /// A session token of the upstream's owner.
+    #[arg(long, global = true, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum UpstreamAction {
+    /// Hand over a personal access token, read from standard input (never
+    /// from the command line, where other users and shell history see it).
+    /// Gatehouse checks it, exchanges it for a short-lived token it
+    /// rotates, and revokes it.
+    SetCredential {
+        /// The upstream's name, as configured.
+        name: String,
+    },
+    /// Show one upstream's status, or every upstream you own.
+    Status { name: Option<String> },
 }
 
 #[derive(Subcommand)]

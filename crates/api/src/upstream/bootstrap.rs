@@ -53,7 +53,7 @@ fn driver_refusal(e: &DriverError) -> (&'static str, ApiError) {
                 message: "the upstream refused this token".into(),
             },
         ),
-        DriverError::Upstream(_) => (
+        DriverError::Upstream(_) | DriverError::NotFound => (
             "unexpected upstream answer",
             ApiError::BadRequest {
                 code: "invalid_token",
@@ -179,7 +179,7 @@ pub async fn bootstrap(
         let target = format!("{}:{id}", c.name);
         let now = st.now();
         match upstream.driver.revoke(&minted.value, &id).await {
-            Ok(()) => {
+            Ok(()) | Err(DriverError::NotFound) => {
                 let event = system_event(&c.owner, "upstream.revoke", &target, "ok");
                 st.store
                     .upstream_revoke_done(&c.name, &id, UpstreamTokenState::Revoked, event, now)

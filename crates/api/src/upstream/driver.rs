@@ -34,6 +34,10 @@ pub enum DriverError {
     /// The upstream refused the credential (401 or 403).
     #[error("the upstream refused the credential ({0})")]
     Refused(u16),
+    /// The thing asked about does not exist (404): for a revocation, the
+    /// token is already gone (an earlier attempt whose answer was lost).
+    #[error("not found at the upstream (404)")]
+    NotFound,
     /// The upstream answered, but not as expected.
     #[error("unexpected upstream answer: {0}")]
     Upstream(String),
@@ -96,6 +100,9 @@ pub(crate) async fn call(
         .bytes()
         .await
         .map_err(|e| DriverError::Unreachable(short_reqwest_error(&e)))?;
+    if status == 404 {
+        return Err(DriverError::NotFound);
+    }
     if !(200..300).contains(&status) {
         return Err(DriverError::Upstream(format!("status {status}")));
     }

@@ -287,8 +287,11 @@ async fn retry_revocations(st: &Inner, upstream: &Upstream) -> Result<(), StepEr
         };
         let now = st.now();
         match result {
-            Ok(()) => {
-                let event = system_event(&c.owner, "upstream.revoke", &target, "ok");
+            // Already gone: an earlier attempt went through but its answer
+            // was lost (a crash, a timeout).
+            Ok(()) | Err(DriverError::NotFound) => {
+                let outcome = if result.is_ok() { "ok" } else { "ok: already gone" };
+                let event = system_event(&c.owner, "upstream.revoke", &target, outcome);
                 st.store
                     .upstream_revoke_done(&c.name, &t.token_id, UpstreamTokenState::Revoked, event, now)
                     .await?;
