@@ -303,3 +303,84 @@ pub(super) fn render(upstreams: &[UpstreamConfig]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn load(file: &str) -> Result<Config, ConfigError> {
+        Config::load(Some(("g.toml", file)), &BTreeMap::new())
+    }
+
+    const DATABRICKS: &str = "[[upstream]]\nname = \"dbx\"\nowner = \"Ann@Example.com\"\n\
+        driver = \"databricks\"\nbase_url = \"https://adb-1.azuredatabricks.net/\"\n";
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = load(DATABRICKS).unwrap();
+        let u = &c.upstreams[0];
+        assert_eq!((u.rotate_every_seconds, u.lifetime_seconds), (600, 900));
+        assert_eq!(u.idle, IdlePolicy::Expire);
+        assert_eq!(u.driver, DriverConfig::Databricks);
+        assert_eq!(u.base_url, "https://adb-1.azuredatabricks.net");
+        assert_eq!(u.host(), "adb-1.azuredatabricks.net");
+        assert_eq!(u.owner.as_str(), "ann@example.com");
+        let shown = c.render_masked();
+        assert!(shown.contains("[[upstream]]\nname = \"dbx\""), "{shown}");
+        assert!(shown.contains("idle = \"expire\""), "{shown}");
+        let again = load(&render(&c.upstreams)).unwrap();
+        assert_eq!(again.upstreams[0].driver, c.upstreams[0].driver, "the rendering loads back");
+    }
+
+    #[test]
+    fn bad_upstreams_are_refused_naming_the_key() {
+        let cases = [
+            (format!("{DATABRICKS}{DATABRICKS}"), "upstream[1].name"),
+            (DATABRICKS.replace("Ann@Example.com", "ann"), "upstream[0].owner"),
+            (DATABRICKS.replace("https://adb", "ftp://adb"), "upstream[0].base_url"),
+            (DATABRICKS.replace("https://adb", "https://u:p@adb"), "upstream[0].base_url"),
+            (DATABRICKS.replace("\"dbx\"", "\"Bad Name\""), "upstream[0].name"),
+            (format!("{DATABRICKS}lifetime_seconds = 600\n"), "upstream[0].lifetime_seconds"),
+            (format!("{DATABRICKS}rotate_every_seconds = 0\n"), "upstream[0].rotate_every_seconds"),
+            (format!("{DATABRICKS}idle = \"sometimes\"\n"), "upstream[0].idle"),
+            (DATABRICKS.replace("databricks", "github"), "upstream[0].driver"),
+            (DATABRICKS.replace("databricks", "generic"), "upstream[0].generic"),
+        ];
+        for (file, key) in cases {
+            let err = load(&file).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let err = load(&format!("{DATABRICKS}colour = \"red\"\n")).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn the_generic_driver_needs_every_request_and_pointer() {
+        let generic = "[[upstream]]\nname = \"g\"\nowner = \"a@b.co\"\ndriver = \"generic\"\n\
+            base_url = \"https://api.example.com\"\n[upstream.generic]\n\
+            mint = { method = \"post\", path = \"/tokens\", body = '{\"ttl\": {lifetime_seconds}}' }\n\
+            revoke = { method = \"DELETE\", path = \"/tokens/{token_id}\" }\n\
+            whoami = { method = \"GET\", path = \"/me\" }\n\
+            token_pointer = \"/token\"\ntoken_id_pointer = \"/id\"\nidentity_pointer = \"/email\"\n";
+        let c = load(generic).unwrap();
+        let DriverConfig::Generic(g) = &c.upstreams[0].driver else {
+            panic!("generic expected");
+        };
+        assert_eq!(g.mint.method, "POST");
+        assert_eq!(g.auth_format, "Bearer {token}");
+        let again = load(&render(&c.upstreams)).unwrap();
+        assert_eq!(again.upstreams[0].driver, c.upstreams[0].driver, "the rendering loads back");
+        for (from, to, key) in [
+            ("token_pointer = \"/token\"\n", "", "token_pointer"),
+            ("\"/email\"", "\"email\"", "identity_pointer"),
+            ("'{\"ttl\": {lifetime_seconds}}'", "'{ttl: 1'", "generic.mint.body"),
+            ("method = \"GET\"", "method = \"FETCH\"", "generic.whoami.method"),
+            ("path = \"/me\"", "path = \"me\"", "generic.whoami.path"),
+        ] {
+            let err = load(&generic.replace(from, to)).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+}
