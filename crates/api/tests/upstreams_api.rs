@@ -4,9 +4,9 @@
 //! by calling its tick, so no test sleeps through an interval.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
 #[path = "support/upstream.rs"]
 mod fake_upstream;
+mod support;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,7 +79,13 @@ async fn world_with(engine: Engine, config: impl Fn(&FakeUpstream) -> String) ->
         .await;
     assert_eq!(code, 201, "{api}");
     let alice_api = api["token"].as_str().unwrap().to_string();
-    World { s, fake, op, alice, alice_api }
+    World {
+        s,
+        fake,
+        op,
+        alice,
+        alice_api,
+    }
 }
 
 async fn world(engine: Engine, idle: &str) -> World {
@@ -101,7 +107,12 @@ impl World {
     async fn status(&self, name: &str) -> Value {
         let (code, body) = self
             .s
-            .json(Method::GET, &format!("/v1/upstreams/{name}/status"), Some(&self.alice_api), None)
+            .json(
+                Method::GET,
+                &format!("/v1/upstreams/{name}/status"),
+                Some(&self.alice_api),
+                None,
+            )
             .await;
         assert_eq!(code, 200, "{body}");
         body
@@ -128,30 +139,59 @@ impl World {
     async fn agent_value(&self, name: &str) -> String {
         let _ = self
             .s
-            .json(Method::POST, "/v1/agents", Some(&self.alice), Some(json!({"name": "bot"})))
+            .json(
+                Method::POST,
+                "/v1/agents",
+                Some(&self.alice),
+                Some(json!({"name": "bot"})),
+            )
             .await;
         let grant = json!({"agent": "bot", "ttl_seconds": 60,
             "grants": [{"env_var": "DATABRICKS_TOKEN", "secret": format!("upstream.{name}"), "mode": "value"}]});
-        let (code, job) = self.s.json(Method::POST, "/v1/jobs", Some(&self.alice), Some(grant)).await;
+        let (code, job) = self
+            .s
+            .json(Method::POST, "/v1/jobs", Some(&self.alice), Some(grant))
+            .await;
         assert_eq!(code, 201, "{job}");
         let (code, creds) = self
             .s
-            .json(Method::GET, "/v1/job/credentials", job["job_token"].as_str(), None)
+            .json(
+                Method::GET,
+                "/v1/job/credentials",
+                job["job_token"].as_str(),
+                None,
+            )
             .await;
         assert_eq!(code, 200, "{creds}");
         // Done with it: a live job would count as activity.
         let id = job["job_id"].as_str().unwrap();
-        let (code, _) = self.s.json(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&self.alice), None).await;
+        let (code, _) = self
+            .s
+            .json(
+                Method::DELETE,
+                &format!("/v1/jobs/{id}"),
+                Some(&self.alice),
+                None,
+            )
+            .await;
         assert_eq!(code, 204);
         creds[0]["value"].as_str().unwrap().to_string()
     }
 
     /// Revokes alice's session: she has no job and no session left.
     async fn alice_goes_idle(&self) {
-        let (_, me) = self.s.json(Method::GET, "/v1/auth/whoami", Some(&self.alice), None).await;
+        let (_, me) = self
+            .s
+            .json(Method::GET, "/v1/auth/whoami", Some(&self.alice), None)
+            .await;
         let (code, body) = self
             .s
-            .json(Method::POST, "/v1/tokens/revoke", Some(&self.op), Some(json!({"jti": me["jti"]})))
+            .json(
+                Method::POST,
+                "/v1/tokens/revoke",
+                Some(&self.op),
+                Some(json!({"jti": me["jti"]})),
+            )
             .await;
         assert_eq!(code, 200, "{body}");
     }
@@ -190,8 +230,15 @@ async fn bootstrap_exchanges_the_pasted_token_for_a_minted_one_and_revokes_it(en
     assert_ne!(value, pat.value);
 
     // The secret is bound to the upstream's host only.
-    let (_, secrets) = w.s.json(Method::GET, "/v1/secrets", Some(&w.alice), None).await;
-    let secret = secrets.as_array().unwrap().iter().find(|s| s["name"] == "upstream.dbx").unwrap();
+    let (_, secrets) =
+        w.s.json(Method::GET, "/v1/secrets", Some(&w.alice), None)
+            .await;
+    let secret = secrets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "upstream.dbx")
+        .unwrap();
     assert_eq!(secret["allowed_hosts"], json!(["127.0.0.1"]));
     assert_eq!(w.status("dbx").await["pending_revokes"], json!([]));
 
@@ -199,8 +246,14 @@ async fn bootstrap_exchanges_the_pasted_token_for_a_minted_one_and_revokes_it(en
     for action in ["upstream.bootstrap", "upstream.mint", "upstream.revoke"] {
         assert!(audit.contains(action), "{action} missing from audit");
     }
-    assert!(audit.contains(&pat.id) && audit.contains(&live[0].id), "token ids audited");
-    assert!(!audit.contains(&pat.value) && !audit.contains(&live[0].value), "no token value in audit");
+    assert!(
+        audit.contains(&pat.id) && audit.contains(&live[0].id),
+        "token ids audited"
+    );
+    assert!(
+        !audit.contains(&pat.value) && !audit.contains(&live[0].value),
+        "no token value in audit"
+    );
 }
 
 async fn bootstrap_refuses_empty_foreign_and_mismatched_tokens(engine: Engine) {
@@ -209,34 +262,61 @@ async fn bootstrap_refuses_empty_foreign_and_mismatched_tokens(engine: Engine) {
     let bobs_pat = w.fake.seed_pat("bob@x.org");
     for empty in ["", "   "] {
         let (code, body) = w.put_credential(&w.alice, "dbx", empty).await;
-        assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_token")), "{body}");
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (400, Some("invalid_token")),
+            "{body}"
+        );
     }
-    let (code, body) = w
-        .s
-        .json(Method::PUT, "/v1/upstreams/dbx/credential", Some(&w.alice), Some(json!({})))
+    let (code, body) =
+        w.s.json(
+            Method::PUT,
+            "/v1/upstreams/dbx/credential",
+            Some(&w.alice),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(code, 400, "{body}");
     // Any signed-in user is not enough: only the upstream's owner.
     let (code, body) = w.put_credential(&bob, "dbx", &bobs_pat.value).await;
-    assert_eq!((code, body["error"]["code"].as_str()), (403, Some("not_upstream_owner")), "{body}");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("not_upstream_owner")),
+        "{body}"
+    );
     // The owner pasting someone else's token.
     let (code, body) = w.put_credential(&w.alice, "dbx", &bobs_pat.value).await;
-    assert_eq!((code, body["error"]["code"].as_str()), (403, Some("identity_mismatch")), "{body}");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("identity_mismatch")),
+        "{body}"
+    );
     let (code, _) = w.put_credential(&w.alice, "nope", &bobs_pat.value).await;
     assert_eq!(code, 404);
     // Nothing was minted, bob's token is untouched, status is unconfigured.
     assert_eq!(w.fake.calls_to("/token/create"), 0);
     assert!(w.fake.token(&bobs_pat.id).deleted_at.is_none());
     let status = w.status("dbx").await;
-    assert_eq!((status["configured"].clone(), status["valid"].clone()), (json!(false), json!(false)));
+    assert_eq!(
+        (status["configured"].clone(), status["valid"].clone()),
+        (json!(false), json!(false))
+    );
     // Status is the owner's alone.
-    let (code, _) = w.s.json(Method::GET, "/v1/upstreams/dbx/status", Some(&bob), None).await;
+    let (code, _) =
+        w.s.json(Method::GET, "/v1/upstreams/dbx/status", Some(&bob), None)
+            .await;
     assert_eq!(code, 403);
-    let (_, listed) = w.s.json(Method::GET, "/v1/upstreams", Some(&bob), None).await;
+    let (_, listed) =
+        w.s.json(Method::GET, "/v1/upstreams", Some(&bob), None)
+            .await;
     assert_eq!(listed, json!([]));
 
     let audit = w.audit_text().await;
-    for reason in ["refused: empty or malformed token", "refused: not the upstream's owner", "refused: identity_mismatch"] {
+    for reason in [
+        "refused: empty or malformed token",
+        "refused: not the upstream's owner",
+        "refused: identity_mismatch",
+    ] {
         assert!(audit.contains(reason), "{reason} missing from audit");
     }
     assert!(!audit.contains(&bobs_pat.value));
@@ -246,8 +326,14 @@ async fn a_refused_token_is_400_even_while_gatehouse_holds_a_valid_one(engine: E
     let w = world(engine, "expire").await;
     w.bootstrap().await;
     let before = w.fake.calls().len();
-    let (code, body) = w.put_credential(&w.alice, "dbx", "dapi-not-a-real-token").await;
-    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_token")), "{body}");
+    let (code, body) = w
+        .put_credential(&w.alice, "dbx", "dapi-not-a-real-token")
+        .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("invalid_token")),
+        "{body}"
+    );
     // One whoami, made with the pasted token alone (the fake did not know
     // it), and nothing else.
     let calls = w.fake.calls()[before..].to_vec();
@@ -266,7 +352,11 @@ async fn a_refused_token_is_400_even_while_gatehouse_holds_a_valid_one(engine: E
     assert_eq!(status["valid"], false);
     let calls_before_status = w.fake.calls().len();
     let _ = w.status("dbx").await;
-    assert_eq!(w.fake.calls().len(), calls_before_status, "status asks the store, not the upstream");
+    assert_eq!(
+        w.fake.calls().len(),
+        calls_before_status,
+        "status asks the store, not the upstream"
+    );
     let (code, body) = w.put_credential(&w.alice, "dbx", &second.value).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["valid"], true);
@@ -282,11 +372,23 @@ async fn rotation_overlaps_at_most_two_tokens_and_idle_mints_nothing(engine: Eng
     // One simulated hour, active (alice holds a session), a tick a minute.
     for _ in 0..60 {
         w.advance(60).await;
-        assert_eq!(w.fake.live_minted().len(), 1, "the old token is revoked after each switch");
+        assert_eq!(
+            w.fake.live_minted().len(),
+            1,
+            "the old token is revoked after each switch"
+        );
     }
-    assert!(w.fake.max_live_minted() <= 2, "overlap {}", w.fake.max_live_minted());
+    assert!(
+        w.fake.max_live_minted() <= 2,
+        "overlap {}",
+        w.fake.max_live_minted()
+    );
     let active_calls = w.fake.calls().len() - after_bootstrap;
-    assert_eq!(w.fake.calls_to("/token/create") - 1, 6, "one mint per 10 minutes");
+    assert_eq!(
+        w.fake.calls_to("/token/create") - 1,
+        6,
+        "one mint per 10 minutes"
+    );
     eprintln!("measure: upstream calls per hour, active (idle=expire): {active_calls}");
     assert_eq!(active_calls, 18, "mint, verify, revoke per rotation");
     let status = w.status("dbx").await;
@@ -299,7 +401,11 @@ async fn rotation_overlaps_at_most_two_tokens_and_idle_mints_nothing(engine: Eng
     for _ in 0..10 {
         w.advance(60).await;
     }
-    assert_eq!(w.fake.calls().len(), before_idle, "idle=expire makes no upstream call");
+    assert_eq!(
+        w.fake.calls().len(),
+        before_idle,
+        "idle=expire makes no upstream call"
+    );
     eprintln!("measure: upstream calls per hour, idle (idle=expire): 0");
     // The token lapses at its expiry, known without asking the upstream.
     w.advance(900).await;
@@ -334,7 +440,10 @@ async fn keep_alive_rotates_while_idle(engine: Engine) {
 async fn a_failed_revoke_is_retried_with_backoff_and_the_new_token_kept(engine: Engine) {
     let w = world(engine, "expire").await;
     w.bootstrap().await;
-    let old = w.status("dbx").await["token_id"].as_str().unwrap().to_string();
+    let old = w.status("dbx").await["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     w.fake.fail_deletes(true);
     w.advance(600).await;
     let status = w.status("dbx").await;
@@ -361,7 +470,10 @@ async fn a_failed_revoke_is_retried_with_backoff_and_the_new_token_kept(engine: 
     let status = w.status("dbx").await;
     assert_eq!(status["pending_revokes"], json!([]));
     assert_eq!(status["token_id"], new.as_str());
-    assert!(w.audit_text().await.contains("failed: unexpected upstream answer: status 503"));
+    assert!(w
+        .audit_text()
+        .await
+        .contains("failed: unexpected upstream answer: status 503"));
 }
 
 async fn the_generic_driver_is_described_in_config(engine: Engine) {
@@ -369,11 +481,17 @@ async fn the_generic_driver_is_described_in_config(engine: Engine) {
     let pat = w.fake.seed_pat(ALICE);
     let (code, body) = w.put_credential(&w.alice, "gen", &pat.value).await;
     assert_eq!(code, 200, "{body}");
-    assert!(w.fake.token(&pat.id).deleted_at.is_some(), "pasted token found by whoami and revoked");
+    assert!(
+        w.fake.token(&pat.id).deleted_at.is_some(),
+        "pasted token found by whoami and revoked"
+    );
     let first = body["token_id"].as_str().unwrap().to_string();
     assert_eq!(w.fake.token(&first).expires_at, Some(w.s.clock.now() + 450));
     w.advance(300).await;
-    let second = w.status("gen").await["token_id"].as_str().unwrap().to_string();
+    let second = w.status("gen").await["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(first, second);
     assert!(w.fake.token(&first).deleted_at.is_some());
     assert_eq!(w.agent_value("gen").await, w.fake.token(&second).value);
@@ -382,9 +500,20 @@ async fn the_generic_driver_is_described_in_config(engine: Engine) {
 async fn upstream_secret_names_are_reserved(engine: Engine) {
     let w = world(engine, "expire").await;
     let (code, body) = w.s.put_secret(&w.alice, "upstream.dbx", "mine").await;
-    assert_eq!((code, body["error"]["code"].as_str()), (403, Some("reserved_name")), "{body}");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("reserved_name")),
+        "{body}"
+    );
     w.bootstrap().await;
-    let (code, _) = w.s.json(Method::DELETE, "/v1/secrets/upstream.dbx", Some(&w.alice), None).await;
+    let (code, _) =
+        w.s.json(
+            Method::DELETE,
+            "/v1/secrets/upstream.dbx",
+            Some(&w.alice),
+            None,
+        )
+        .await;
     assert_eq!(code, 403);
 }
 

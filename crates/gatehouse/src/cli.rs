@@ -70,7 +70,12 @@ pub enum Command {
 #[derive(Args, Clone)]
 pub struct ServerArgs {
     /// The server's base URL.
-    #[arg(long, global = true, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:8270")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_URL",
+        default_value = "http://127.0.0.1:8270"
+    )]
     pub url: String,
     /// A session token of the upstream's owner.
     #[arg(long, global = true, env = "GATEHOUSE_TOKEN", hide_env_values = true)]

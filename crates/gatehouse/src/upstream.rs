@@ -27,18 +27,24 @@ pub async fn run(server: &ServerArgs, action: UpstreamAction) -> Result<ExitCode
             // Built by hand so the only copy outside the zeroizing buffers
             // is the request body reqwest sends.
             let body = Zeroizing::new(serde_json::json!({ "token": pasted.as_str() }).to_string());
-            http.put(format!("{base}/v1/upstreams/{}/credential", path_segment(&name)))
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
+            http.put(format!(
+                "{base}/v1/upstreams/{}/credential",
+                path_segment(&name)
+            ))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
         }
         UpstreamAction::Status { name: Some(name) } => {
-            http.get(format!("{base}/v1/upstreams/{}/status", path_segment(&name)))
-                .bearer_auth(token)
-                .send()
-                .await
+            http.get(format!(
+                "{base}/v1/upstreams/{}/status",
+                path_segment(&name)
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
         }
         UpstreamAction::Status { name: None } => {
             http.get(format!("{base}/v1/upstreams"))
@@ -53,7 +59,9 @@ pub async fn run(server: &ServerArgs, action: UpstreamAction) -> Result<ExitCode
     let body: serde_json::Value =
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("request failed");
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed");
         let code = body["error"]["code"].as_str().unwrap_or("error");
         bail!("{} {code}: {message}", status.as_u16());
     }

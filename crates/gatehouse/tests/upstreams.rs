@@ -5,9 +5,9 @@
 //! rotation intervals of a few seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
 #[path = "../../api/tests/support/upstream.rs"]
 mod fake_upstream;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,29 +27,62 @@ fn config(fake: &FakeUpstream, rotate: i64, lifetime: i64) -> String {
     )
 }
 
-async fn call(server: &Server, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method, server.at(path)).bearer_auth(token);
+async fn call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = server
+        .http
+        .request(method, server.at(path))
+        .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
     let resp = req.send().await.unwrap();
     let code = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn status(server: &Server, token: &str) -> Value {
-    let (code, body) = call(server, reqwest::Method::GET, "/v1/upstreams/dbx/status", token, None).await;
+    let (code, body) = call(
+        server,
+        reqwest::Method::GET,
+        "/v1/upstreams/dbx/status",
+        token,
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     body
 }
 
 /// What a job granted `upstream.dbx` by value receives from `server`.
 async fn agent_value(server: &Server, token: &str) -> String {
-    let _ = call(server, reqwest::Method::POST, "/v1/agents", token, Some(json!({"name": "bot"}))).await;
+    let _ = call(
+        server,
+        reqwest::Method::POST,
+        "/v1/agents",
+        token,
+        Some(json!({"name": "bot"})),
+    )
+    .await;
     let grant = json!({"agent": "bot", "ttl_seconds": 60,
         "grants": [{"env_var": "DATABRICKS_TOKEN", "secret": "upstream.dbx", "mode": "value"}]});
-    let (code, job) = call(server, reqwest::Method::POST, "/v1/jobs", token, Some(grant)).await;
+    let (code, job) = call(
+        server,
+        reqwest::Method::POST,
+        "/v1/jobs",
+        token,
+        Some(grant),
+    )
+    .await;
     assert_eq!(code, 201, "{job}");
     let (code, creds) = call(
         server,
@@ -67,7 +100,11 @@ async fn agent_value(server: &Server, token: &str) -> String {
 async fn the_cli_reads_the_token_from_stdin_and_shows_status() {
     let fake = FakeUpstream::start(Arc::new(SystemClock)).await;
     let sandbox = Sandbox::new();
-    std::fs::write(sandbox.root().join("gatehouse.toml"), config(&fake, 600, 900)).unwrap();
+    std::fs::write(
+        sandbox.root().join("gatehouse.toml"),
+        config(&fake, 600, 900),
+    )
+    .unwrap();
     let server = sandbox.serve().await;
     let op = server.claim_operator(OP).await;
     let pat = fake.seed_pat(OP);
@@ -94,7 +131,10 @@ async fn the_cli_reads_the_token_from_stdin_and_shows_status() {
 
     // Once is enough: a second paste while active is refused by the server.
     let again = fake.seed_pat(OP);
-    let out = cli(&["upstream", "set-credential", "dbx"]).stdin(&again.value).run().await;
+    let out = cli(&["upstream", "set-credential", "dbx"])
+        .stdin(&again.value)
+        .run()
+        .await;
     out.assert_refused();
     assert!(out.stderr.contains("409"), "{out:?}");
 
@@ -120,7 +160,12 @@ async fn the_cli_reads_the_token_from_stdin_and_shows_status() {
 /// Polls until nothing is in flight: no pending token, no queued
 /// revocation, and exactly one known minted token live. Returns the
 /// status and the current token.
-async fn settled(server: &Server, token: &str, fake: &FakeUpstream, orphans: &[String]) -> (Value, FakeToken) {
+async fn settled(
+    server: &Server,
+    token: &str,
+    fake: &FakeUpstream,
+    orphans: &[String],
+) -> (Value, FakeToken) {
     let started = Instant::now();
     loop {
         let s = status(server, token).await;
@@ -151,12 +196,28 @@ async fn a_rotation_killed_at_any_step_recovers_with_one_working_token_and_nothi
     const LIFETIME: i64 = 30;
     let fake = FakeUpstream::start(Arc::new(SystemClock)).await;
     let sandbox = Sandbox::new();
-    std::fs::write(sandbox.root().join("gatehouse.toml"), config(&fake, 2, LIFETIME)).unwrap();
-    let serve = || sandbox.cmd(&["serve"]).env("RUST_LOG", "debug").start_server();
+    std::fs::write(
+        sandbox.root().join("gatehouse.toml"),
+        config(&fake, 2, LIFETIME),
+    )
+    .unwrap();
+    let serve = || {
+        sandbox
+            .cmd(&["serve"])
+            .env("RUST_LOG", "debug")
+            .start_server()
+    };
     let mut server = serve().await;
     let op = server.claim_operator(OP).await;
     let pat = fake.seed_pat(OP);
-    let (code, body) = call(&server, reqwest::Method::PUT, "/v1/upstreams/dbx/credential", &op, Some(json!({"token": pat.value}))).await;
+    let (code, body) = call(
+        &server,
+        reqwest::Method::PUT,
+        "/v1/upstreams/dbx/credential",
+        &op,
+        Some(json!({"token": pat.value})),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
 
     let mut logs = Vec::new();
@@ -185,11 +246,23 @@ async fn a_rotation_killed_at_any_step_recovers_with_one_working_token_and_nothi
         if step == "/scim/v2/Me" {
             // The persisted token whose check was cut short was finished
             // forward on restart, not thrown away.
-            let (_, audit) = call(&server, reqwest::Method::GET, "/v1/audit?limit=1000", &op, None).await;
+            let (_, audit) = call(
+                &server,
+                reqwest::Method::GET,
+                "/v1/audit?limit=1000",
+                &op,
+                None,
+            )
+            .await;
             let switched = audit.as_array().unwrap().iter().any(|r| {
-                r["action"] == "upstream.rotate" && r["target"] == format!("dbx:{newest}") && r["outcome"] == "ok"
+                r["action"] == "upstream.rotate"
+                    && r["target"] == format!("dbx:{newest}")
+                    && r["outcome"] == "ok"
             });
-            assert!(switched, "pending {newest} was not switched to after the restart");
+            assert!(
+                switched,
+                "pending {newest} was not switched to after the restart"
+            );
         }
         // Exactly one token in use, and it works: agents get it, the
         // upstream accepts it.
@@ -209,17 +282,26 @@ async fn a_rotation_killed_at_any_step_recovers_with_one_working_token_and_nothi
             if orphans.contains(&t.id) {
                 assert_eq!(t.expires_at, Some(t.created_at + LIFETIME));
             } else {
-                assert!(t.deleted_at.is_some() || !t.live(now), "{t:?} still live after {step}");
+                assert!(
+                    t.deleted_at.is_some() || !t.live(now),
+                    "{t:?} still live after {step}"
+                );
             }
         }
     }
-    assert!(fake.token(&pat.id).deleted_at.is_some(), "the pasted token is revoked");
+    assert!(
+        fake.token(&pat.id).deleted_at.is_some(),
+        "the pasted token is revoked"
+    );
     logs.push(server.kill());
     let log = logs.join("\n");
     for t in fake.tokens() {
         assert!(!log.contains(&t.value), "token {} reached a log", t.id);
     }
-    assert!(log.contains("DEBUG"), "the logs were captured at debug level");
+    assert!(
+        log.contains("DEBUG"),
+        "the logs were captured at debug level"
+    );
 }
 
 #[tokio::test]
@@ -242,9 +324,21 @@ async fn two_replicas_rotate_once_per_interval_and_both_serve_the_new_token() {
     let op = a.claim_operator(OP).await;
     let b = replica(&sandboxes[1]).start_server().await;
     let pat = fake.seed_pat(OP);
-    let (code, body) = call(&b, reqwest::Method::PUT, "/v1/upstreams/dbx/credential", &op, Some(json!({"token": pat.value}))).await;
+    let (code, body) = call(
+        &b,
+        reqwest::Method::PUT,
+        "/v1/upstreams/dbx/credential",
+        &op,
+        Some(json!({"token": pat.value})),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
-    let first_create = fake.calls().iter().find(|c| c.path.ends_with("/token/create")).unwrap().at;
+    let first_create = fake
+        .calls()
+        .iter()
+        .find(|c| c.path.ends_with("/token/create"))
+        .unwrap()
+        .at;
 
     // Several intervals: both replicas tick every second, one rotates.
     let started = Instant::now();
@@ -278,9 +372,16 @@ async fn two_replicas_rotate_once_per_interval_and_both_serve_the_new_token() {
         creates.len()
     );
     for pair in creates.windows(2) {
-        assert!(pair[1] - pair[0] >= ROTATE - 1, "two mints too close: {creates:?}");
+        assert!(
+            pair[1] - pair[0] >= ROTATE - 1,
+            "two mints too close: {creates:?}"
+        );
     }
-    assert!(fake.max_live_minted() <= 2, "overlap {}", fake.max_live_minted());
+    assert!(
+        fake.max_live_minted() <= 2,
+        "overlap {}",
+        fake.max_live_minted()
+    );
     let log = [a.kill(), b.kill()].join("\n");
     for t in fake.tokens() {
         assert!(!log.contains(&t.value));

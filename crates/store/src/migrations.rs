@@ -79,7 +79,12 @@ mod tests {
         // Strictly increasing, not necessarily contiguous: branches reserve
         // numbers (0005 belongs to approvals) and merge in any order.
         for pair in MIGRATIONS.windows(2) {
-            assert!(pair[0].0 < pair[1].0, "migration {} after {}", pair[1].0, pair[0].0);
+            assert!(
+                pair[0].0 < pair[1].0,
+                "migration {} after {}",
+                pair[1].0,
+                pair[0].0
+            );
         }
     }
 

@@ -976,6 +976,10 @@ macro_rules! sql_store {
 
             async fn upstream_install(&self, install: &UpstreamInstall, audit: AuditEvent, now: UnixTime) -> Result<()> {
                 let mut tx = self.begin_write().await?;
+                // The audit append first: it takes the chain-head lock, so two
+                // installs on two replicas run one after the other and the
+                // second sees the first's token (and gets Conflict).
+                Self::append_in(&mut tx, audit, now).await?;
                 let existing = sqlx::query("SELECT * FROM upstream_state WHERE name = $1")
                     .bind(&install.name)
                     .fetch_optional(&mut *tx)
@@ -1015,7 +1019,6 @@ macro_rules! sql_store {
                     Self::insert_upstream_token_in(&mut tx, &install.name, pasted, "pasted", "pending_revoke", None, now).await?;
                 }
                 Self::upsert_secret_in(&mut tx, &install.secret).await?;
-                Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())
             }

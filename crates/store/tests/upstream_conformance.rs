@@ -105,65 +105,128 @@ async fn a_rotation_moves_through_its_states_one_transaction_at_a_time(f: Fixtur
     let s = &f.store;
     owner(s).await;
     assert!(s.upstream_state("dbx").await.unwrap().is_none());
-    s.upstream_install(&install("t1", Some("pat"), 1000, 100), ev("upstream.bootstrap"), 100)
-        .await
-        .unwrap();
+    s.upstream_install(
+        &install("t1", Some("pat"), 1000, 100),
+        ev("upstream.bootstrap"),
+        100,
+    )
+    .await
+    .unwrap();
     let st = s.upstream_state("dbx").await.unwrap().unwrap();
     assert_eq!(st.current, Some(slot("t1", 1000)));
     assert_eq!((st.last_rotation, st.pending.clone()), (Some(100), None));
-    assert_eq!(s.secret(&email("a@x.org"), "upstream.dbx").await.unwrap().unwrap().sealed, b"t1");
-    assert_eq!(states(s).await, vec![("pat".into(), PendingRevoke), ("t1".into(), Current)]);
+    assert_eq!(
+        s.secret(&email("a@x.org"), "upstream.dbx")
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed,
+        b"t1"
+    );
+    assert_eq!(
+        states(s).await,
+        vec![("pat".into(), PendingRevoke), ("t1".into(), Current)]
+    );
     // Single-shot while the current token is unexpired.
     let again = s
-        .upstream_install(&install("t9", None, 2000, 200), ev("upstream.bootstrap"), 200)
+        .upstream_install(
+            &install("t9", None, 2000, 200),
+            ev("upstream.bootstrap"),
+            200,
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 
     // Persist pending only against the expected current, once.
-    let wrong = s.upstream_persist_pending("dbx", "t0", &slot("t2", 1600), ev("upstream.mint"), 700).await;
+    let wrong = s
+        .upstream_persist_pending("dbx", "t0", &slot("t2", 1600), ev("upstream.mint"), 700)
+        .await;
     assert!(matches!(wrong, Err(StoreError::Conflict(_))));
     s.upstream_persist_pending("dbx", "t1", &slot("t2", 1600), ev("upstream.mint"), 700)
         .await
         .unwrap();
-    let twice = s.upstream_persist_pending("dbx", "t1", &slot("t3", 1600), ev("upstream.mint"), 700).await;
+    let twice = s
+        .upstream_persist_pending("dbx", "t1", &slot("t3", 1600), ev("upstream.mint"), 700)
+        .await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))));
-    assert_eq!(s.upstream_state("dbx").await.unwrap().unwrap().pending, Some(slot("t2", 1600)));
+    assert_eq!(
+        s.upstream_state("dbx").await.unwrap().unwrap().pending,
+        Some(slot("t2", 1600))
+    );
 
     // Switch: pending becomes current, the secret follows, old is queued.
     s.upstream_switch("dbx", "t2", &secret(b"t2", 710), ev("upstream.rotate"), 710)
         .await
         .unwrap();
     let st = s.upstream_state("dbx").await.unwrap().unwrap();
-    assert_eq!((st.current, st.pending, st.last_rotation), (Some(slot("t2", 1600)), None, Some(710)));
-    assert_eq!(s.secret(&email("a@x.org"), "upstream.dbx").await.unwrap().unwrap().sealed, b"t2");
+    assert_eq!(
+        (st.current, st.pending, st.last_rotation),
+        (Some(slot("t2", 1600)), None, Some(710))
+    );
+    assert_eq!(
+        s.secret(&email("a@x.org"), "upstream.dbx")
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed,
+        b"t2"
+    );
     assert_eq!(
         states(s).await,
-        vec![("pat".into(), PendingRevoke), ("t1".into(), PendingRevoke), ("t2".into(), Current)]
+        vec![
+            ("pat".into(), PendingRevoke),
+            ("t1".into(), PendingRevoke),
+            ("t2".into(), Current)
+        ]
     );
-    let switched_again = s.upstream_switch("dbx", "t2", &secret(b"t2", 711), ev("upstream.rotate"), 711).await;
+    let switched_again = s
+        .upstream_switch("dbx", "t2", &secret(b"t2", 711), ev("upstream.rotate"), 711)
+        .await;
     assert!(matches!(switched_again, Err(StoreError::Conflict(_))));
 
     // Revocations: failures count and reschedule, success ends it once.
     s.upstream_revoke_failed("dbx", "t1", 730, "status 503", ev("upstream.revoke"), 720)
         .await
         .unwrap();
-    let t1 = s.upstream_tokens("dbx").await.unwrap().into_iter().find(|t| t.token_id == "t1").unwrap();
-    assert_eq!((t1.attempts, t1.next_attempt_at, t1.last_error.as_deref()), (1, Some(730), Some("status 503")));
-    s.upstream_revoke_done("dbx", "t1", Revoked, ev("upstream.revoke"), 731).await.unwrap();
-    let twice = s.upstream_revoke_done("dbx", "t1", Revoked, ev("upstream.revoke"), 732).await;
+    let t1 = s
+        .upstream_tokens("dbx")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.token_id == "t1")
+        .unwrap();
+    assert_eq!(
+        (t1.attempts, t1.next_attempt_at, t1.last_error.as_deref()),
+        (1, Some(730), Some("status 503"))
+    );
+    s.upstream_revoke_done("dbx", "t1", Revoked, ev("upstream.revoke"), 731)
+        .await
+        .unwrap();
+    let twice = s
+        .upstream_revoke_done("dbx", "t1", Revoked, ev("upstream.revoke"), 732)
+        .await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))));
 
     // A discarded pending token is queued for revocation.
     s.upstream_persist_pending("dbx", "t2", &slot("t3", 2000), ev("upstream.mint"), 800)
         .await
         .unwrap();
-    s.upstream_discard_pending("dbx", "t3", ev("upstream.rotate"), 801).await.unwrap();
-    assert_eq!(s.upstream_state("dbx").await.unwrap().unwrap().pending, None);
-
-    // Once expired, bootstrap works again; the lapsed current is marked.
-    s.upstream_install(&install("t4", None, 5000, 1700), ev("upstream.bootstrap"), 1700)
+    s.upstream_discard_pending("dbx", "t3", ev("upstream.rotate"), 801)
         .await
         .unwrap();
+    assert_eq!(
+        s.upstream_state("dbx").await.unwrap().unwrap().pending,
+        None
+    );
+
+    // Once expired, bootstrap works again; the lapsed current is marked.
+    s.upstream_install(
+        &install("t4", None, 5000, 1700),
+        ev("upstream.bootstrap"),
+        1700,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         states(s).await,
         vec![
@@ -197,15 +260,28 @@ async fn owners_are_active_with_a_live_job_or_an_unrevoked_session(f: Fixture) {
         class: CredentialClass::Api,
         ..session.clone()
     };
-    s.record_issued_token(&api, ev("token.issue"), 100).await.unwrap();
-    assert!(!s.owner_active(&a, 200).await.unwrap(), "api tokens are not activity");
-    s.record_issued_token(&session, ev("token.issue"), 100).await.unwrap();
+    s.record_issued_token(&api, ev("token.issue"), 100)
+        .await
+        .unwrap();
+    assert!(
+        !s.owner_active(&a, 200).await.unwrap(),
+        "api tokens are not activity"
+    );
+    s.record_issued_token(&session, ev("token.issue"), 100)
+        .await
+        .unwrap();
     assert!(s.owner_active(&a, 200).await.unwrap());
     assert!(!s.owner_active(&a, 1000).await.unwrap(), "expired");
     assert!(!s.owner_active(&email("b@x.org"), 200).await.unwrap());
-    s.revoke(RevocationKind::Jti { jti: "s1".into() }, 0, 1000, ev("token.revoke"), 300)
-        .await
-        .unwrap();
+    s.revoke(
+        RevocationKind::Jti { jti: "s1".into() },
+        0,
+        1000,
+        ev("token.revoke"),
+        300,
+    )
+    .await
+    .unwrap();
     assert!(!s.owner_active(&a, 300).await.unwrap(), "revoked");
 }
 
@@ -215,8 +291,15 @@ async fn one_replica_at_a_time_holds_an_upstreams_lock(f: Fixture) {
     let held = s.upstream_lock("dbx").await.unwrap().expect("first lock");
     match s.engine() {
         Engine::Postgres => {
-            assert!(other.upstream_lock("dbx").await.unwrap().is_none(), "held elsewhere");
-            let unrelated = other.upstream_lock("other").await.unwrap().expect("other upstream");
+            assert!(
+                other.upstream_lock("dbx").await.unwrap().is_none(),
+                "held elsewhere"
+            );
+            let unrelated = other
+                .upstream_lock("other")
+                .await
+                .unwrap()
+                .expect("other upstream");
             other.upstream_unlock(unrelated).await.unwrap();
             s.upstream_unlock(held).await.unwrap();
             let next = other.upstream_lock("dbx").await.unwrap().expect("released");

@@ -145,26 +145,36 @@ const DEFAULT_LIFETIME: i64 = 900;
 /// A day: an upstream token Gatehouse mints is meant to be short-lived.
 const MAX_LIFETIME: i64 = 86_400;
 
-pub(super) fn validate_upstreams(raw: Vec<RawUpstream>) -> Result<Vec<UpstreamConfig>, ConfigError> {
+pub(super) fn validate_upstreams(
+    raw: Vec<RawUpstream>,
+) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let mut names = BTreeSet::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, u) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("upstream[{i}].{field}");
         validate_agent_name(&u.name).map_err(|e| invalid(&key("name"), e.to_string()))?;
         if !names.insert(u.name.clone()) {
-            return Err(invalid(&key("name"), format!("{:?} is configured twice", u.name)));
+            return Err(invalid(
+                &key("name"),
+                format!("{:?} is configured twice", u.name),
+            ));
         }
         let owner = Email::parse(&u.owner)
             .map_err(|_| invalid(&key("owner"), format!("{:?} is not an email", u.owner)))?;
         let base_url = u.base_url.trim_end_matches('/').to_string();
         let scheme_ok = base_url.starts_with("https://") || base_url.starts_with("http://");
-        let authority = base_url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        let authority = base_url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or_default();
         if !scheme_ok
             || authority.is_empty()
             || authority.contains('@')
             || authority.contains('?')
             || authority.contains('#')
-            || authority.chars().any(|c| c.is_whitespace() || c.is_control())
+            || authority
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(invalid(
                 &key("base_url"),
@@ -174,7 +184,10 @@ pub(super) fn validate_upstreams(raw: Vec<RawUpstream>) -> Result<Vec<UpstreamCo
         let rotate = u.rotate_every_seconds.unwrap_or(DEFAULT_ROTATE_EVERY);
         let lifetime = u.lifetime_seconds.unwrap_or(DEFAULT_LIFETIME);
         if !(1..=MAX_LIFETIME).contains(&rotate) {
-            return Err(invalid(&key("rotate_every_seconds"), format!("{rotate} is outside 1..={MAX_LIFETIME}")));
+            return Err(invalid(
+                &key("rotate_every_seconds"),
+                format!("{rotate} is outside 1..={MAX_LIFETIME}"),
+            ));
         }
         if !(2..=MAX_LIFETIME).contains(&lifetime) || lifetime <= rotate {
             return Err(invalid(
@@ -185,18 +198,34 @@ pub(super) fn validate_upstreams(raw: Vec<RawUpstream>) -> Result<Vec<UpstreamCo
         let idle = match u.idle.as_deref().unwrap_or("expire") {
             "expire" => IdlePolicy::Expire,
             "keep_alive" => IdlePolicy::KeepAlive,
-            other => return Err(invalid(&key("idle"), format!("{other:?} is not expire or keep_alive"))),
+            other => {
+                return Err(invalid(
+                    &key("idle"),
+                    format!("{other:?} is not expire or keep_alive"),
+                ))
+            }
         };
         let driver = match (u.driver.as_str(), u.generic) {
             ("databricks", None) => DriverConfig::Databricks,
             ("databricks", Some(_)) => {
-                return Err(invalid(&key("generic"), "only the generic driver takes a [generic] table"))
+                return Err(invalid(
+                    &key("generic"),
+                    "only the generic driver takes a [generic] table",
+                ))
             }
             ("generic", Some(g)) => DriverConfig::Generic(Box::new(validate_generic(g, &key)?)),
             ("generic", None) => {
-                return Err(invalid(&key("generic"), "the generic driver needs its mint, revoke and whoami requests"))
+                return Err(invalid(
+                    &key("generic"),
+                    "the generic driver needs its mint, revoke and whoami requests",
+                ))
             }
-            (other, _) => return Err(invalid(&key("driver"), format!("{other:?} is not databricks or generic"))),
+            (other, _) => {
+                return Err(invalid(
+                    &key("driver"),
+                    format!("{other:?} is not databricks or generic"),
+                ))
+            }
         };
         out.push(UpstreamConfig {
             name: u.name,
@@ -211,33 +240,58 @@ pub(super) fn validate_upstreams(raw: Vec<RawUpstream>) -> Result<Vec<UpstreamCo
     Ok(out)
 }
 
-fn validate_generic(g: RawGeneric, key: &dyn Fn(&str) -> String) -> Result<GenericDriver, ConfigError> {
+fn validate_generic(
+    g: RawGeneric,
+    key: &dyn Fn(&str) -> String,
+) -> Result<GenericDriver, ConfigError> {
     let request = |field: &str, r: RawRequest| -> Result<RequestTemplate, ConfigError> {
         let method = r.method.to_ascii_uppercase();
         if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-            return Err(invalid(&key(&format!("generic.{field}.method")), format!("{:?} is not an HTTP method", r.method)));
+            return Err(invalid(
+                &key(&format!("generic.{field}.method")),
+                format!("{:?} is not an HTTP method", r.method),
+            ));
         }
         if !r.path.starts_with('/') || r.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(&key(&format!("generic.{field}.path")), "must start with / and hold no spaces"));
+            return Err(invalid(
+                &key(&format!("generic.{field}.path")),
+                "must start with / and hold no spaces",
+            ));
         }
         if let Some(body) = &r.body {
             // The template must be JSON once its placeholders are filled.
-            let filled = body.replace("{lifetime_seconds}", "1").replace("{token_id}", "x");
+            let filled = body
+                .replace("{lifetime_seconds}", "1")
+                .replace("{token_id}", "x");
             if serde_json::from_str::<serde_json::Value>(&filled).is_err() {
-                return Err(invalid(&key(&format!("generic.{field}.body")), "is not a JSON template"));
+                return Err(invalid(
+                    &key(&format!("generic.{field}.body")),
+                    "is not a JSON template",
+                ));
             }
         }
-        Ok(RequestTemplate { method, path: r.path, body: r.body })
+        Ok(RequestTemplate {
+            method,
+            path: r.path,
+            body: r.body,
+        })
     };
     let pointer = |field: &str, p: String| -> Result<String, ConfigError> {
         if p.is_empty() || p.starts_with('/') {
             Ok(p)
         } else {
-            Err(invalid(&key(&format!("generic.{field}")), "a JSON pointer starts with /"))
+            Err(invalid(
+                &key(&format!("generic.{field}")),
+                "a JSON pointer starts with /",
+            ))
         }
     };
     let auth_header = g.auth_header.unwrap_or_else(|| "Authorization".into());
-    if auth_header.is_empty() || !auth_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if auth_header.is_empty()
+        || !auth_header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(invalid(&key("generic.auth_header"), "is not a header name"));
     }
     let auth_format = g.auth_format.unwrap_or_else(|| "Bearer {token}".into());
@@ -250,7 +304,10 @@ fn validate_generic(g: RawGeneric, key: &dyn Fn(&str) -> String) -> Result<Gener
         whoami: request("whoami", g.whoami)?,
         token_pointer: pointer("token_pointer", g.token_pointer)?,
         token_id_pointer: pointer("token_id_pointer", g.token_id_pointer)?,
-        expires_at_pointer: g.expires_at_pointer.map(|p| pointer("expires_at_pointer", p)).transpose()?,
+        expires_at_pointer: g
+            .expires_at_pointer
+            .map(|p| pointer("expires_at_pointer", p))
+            .transpose()?,
         identity_pointer: pointer("identity_pointer", g.identity_pointer)?,
         whoami_token_id_pointer: g
             .whoami_token_id_pointer
@@ -278,7 +335,10 @@ pub(super) fn render(upstreams: &[UpstreamConfig]) -> String {
         ));
         if let DriverConfig::Generic(g) = &u.driver {
             let req = |r: &RequestTemplate| match &r.body {
-                Some(b) => format!("{{ method = {:?}, path = {:?}, body = {:?} }}", r.method, r.path, b),
+                Some(b) => format!(
+                    "{{ method = {:?}, path = {:?}, body = {:?} }}",
+                    r.method, r.path, b
+                ),
                 None => format!("{{ method = {:?}, path = {:?} }}", r.method, r.path),
             };
             out.push_str(&format!(
@@ -331,28 +391,60 @@ mod tests {
         assert!(shown.contains("[[upstream]]\nname = \"dbx\""), "{shown}");
         assert!(shown.contains("idle = \"expire\""), "{shown}");
         let again = load(&render(&c.upstreams)).unwrap();
-        assert_eq!(again.upstreams[0].driver, c.upstreams[0].driver, "the rendering loads back");
+        assert_eq!(
+            again.upstreams[0].driver, c.upstreams[0].driver,
+            "the rendering loads back"
+        );
     }
 
     #[test]
     fn bad_upstreams_are_refused_naming_the_key() {
         let cases = [
             (format!("{DATABRICKS}{DATABRICKS}"), "upstream[1].name"),
-            (DATABRICKS.replace("Ann@Example.com", "ann"), "upstream[0].owner"),
-            (DATABRICKS.replace("https://adb", "ftp://adb"), "upstream[0].base_url"),
-            (DATABRICKS.replace("https://adb", "https://u:p@adb"), "upstream[0].base_url"),
-            (DATABRICKS.replace("\"dbx\"", "\"Bad Name\""), "upstream[0].name"),
-            (format!("{DATABRICKS}lifetime_seconds = 600\n"), "upstream[0].lifetime_seconds"),
-            (format!("{DATABRICKS}rotate_every_seconds = 0\n"), "upstream[0].rotate_every_seconds"),
-            (format!("{DATABRICKS}idle = \"sometimes\"\n"), "upstream[0].idle"),
-            (DATABRICKS.replace("databricks", "github"), "upstream[0].driver"),
-            (DATABRICKS.replace("databricks", "generic"), "upstream[0].generic"),
+            (
+                DATABRICKS.replace("Ann@Example.com", "ann"),
+                "upstream[0].owner",
+            ),
+            (
+                DATABRICKS.replace("https://adb", "ftp://adb"),
+                "upstream[0].base_url",
+            ),
+            (
+                DATABRICKS.replace("https://adb", "https://u:p@adb"),
+                "upstream[0].base_url",
+            ),
+            (
+                DATABRICKS.replace("\"dbx\"", "\"Bad Name\""),
+                "upstream[0].name",
+            ),
+            (
+                format!("{DATABRICKS}lifetime_seconds = 600\n"),
+                "upstream[0].lifetime_seconds",
+            ),
+            (
+                format!("{DATABRICKS}rotate_every_seconds = 0\n"),
+                "upstream[0].rotate_every_seconds",
+            ),
+            (
+                format!("{DATABRICKS}idle = \"sometimes\"\n"),
+                "upstream[0].idle",
+            ),
+            (
+                DATABRICKS.replace("databricks", "github"),
+                "upstream[0].driver",
+            ),
+            (
+                DATABRICKS.replace("databricks", "generic"),
+                "upstream[0].generic",
+            ),
         ];
         for (file, key) in cases {
             let err = load(&file).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
-        let err = load(&format!("{DATABRICKS}colour = \"red\"\n")).unwrap_err().to_string();
+        let err = load(&format!("{DATABRICKS}colour = \"red\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("colour"), "{err}");
     }
 
@@ -371,12 +463,23 @@ mod tests {
         assert_eq!(g.mint.method, "POST");
         assert_eq!(g.auth_format, "Bearer {token}");
         let again = load(&render(&c.upstreams)).unwrap();
-        assert_eq!(again.upstreams[0].driver, c.upstreams[0].driver, "the rendering loads back");
+        assert_eq!(
+            again.upstreams[0].driver, c.upstreams[0].driver,
+            "the rendering loads back"
+        );
         for (from, to, key) in [
             ("token_pointer = \"/token\"\n", "", "token_pointer"),
             ("\"/email\"", "\"email\"", "identity_pointer"),
-            ("'{\"ttl\": {lifetime_seconds}}'", "'{ttl: 1'", "generic.mint.body"),
-            ("method = \"GET\"", "method = \"FETCH\"", "generic.whoami.method"),
+            (
+                "'{\"ttl\": {lifetime_seconds}}'",
+                "'{ttl: 1'",
+                "generic.mint.body",
+            ),
+            (
+                "method = \"GET\"",
+                "method = \"FETCH\"",
+                "generic.whoami.method",
+            ),
             ("path = \"/me\"", "path = \"me\"", "generic.whoami.path"),
         ] {
             let err = load(&generic.replace(from, to)).unwrap_err().to_string();

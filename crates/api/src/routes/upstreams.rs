@@ -31,9 +31,12 @@ impl<'de> Deserialize<'de> for TokenInput {
 }
 
 fn configured<'a>(st: &'a AppState, name: &str) -> ApiResult<&'a Upstream> {
-    st.upstreams
-        .get(name)
-        .ok_or_else(|| ApiError::NotFound(format!("no upstream named {:?}", name.chars().take(64).collect::<String>())))
+    st.upstreams.get(name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no upstream named {:?}",
+            name.chars().take(64).collect::<String>()
+        ))
+    })
 }
 
 /// The upstream's owner, human session. Checks and their order: see

@@ -82,16 +82,41 @@ pub async fn bootstrap(
             .map(|t| t.trim().as_bytes().to_vec())
             .unwrap_or_default(),
     );
-    if pasted.is_empty() || pasted.len() > 4096 || pasted.expose().iter().any(|b| b.is_ascii_control() || *b == b' ') {
+    if pasted.is_empty()
+        || pasted.len() > 4096
+        || pasted
+            .expose()
+            .iter()
+            .any(|b| b.is_ascii_control() || *b == b' ')
+    {
         let e = ApiError::BadRequest {
             code: "invalid_token",
             message: "token must be non-empty text without spaces, at most 4096 bytes".into(),
         };
-        return Err(refuse(st, principal, upstream, request, "empty or malformed token", e).await);
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "empty or malformed token",
+            e,
+        )
+        .await);
     }
     if !same_person(principal.owner.as_str(), c.owner.as_str()) {
-        let e = ApiError::forbidden("not_upstream_owner", "only the upstream's owner may set its credential");
-        return Err(refuse(st, principal, upstream, request, "not the upstream's owner", e).await);
+        let e = ApiError::forbidden(
+            "not_upstream_owner",
+            "only the upstream's owner may set its credential",
+        );
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "not the upstream's owner",
+            e,
+        )
+        .await);
     }
     principal.require_human()?;
     // One exchange at a time per upstream in this process; the store's
@@ -106,7 +131,10 @@ pub async fn bootstrap(
         }
     };
     if !same_person(&identity.user, c.owner.as_str()) {
-        let e = ApiError::forbidden("identity_mismatch", "the token belongs to someone other than the upstream's owner");
+        let e = ApiError::forbidden(
+            "identity_mismatch",
+            "the token belongs to someone other than the upstream's owner",
+        );
         return Err(refuse(st, principal, upstream, request, "identity_mismatch", e).await);
     }
     // Checked after validation, so a token the upstream refuses is 400
@@ -118,8 +146,18 @@ pub async fn bootstrap(
         .and_then(|s| s.current)
         .is_some_and(|t| t.expires_at > st.now());
     if active {
-        let e = ApiError::Conflict("a credential is active; it can be set again once it has expired".into());
-        return Err(refuse(st, principal, upstream, request, "a credential is active", e).await);
+        let e = ApiError::Conflict(
+            "a credential is active; it can be set again once it has expired".into(),
+        );
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "a credential is active",
+            e,
+        )
+        .await);
     }
     let pasted_id = match identity.token_id {
         Some(id) => Some(id),
@@ -130,7 +168,15 @@ pub async fn bootstrap(
         Ok(m) => m,
         Err(e) => {
             let (reason, error) = driver_refusal(&e);
-            return Err(refuse(st, principal, upstream, request, &format!("mint failed: {reason}"), error).await);
+            return Err(refuse(
+                st,
+                principal,
+                upstream,
+                request,
+                &format!("mint failed: {reason}"),
+                error,
+            )
+            .await);
         }
     };
     let now = st.now();
@@ -139,17 +185,39 @@ pub async fn bootstrap(
     st.store.append_audit(mint_event, now).await?;
     // The new token must work on its own before anything depends on it.
     let verified = upstream.driver.whoami(&minted.value).await;
-    if !verified.as_ref().is_ok_and(|i| same_person(&i.user, c.owner.as_str())) {
-        let _ = upstream.driver.revoke(&minted.value, &minted.token_id).await;
+    if !verified
+        .as_ref()
+        .is_ok_and(|i| same_person(&i.user, c.owner.as_str()))
+    {
+        let _ = upstream
+            .driver
+            .revoke(&minted.value, &minted.token_id)
+            .await;
         let e = ApiError::Unavailable("the upstream did not confirm the token it minted".into());
-        return Err(refuse(st, principal, upstream, request, "minted token not confirmed", e).await);
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "minted token not confirmed",
+            e,
+        )
+        .await);
     }
 
     let expires_at = minted.expires_at.unwrap_or(now + c.lifetime_seconds);
     let install = UpstreamInstall {
         name: c.name.clone(),
         owner: c.owner.clone(),
-        current: seal_token(st, &c.owner, &c.name, &minted.token_id, &minted.value, expires_at).await?,
+        current: seal_token(
+            st,
+            &c.owner,
+            &c.name,
+            &minted.token_id,
+            &minted.value,
+            expires_at,
+        )
+        .await?,
         pasted_id: pasted_id.clone(),
         secret: secret_record(st, c, &minted.value, now).await?,
     };
@@ -164,12 +232,28 @@ pub async fn bootstrap(
     match st.store.upstream_install(&install, event, now).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            let _ = upstream.driver.revoke(&minted.value, &minted.token_id).await;
-            let e = ApiError::Conflict("a credential is active; it can be set again once it has expired".into());
-            return Err(refuse(st, principal, upstream, request, "a credential is active", e).await);
+            let _ = upstream
+                .driver
+                .revoke(&minted.value, &minted.token_id)
+                .await;
+            let e = ApiError::Conflict(
+                "a credential is active; it can be set again once it has expired".into(),
+            );
+            return Err(refuse(
+                st,
+                principal,
+                upstream,
+                request,
+                "a credential is active",
+                e,
+            )
+            .await);
         }
         Err(e) => {
-            let _ = upstream.driver.revoke(&minted.value, &minted.token_id).await;
+            let _ = upstream
+                .driver
+                .revoke(&minted.value, &minted.token_id)
+                .await;
             return Err(e.into());
         }
     }
@@ -187,9 +271,21 @@ pub async fn bootstrap(
             }
             Err(e) => {
                 let error = e.to_string();
-                let event = system_event(&c.owner, "upstream.revoke", &target, &format!("failed: {error}"));
+                let event = system_event(
+                    &c.owner,
+                    "upstream.revoke",
+                    &target,
+                    &format!("failed: {error}"),
+                );
                 st.store
-                    .upstream_revoke_failed(&c.name, &id, now + super::rotation::backoff(0), &error, event, now)
+                    .upstream_revoke_failed(
+                        &c.name,
+                        &id,
+                        now + super::rotation::backoff(0),
+                        &error,
+                        event,
+                        now,
+                    )
                     .await?;
             }
         }

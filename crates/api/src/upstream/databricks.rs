@@ -22,9 +22,11 @@ use super::driver::{
 pub struct Databricks {
     pub http: reqwest::Client,
     pub base_url: String,
-    /// Written into every minted token's comment; also how Gatehouse
-    /// recognises its own tokens in a listing.
+    /// Written into every minted token's comment.
     pub comment: String,
+    /// How the comments of every token this Gatehouse minted (for any
+    /// upstream) begin: how it recognises its own tokens in a listing.
+    pub own_prefix: String,
 }
 
 impl Databricks {
@@ -89,16 +91,18 @@ impl UpstreamDriver for Databricks {
     }
 
     async fn own_token_id(&self, token: &SecretBytes) -> Result<Option<String>, DriverError> {
-        let list = self
-            .call("GET", "/api/2.0/token/list", token, None)
-            .await?;
+        let list = self.call("GET", "/api/2.0/token/list", token, None).await?;
         let foreign: Vec<String> = list
             .get("token_infos")
             .and_then(Value::as_array)
             .map(|infos| {
                 infos
                     .iter()
-                    .filter(|i| i.get("comment").and_then(Value::as_str) != Some(&self.comment))
+                    .filter(|i| {
+                        !i.get("comment")
+                            .and_then(Value::as_str)
+                            .is_some_and(|c| c.starts_with(&self.own_prefix))
+                    })
                     .filter_map(|i| text_at(i, "/token_id"))
                     .collect()
             })

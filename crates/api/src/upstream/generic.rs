@@ -47,7 +47,9 @@ impl Generic {
         lifetime_seconds: i64,
         token_id: &str,
     ) -> Result<Value, DriverError> {
-        let path = template.path.replace("{token_id}", &percent_encode(token_id));
+        let path = template
+            .path
+            .replace("{token_id}", &percent_encode(token_id));
         let body = template
             .body
             .as_ref()
@@ -90,7 +92,9 @@ impl UpstreamDriver for Generic {
         auth: &SecretBytes,
         lifetime_seconds: i64,
     ) -> Result<MintedToken, DriverError> {
-        let mut answer = self.send(&self.spec.mint, auth, lifetime_seconds, "").await?;
+        let mut answer = self
+            .send(&self.spec.mint, auth, lifetime_seconds, "")
+            .await?;
         let value = take_secret(&mut answer, &self.spec.token_pointer)
             .ok_or_else(|| DriverError::Upstream("no token in mint answer".into()))?;
         let token_id = text_at(&answer, &self.spec.token_id_pointer)

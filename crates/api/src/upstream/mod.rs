@@ -68,7 +68,8 @@ impl Upstreams {
                     DriverConfig::Databricks => Box::new(databricks::Databricks {
                         http: http.clone(),
                         base_url: c.base_url.clone(),
-                        comment: format!("gatehouse {instance} upstream {}", c.name),
+                        comment: format!("gatehouse ({instance}) upstream {}", c.name),
+                        own_prefix: format!("gatehouse ({instance}) upstream "),
                     }),
                     DriverConfig::Generic(spec) => Box::new(generic::Generic {
                         http: http.clone(),

@@ -158,13 +158,28 @@ async fn rotate(st: &Inner, upstream: &Upstream, state: &UpstreamState) -> Resul
     let minted = match upstream.driver.mint(&auth, c.lifetime_seconds).await {
         Ok(m) => m,
         Err(e) => {
-            audit(st, upstream, "upstream.mint", &c.name, &format!("failed: {e}")).await;
+            audit(
+                st,
+                upstream,
+                "upstream.mint",
+                &c.name,
+                &format!("failed: {e}"),
+            )
+            .await;
             return Ok(());
         }
     };
     let now = st.now();
     let expires_at = minted.expires_at.unwrap_or(now + c.lifetime_seconds);
-    let slot = seal_token(st, &c.owner, &c.name, &minted.token_id, &minted.value, expires_at).await?;
+    let slot = seal_token(
+        st,
+        &c.owner,
+        &c.name,
+        &minted.token_id,
+        &minted.value,
+        expires_at,
+    )
+    .await?;
     let event = system_event(
         &c.owner,
         "upstream.mint",
@@ -178,7 +193,10 @@ async fn rotate(st: &Inner, upstream: &Upstream, state: &UpstreamState) -> Resul
     {
         // Unrecorded, the token would live to its expiry unknown: take it
         // back now, with itself.
-        let undone = upstream.driver.revoke(&minted.value, &minted.token_id).await;
+        let undone = upstream
+            .driver
+            .revoke(&minted.value, &minted.token_id)
+            .await;
         audit(
             st,
             upstream,
@@ -232,7 +250,12 @@ async fn finish_pending(
             Ok(())
         }
         Err(e) if pending.expires_at <= now => {
-            let event = system_event(&c.owner, "upstream.rotate", &target, &format!("failed: {e}"));
+            let event = system_event(
+                &c.owner,
+                "upstream.rotate",
+                &target,
+                &format!("failed: {e}"),
+            );
             st.store
                 .upstream_discard_pending(&c.name, &pending.token_id, event, now)
                 .await?;
@@ -240,7 +263,14 @@ async fn finish_pending(
         }
         // Unreachable for now: keep it pending, try again next tick.
         Err(e) => {
-            audit(st, upstream, "upstream.rotate", &target, &format!("deferred: {e}")).await;
+            audit(
+                st,
+                upstream,
+                "upstream.rotate",
+                &target,
+                &format!("deferred: {e}"),
+            )
+            .await;
             Ok(())
         }
     }
@@ -275,32 +305,67 @@ async fn retry_revocations(st: &Inner, upstream: &Upstream) -> Result<(), StepEr
     for t in due {
         let target = format!("{}:{}", c.name, t.token_id);
         if t.expires_at.is_some_and(|e| e <= now) {
-            let event = system_event(&c.owner, "upstream.revoke", &target, "expired before revocation");
+            let event = system_event(
+                &c.owner,
+                "upstream.revoke",
+                &target,
+                "expired before revocation",
+            );
             st.store
-                .upstream_revoke_done(&c.name, &t.token_id, UpstreamTokenState::Expired, event, now)
+                .upstream_revoke_done(
+                    &c.name,
+                    &t.token_id,
+                    UpstreamTokenState::Expired,
+                    event,
+                    now,
+                )
                 .await?;
             continue;
         }
         let result = match &auth {
             Some(auth) => upstream.driver.revoke(auth, &t.token_id).await,
-            None => Err(DriverError::Upstream("no valid token to revoke with".into())),
+            None => Err(DriverError::Upstream(
+                "no valid token to revoke with".into(),
+            )),
         };
         let now = st.now();
         match result {
             // Already gone: an earlier attempt went through but its answer
             // was lost (a crash, a timeout).
             Ok(()) | Err(DriverError::NotFound) => {
-                let outcome = if result.is_ok() { "ok" } else { "ok: already gone" };
+                let outcome = if result.is_ok() {
+                    "ok"
+                } else {
+                    "ok: already gone"
+                };
                 let event = system_event(&c.owner, "upstream.revoke", &target, outcome);
                 st.store
-                    .upstream_revoke_done(&c.name, &t.token_id, UpstreamTokenState::Revoked, event, now)
+                    .upstream_revoke_done(
+                        &c.name,
+                        &t.token_id,
+                        UpstreamTokenState::Revoked,
+                        event,
+                        now,
+                    )
                     .await?;
             }
             Err(e) => {
                 let error = e.to_string();
-                let event = system_event(&c.owner, "upstream.revoke", &target, &format!("failed: {error}"));
+                let event = system_event(
+                    &c.owner,
+                    "upstream.revoke",
+                    &target,
+                    &format!("failed: {error}"),
+                );
                 st.store
-                    .upstream_revoke_failed(&c.name, &t.token_id, now + backoff(t.attempts), &error, event, now)
+                    .upstream_revoke_failed(
+                        &c.name,
+                        &t.token_id,
+                        now + backoff(t.attempts),
+                        &error,
+                        event,
+                        now,
+                    )
                     .await?;
             }
         }
@@ -309,7 +374,13 @@ async fn retry_revocations(st: &Inner, upstream: &Upstream) -> Result<(), StepEr
 }
 
 /// Appends an audit record on its own (for acts with no state change).
-pub(crate) async fn audit(st: &Inner, upstream: &Upstream, action: &str, target: &str, outcome: &str) {
+pub(crate) async fn audit(
+    st: &Inner,
+    upstream: &Upstream,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) {
     let event = system_event(&upstream.config.owner, action, target, outcome);
     if let Err(e) = st.store.append_audit(event, st.now()).await {
         tracing::warn!("audit append failed: {e}");

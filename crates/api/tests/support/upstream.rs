@@ -103,8 +103,7 @@ impl FakeUpstream {
     /// A personal access token of `user`, as a person would create it.
     pub fn seed_pat(&self, user: &str) -> FakeToken {
         let mut w = self.world.lock().unwrap();
-        let t = new_token(&mut w, user, "laptop", self.now(), None);
-        t
+        new_token(&mut w, user, "laptop", self.now(), None)
     }
 
     pub fn tokens(&self) -> Vec<FakeToken> {
@@ -124,7 +123,10 @@ impl FakeUpstream {
     }
 
     pub fn calls_to(&self, path_end: &str) -> usize {
-        self.calls().iter().filter(|c| c.path.ends_with(path_end)).count()
+        self.calls()
+            .iter()
+            .filter(|c| c.path.ends_with(path_end))
+            .count()
     }
 
     pub fn live_minted(&self) -> Vec<FakeToken> {
@@ -156,7 +158,10 @@ impl FakeUpstream {
     pub async fn wait_stalled(&self, bound: std::time::Duration) {
         let started = std::time::Instant::now();
         while !self.world.lock().unwrap().stalled {
-            assert!(started.elapsed() < bound, "no call stalled within {bound:?}");
+            assert!(
+                started.elapsed() < bound,
+                "no call stalled within {bound:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
@@ -172,7 +177,13 @@ impl FakeUpstream {
 
     /// Records the call and names its caller; `None` when the bearer is
     /// not a live token (the caller gets 401).
-    fn enter(&self, path: &str, method: &str, headers: &HeaderMap, body: &Value) -> (Option<FakeToken>, bool) {
+    fn enter(
+        &self,
+        path: &str,
+        method: &str,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> (Option<FakeToken>, bool) {
         let now = self.now();
         let bearer = headers
             .get("authorization")
@@ -181,7 +192,11 @@ impl FakeUpstream {
             .unwrap_or_default()
             .to_string();
         let mut w = self.world.lock().unwrap();
-        let caller = w.tokens.iter().find(|t| t.value == bearer && t.live(now)).cloned();
+        let caller = w
+            .tokens
+            .iter()
+            .find(|t| t.value == bearer && t.live(now))
+            .cloned();
         w.calls.push(Call {
             method: method.into(),
             path: path.into(),
@@ -202,11 +217,20 @@ impl FakeUpstream {
     }
 }
 
-fn new_token(w: &mut World, user: &str, comment: &str, now: i64, lifetime: Option<i64>) -> FakeToken {
+fn new_token(
+    w: &mut World,
+    user: &str,
+    comment: &str,
+    now: i64,
+    lifetime: Option<i64>,
+) -> FakeToken {
     w.next_id += 1;
     let t = FakeToken {
         id: format!("tok{:04}", w.next_id),
-        value: format!("dapi{}", hex_of(&gatehouse_domain::codes::random_array::<16>())),
+        value: format!(
+            "dapi{}",
+            hex_of(&gatehouse_domain::codes::random_array::<16>())
+        ),
         user: user.into(),
         comment: comment.into(),
         created_at: now,
