@@ -974,6 +974,17 @@ macro_rules! sql_store {
                 rows.iter().map(upstream_token_from_row).collect()
             }
 
+            async fn upstream_open_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM upstream_tokens WHERE upstream = $1 AND state IN ('pending', 'current', 'pending_revoke') \
+                     ORDER BY created_at DESC, token_id",
+                )
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(upstream_token_from_row).collect()
+            }
+
             async fn upstream_install(&self, install: &UpstreamInstall, audit: AuditEvent, now: UnixTime) -> Result<()> {
                 let mut tx = self.begin_write().await?;
                 // The audit append first: it takes the chain-head lock, so two
@@ -1109,6 +1120,11 @@ macro_rules! sql_store {
                 if done.rows_affected() != 1 {
                     return Err(StoreError::Conflict("upstream token is not awaiting revocation"));
                 }
+                sqlx::query("DELETE FROM upstream_tokens WHERE upstream = $1 AND state IN ('revoked', 'expired') AND created_at < $2")
+                    .bind(name)
+                    .bind(now - 7 * 86_400)
+                    .execute(&mut *tx)
+                    .await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())

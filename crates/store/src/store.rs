@@ -212,6 +212,9 @@ pub trait Store: Send + Sync + 'static {
     async fn upstream_state(&self, name: &str) -> Result<Option<UpstreamState>>;
     /// Every token of the upstream, newest first.
     async fn upstream_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>>;
+    /// The upstream's tokens still in play (pending, current, awaiting
+    /// revocation), newest first: what the tick and status read.
+    async fn upstream_open_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>>;
     /// Installs a bootstrap's first token. `Conflict` while a current
     /// token is unexpired (also under a concurrent bootstrap); an earlier
     /// pending token is queued for revocation, an expired current marked
@@ -250,7 +253,9 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEvent,
         now: UnixTime,
     ) -> Result<()>;
-    /// Ends a queued revocation: `Revoked`, or `Expired` when it lapsed first.
+    /// Ends a queued revocation: `Revoked`, or `Expired` when it lapsed
+    /// first. Ended rows older than a week are pruned (the audit log keeps
+    /// the history).
     async fn upstream_revoke_done(
         &self,
         name: &str,

@@ -237,8 +237,28 @@ async fn a_rotation_moves_through_its_states_one_transaction_at_a_time(f: Fixtur
             ("t4".into(), Current)
         ]
     );
-    let (records, _) = s.audit_all().await.unwrap();
-    assert!(records.iter().all(|r| !r.target.contains("sealed")));
+    let open: Vec<String> = s
+        .upstream_open_tokens("dbx")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.token_id)
+        .collect();
+    assert_eq!(
+        open,
+        vec!["t4", "t3", "pat"],
+        "ended tokens are not in play"
+    );
+
+    // Ended rows older than a week are pruned as revocations finish.
+    let later = 1700 + 8 * 86_400;
+    s.upstream_revoke_done("dbx", "t3", Revoked, ev("upstream.revoke"), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        states(s).await,
+        vec![("pat".into(), PendingRevoke), ("t4".into(), Current)]
+    );
 }
 
 async fn owners_are_active_with_a_live_job_or_an_unrevoked_session(f: Fixture) {

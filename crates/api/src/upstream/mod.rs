@@ -203,7 +203,7 @@ pub async fn status(st: &Inner, upstream: &Upstream) -> ApiResult<Value> {
     let c = &upstream.config;
     let now = st.now();
     let state = st.store.upstream_state(&c.name).await?;
-    let tokens = st.store.upstream_tokens(&c.name).await?;
+    let tokens = st.store.upstream_open_tokens(&c.name).await?;
     let current = state.as_ref().and_then(|s| s.current.as_ref());
     let pending_revokes: Vec<Value> = tokens
         .iter()

@@ -9,7 +9,7 @@
 //!    owner is active (or `idle = keep_alive`): mint → persist pending →
 //!    verify → switch;
 //! 3. queued revocations whose time has come are tried with the current
-//!    token; a failure backs off (5 s doubling, at most 5 min) and shows
+//!    token; a failure backs off (5 s doubling, at most an hour) and shows
 //!    in status; a token that lapsed first is marked expired.
 //!
 //! Every step reads the injected clock, so tests move time instead of
@@ -34,7 +34,7 @@ use crate::state::{AppState, Inner};
 pub const TICK: Duration = Duration::from_secs(1);
 
 const BACKOFF_FIRST: i64 = 5;
-const BACKOFF_MAX: i64 = 300;
+const BACKOFF_MAX: i64 = 3600;
 
 /// Seconds before retrying a revocation that failed `attempts` times.
 pub fn backoff(attempts: i64) -> i64 {
@@ -281,7 +281,7 @@ async fn retry_revocations(st: &Inner, upstream: &Upstream) -> Result<(), StepEr
     let now = st.now();
     let due: Vec<_> = st
         .store
-        .upstream_tokens(&c.name)
+        .upstream_open_tokens(&c.name)
         .await?
         .into_iter()
         .filter(|t| {
@@ -322,12 +322,11 @@ async fn retry_revocations(st: &Inner, upstream: &Upstream) -> Result<(), StepEr
                 .await?;
             continue;
         }
-        let result = match &auth {
-            Some(auth) => upstream.driver.revoke(auth, &t.token_id).await,
-            None => Err(DriverError::Upstream(
-                "no valid token to revoke with".into(),
-            )),
-        };
+        // With no valid token Gatehouse cannot revoke anything: it waits
+        // (shown in status) for the next bootstrap rather than filling the
+        // audit log with attempts that cannot succeed.
+        let Some(auth) = &auth else { continue };
+        let result = upstream.driver.revoke(auth, &t.token_id).await;
         let now = st.now();
         match result {
             // Already gone: an earlier attempt went through but its answer
@@ -392,11 +391,12 @@ mod tests {
     use super::backoff;
 
     #[test]
-    fn revocation_retries_back_off_to_five_minutes() {
+    fn revocation_retries_back_off_to_an_hour() {
         assert_eq!(backoff(0), 5);
         assert_eq!(backoff(1), 10);
         assert_eq!(backoff(3), 40);
-        assert_eq!(backoff(10), 300);
-        assert_eq!(backoff(i64::MAX), 300);
+        assert_eq!(backoff(9), 2560);
+        assert_eq!(backoff(10), 3600);
+        assert_eq!(backoff(i64::MAX), 3600);
     }
 }
