@@ -476,6 +476,70 @@ async fn a_failed_revoke_is_retried_with_backoff_and_the_new_token_kept(engine: 
         .contains("failed: unexpected upstream answer: status 503"));
 }
 
+async fn an_upstream_outage_backs_off_and_the_current_token_stays(engine: Engine) {
+    let w = world(engine, "expire").await;
+    w.bootstrap().await;
+    let current = w.status("dbx").await["token_id"].clone();
+    w.fake.fail_creates(true);
+    w.advance(600).await;
+    assert_eq!(
+        w.fake.calls_to("/token/create"),
+        2,
+        "bootstrap's and one failed"
+    );
+    // Ticks a second apart do not hammer the upstream (or the audit log).
+    for _ in 0..4 {
+        w.advance(1).await;
+    }
+    assert_eq!(w.fake.calls_to("/token/create"), 2);
+    w.advance(1).await;
+    assert_eq!(w.fake.calls_to("/token/create"), 3, "retried after 5 s");
+    let status = w.status("dbx").await;
+    assert_eq!(
+        (status["token_id"].clone(), status["valid"].clone()),
+        (current, json!(true))
+    );
+    w.fake.fail_creates(false);
+    w.advance(10).await;
+    assert_ne!(w.status("dbx").await["token_id"], status["token_id"]);
+    let audit = w.audit_text().await;
+    assert_eq!(
+        audit
+            .matches("failed: unexpected upstream answer: status 503")
+            .count(),
+        2
+    );
+}
+
+async fn an_unidentifiable_pasted_token_is_left_alone_and_said_so(engine: Engine) {
+    let w = world(engine, "expire").await;
+    // Two of alice's tokens: Databricks cannot say which one was pasted.
+    let other = w.fake.seed_pat(ALICE);
+    let pat = w.bootstrap().await;
+    assert!(w.fake.token(&pat.id).deleted_at.is_none());
+    assert!(w.fake.token(&other.id).deleted_at.is_none(), "no guessing");
+    assert!(w
+        .audit_text()
+        .await
+        .contains("could not be determined, it was not revoked"));
+}
+
+async fn only_a_human_session_of_the_owner_may_bootstrap(engine: Engine) {
+    let w = world(engine, "expire").await;
+    let pat = w.fake.seed_pat(ALICE);
+    let (code, body) = w.put_credential(&w.alice_api, "dbx", &pat.value).await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("human_session_required")),
+        "{body}"
+    );
+    assert!(w.fake.calls().is_empty());
+    assert!(w
+        .audit_text()
+        .await
+        .contains("refused: not a human session"));
+}
+
 async fn the_generic_driver_is_described_in_config(engine: Engine) {
     let w = world_with(engine, generic).await;
     let pat = w.fake.seed_pat(ALICE);
@@ -524,6 +588,9 @@ on_both_engines!(
     rotation_overlaps_at_most_two_tokens_and_idle_mints_nothing,
     keep_alive_rotates_while_idle,
     a_failed_revoke_is_retried_with_backoff_and_the_new_token_kept,
+    an_upstream_outage_backs_off_and_the_current_token_stays,
+    an_unidentifiable_pasted_token_is_left_alone_and_said_so,
+    only_a_human_session_of_the_owner_may_bootstrap,
     the_generic_driver_is_described_in_config,
     upstream_secret_names_are_reserved,
 );

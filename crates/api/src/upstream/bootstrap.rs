@@ -118,7 +118,17 @@ pub async fn bootstrap(
         )
         .await);
     }
-    principal.require_human()?;
+    if let Err(denied) = principal.require_human() {
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "not a human session",
+            denied.into(),
+        )
+        .await);
+    }
     // One exchange at a time per upstream in this process; the store's
     // install refuses a second one across replicas.
     let _local = upstream.local.lock().await;

@@ -50,6 +50,9 @@ pub struct Upstream {
     pub config: UpstreamConfig,
     pub driver: Box<dyn UpstreamDriver>,
     pub(crate) local: tokio::sync::Mutex<()>,
+    /// After an upstream failure of mint or verify: (failures in a row,
+    /// no new attempt before). In memory: a restart simply tries at once.
+    pub(crate) setback: std::sync::Mutex<(i64, gatehouse_domain::clock::UnixTime)>,
 }
 
 /// Every configured upstream.
@@ -81,6 +84,7 @@ impl Upstreams {
                     config: c.clone(),
                     driver,
                     local: tokio::sync::Mutex::new(()),
+                    setback: std::sync::Mutex::new((0, 0)),
                 }
             })
             .collect();

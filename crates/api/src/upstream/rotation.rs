@@ -114,12 +114,32 @@ async fn step(st: &Inner, upstream: &Upstream) -> Result<(), StepError> {
         return Ok(());
     }
     let now = st.now();
-    if let Some(pending) = &state.pending {
+    if now < setback_until(upstream) {
+        // The upstream failed lately: wait out the backoff, so an outage
+        // costs a few calls and audit records, not one a second.
+    } else if let Some(pending) = &state.pending {
         finish_pending(st, upstream, pending, None).await?;
     } else if rotation_due(st, upstream, &state, now).await? {
         rotate(st, upstream, &state).await?;
     }
     retry_revocations(st, upstream).await
+}
+
+fn setback_until(upstream: &Upstream) -> UnixTime {
+    upstream.setback.lock().map_or(0, |s| s.1)
+}
+
+/// Counts an upstream failure of mint or verify and sets the next try.
+fn set_back(upstream: &Upstream, now: UnixTime) {
+    if let Ok(mut s) = upstream.setback.lock() {
+        *s = (s.0 + 1, now + backoff(s.0));
+    }
+}
+
+fn clear_setback(upstream: &Upstream) {
+    if let Ok(mut s) = upstream.setback.lock() {
+        *s = (0, 0);
+    }
 }
 
 async fn rotation_due(
@@ -158,6 +178,7 @@ async fn rotate(st: &Inner, upstream: &Upstream, state: &UpstreamState) -> Resul
     let minted = match upstream.driver.mint(&auth, c.lifetime_seconds).await {
         Ok(m) => m,
         Err(e) => {
+            set_back(upstream, st.now());
             audit(
                 st,
                 upstream,
@@ -236,9 +257,11 @@ async fn finish_pending(
             st.store
                 .upstream_switch(&c.name, &pending.token_id, &secret, event, now)
                 .await?;
+            clear_setback(upstream);
             Ok(())
         }
         Ok(_) | Err(DriverError::Refused(_)) => {
+            set_back(upstream, now);
             let outcome = match verdict {
                 Ok(_) => "failed: identity_mismatch",
                 _ => "failed: the upstream refused the new token",
@@ -250,6 +273,7 @@ async fn finish_pending(
             Ok(())
         }
         Err(e) if pending.expires_at <= now => {
+            set_back(upstream, now);
             let event = system_event(
                 &c.owner,
                 "upstream.rotate",
@@ -261,8 +285,9 @@ async fn finish_pending(
                 .await?;
             Ok(())
         }
-        // Unreachable for now: keep it pending, try again next tick.
+        // Unreachable for now: keep it pending, try again after a backoff.
         Err(e) => {
+            set_back(upstream, now);
             audit(
                 st,
                 upstream,

@@ -52,6 +52,7 @@ struct World {
     next_id: u64,
     max_live_minted: usize,
     fail_deletes: bool,
+    fail_creates: bool,
     stall: Option<String>,
     stalled: bool,
 }
@@ -144,6 +145,10 @@ impl FakeUpstream {
 
     pub fn fail_deletes(&self, fail: bool) {
         self.world.lock().unwrap().fail_deletes = fail;
+    }
+
+    pub fn fail_creates(&self, fail: bool) {
+        self.world.lock().unwrap().fail_creates = fail;
     }
 
     /// The next call to a path ending in `path_end` hangs (after its
@@ -275,6 +280,12 @@ async fn create(
     let Some(caller) = caller else {
         return unauthorized();
     };
+    if f.world.lock().unwrap().fail_creates {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error_code": "TEMPORARILY_UNAVAILABLE"})),
+        );
+    }
     let lifetime = body["lifetime_seconds"].as_i64();
     let comment = body["comment"].as_str().unwrap_or_default().to_string();
     let now = f.now();
