@@ -12,6 +12,7 @@ mod migrations;
 mod model;
 mod postgres;
 mod sql_store;
+mod sql_upstream;
 mod sqlite;
 mod store;
 mod upstream_model;
