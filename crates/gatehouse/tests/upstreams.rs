@@ -366,6 +366,10 @@ async fn two_replicas_rotate_once_per_interval_and_both_serve_the_new_token() {
         .collect();
     let last = *creates.last().unwrap();
     let intervals = (last - first_create) / ROTATE + 1;
+    eprintln!(
+        "measure: two replicas, {} mints over {intervals} intervals of {ROTATE} s",
+        creates.len()
+    );
     assert!(
         creates.len() as i64 <= intervals + 1,
         "{} mints over {intervals} intervals: {creates:?}",
