@@ -55,6 +55,9 @@ struct RawConfig {
     egress: RawEgress,
     #[serde(default)]
     approvals: approvals::RawApprovals,
+    /// `[[upstream]]` entries (file only: arrays have no env override).
+    #[serde(default)]
+    upstream: Vec<upstream::RawUpstream>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +182,8 @@ pub struct Config {
     pub placeholder_prefix: String,
     pub placeholder_ttl_seconds: i64,
     pub approvals: ApprovalsConfig,
+    /// Upstreams whose tokens Gatehouse bootstraps and rotates (SPEC §8).
+    pub upstreams: Vec<upstream::UpstreamConfig>,
 }
 
 impl Config {
@@ -255,8 +260,10 @@ impl Config {
                 format!("{placeholder_ttl_seconds} is outside 60..=2592000"),
             ));
         }
+        let upstreams = upstream::validate_upstreams(raw.upstream)?;
         Ok(Self {
             approvals: approvals::validate(raw.approvals)?,
+            upstreams,
             owner_cache_size: owner_cache_size as usize,
             placeholder_prefix,
             placeholder_ttl_seconds,
@@ -320,7 +327,7 @@ impl Config {
             self.placeholder_prefix,
             self.placeholder_ttl_seconds,
             self.approvals.render(),
-        )
+        ) + &upstream::render(&self.upstreams)
     }
 
     pub fn sqlite_path(&self) -> PathBuf {
@@ -500,6 +507,8 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
     }
     Ok(())
 }
+
+pub mod upstream;
 
 #[cfg(test)]
 mod tests;

@@ -24,3 +24,4 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod token_cache;
+pub mod upstream;

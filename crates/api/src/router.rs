@@ -15,7 +15,7 @@ use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
     agents, approvals, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets,
-    tokens, whoami,
+    tokens, upstreams, whoami,
 };
 use crate::state::AppState;
 
@@ -104,6 +104,19 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             approvals::decide,
         ),
         at(Method::POST, "/hooks/{id}", Public, inbound::deliver),
+        at(Method::GET, "/v1/upstreams", Auth, upstreams::list),
+        at(
+            Method::PUT,
+            "/v1/upstreams/{name}/credential",
+            Auth,
+            upstreams::put_credential,
+        ),
+        at(
+            Method::GET,
+            "/v1/upstreams/{name}/status",
+            Auth,
+            upstreams::status,
+        ),
     ]
 }
 

@@ -91,6 +91,16 @@ pub async fn start(
     };
     let bootstrap_file = config.data_dir.join(startup::BOOTSTRAP_FILE);
     let owner_cache_size = config.owner_cache_size;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| StartError::Io {
+            path: "http client".into(),
+            source: std::io::Error::other(e),
+        })?;
+    let upstreams =
+        crate::upstream::Upstreams::new(&config.upstreams, &http, &config.tokens.issuer);
     let state = AppState(Arc::new(Inner {
         config,
         store: store.clone(),
@@ -102,14 +112,8 @@ pub async fn start(
         bootstrap_file,
         owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
         metrics: crate::metrics::Metrics::default(),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| StartError::Io {
-                path: "http client".into(),
-                source: std::io::Error::other(e),
-            })?,
+        http,
+        upstreams,
     }));
 
     let (stop, mut stopped) = watch::channel(false);
@@ -138,6 +142,10 @@ pub async fn start(
 
     crate::gate::sweeper::sweep(&state).await;
     tokio::spawn(crate::gate::sweeper::run(state.clone(), stopped.clone()));
+    tokio::spawn(crate::upstream::rotation::run(
+        state.clone(),
+        stopped.clone(),
+    ));
 
     let router = app(state.clone());
     let task = tokio::spawn(async move {

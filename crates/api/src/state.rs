@@ -31,6 +31,8 @@ pub struct Inner {
     /// Outbound HTTP for webhook forwarding: no redirects followed.
     pub http: reqwest::Client,
     pub metrics: crate::metrics::Metrics,
+    /// Configured upstreams and their drivers (SPEC §8).
+    pub upstreams: crate::upstream::Upstreams,
 }
 
 #[derive(Clone)]

@@ -33,6 +33,9 @@ pub enum Purpose {
     /// its requester may read back (a minted token), under the owner's
     /// data key. Context: owner, approval id, part.
     ApprovalPayload,
+    /// An upstream token Gatehouse holds (SPEC §8), under its owner's data
+    /// key. Context: owner, upstream name, token id.
+    UpstreamToken,
 }
 
 impl Purpose {
@@ -43,6 +46,7 @@ impl Purpose {
             Purpose::SigningKey => "gatehouse/v1/signing-key",
             Purpose::HookSecret => "gatehouse/v1/hook-secret",
             Purpose::ApprovalPayload => "gatehouse/v1/approval-payload",
+            Purpose::UpstreamToken => "gatehouse/v1/upstream-token",
         }
     }
 }

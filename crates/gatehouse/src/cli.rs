@@ -65,6 +65,27 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Upstream credentials, through the running server.
+    Upstream {
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+        #[command(subcommand)]
+        action: UpstreamAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UpstreamAction {
+    /// Hand over a personal access token, read from standard input (never
+    /// from the command line, where other users and shell history see it).
+    /// Gatehouse checks it, exchanges it for a short-lived token it
+    /// rotates, and revokes it.
+    SetCredential {
+        /// The upstream's name, as configured.
+        name: String,
+    },
+    /// Show one upstream's status, or every upstream you own.
+    Status { name: Option<String> },
 }
 
 #[derive(Subcommand)]

@@ -28,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Audit { config, action } => audit(&config, action).await,
         Command::Token { config, action } => token(&config, action).await,
         Command::Approvals { remote, action } => crate::approvals::run(&remote, action).await,
+        Command::Upstream { remote, action } => crate::upstream::run(&remote, action).await,
     }
 }
 

@@ -1,12 +1,14 @@
 //! The `gatehouse` command line: a thin layer over the API and store
 //! crates. Commands that read the store take the same configuration as
-//! `serve` (file, environment, `--database-url`).
+//! `serve` (file, environment, `--database-url`); commands that talk to a
+//! running server take `GATEHOUSE_URL` and `GATEHOUSE_TOKEN`.
 #![forbid(unsafe_code)]
 
 mod approvals;
 mod cli;
 mod commands;
 mod remote;
+mod upstream;
 
 use std::process::ExitCode;
 

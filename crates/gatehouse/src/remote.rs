@@ -11,11 +11,16 @@ use serde_json::Value;
 #[derive(Args, Clone)]
 pub struct RemoteArgs {
     /// The Gatehouse API.
-    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:8270")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_URL",
+        default_value = "http://127.0.0.1:8270"
+    )]
     pub url: String,
     /// A human session token (prefer the environment: argv is visible to
     /// other users of the machine).
-    #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
@@ -50,12 +55,26 @@ impl Remote {
     /// Sends one request; a non-2xx answer becomes an error naming the
     /// server's code and message.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let body = body.map(|b| zeroize::Zeroizing::new(b.to_string()));
+        self.call_with_text(method, path, body).await
+    }
+
+    /// As [`Remote::call`], with the JSON body already as text in a
+    /// zeroizing buffer (a pasted token, so no copy outlives the call).
+    pub async fn call_with_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<zeroize::Zeroizing<String>>,
+    ) -> Result<Value> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(self.token.as_str());
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         let response = request
             .send()
@@ -67,7 +86,7 @@ impl Remote {
         if !status.is_success() {
             let code = value["error"]["code"].as_str().unwrap_or("error");
             let message = value["error"]["message"].as_str().unwrap_or("");
-            bail!("Gatehouse answered {status}: {code}: {message}");
+            bail!("Gatehouse answered {}: {code}: {message}", status.as_u16());
         }
         Ok(value)
     }

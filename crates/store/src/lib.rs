@@ -14,8 +14,10 @@ mod model;
 mod postgres;
 mod sql_gated;
 mod sql_store;
+mod sql_upstream;
 mod sqlite;
 mod store;
+mod upstream_model;
 
 pub use connect::{connect, Engine};
 #[cfg(any(test, feature = "test-support"))]
@@ -24,3 +26,4 @@ pub use approval_model::*;
 pub use error::StoreError;
 pub use model::*;
 pub use store::Store;
+pub use upstream_model::*;

@@ -38,6 +38,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_approvals.sql"),
         include_str!("../migrations/postgres/0005_approvals.sql"),
     ),
+    (
+        6,
+        "upstreams",
+        include_str!("../migrations/sqlite/0006_upstreams.sql"),
+        include_str!("../migrations/postgres/0006_upstreams.sql"),
+    ),
 ];
 
 #[derive(Clone, Copy)]

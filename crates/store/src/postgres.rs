@@ -92,3 +92,5 @@ crate::sql_store::sql_store!(
     "SELECT pg_notify('gatehouse_revocations', $1)",
     listen_for_revocations
 );
+
+crate::sql_upstream::sql_upstream!(PgStore, sqlx::Postgres, Engine::Postgres);

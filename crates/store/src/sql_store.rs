@@ -118,6 +118,7 @@ macro_rules! sql_store {
         use crate::connect::Engine;
         use crate::error::{Result, StoreError};
         use crate::model::*;
+        use crate::upstream_model::*;
         use crate::sql_store::{email_from_db, kind_from_columns, kind_to_columns, role_from_str, role_to_str};
 
         type Tx<'a> = sqlx::Transaction<'a, $db>;
@@ -954,7 +955,58 @@ macro_rules! sql_store {
                 let records = rows.iter().map(audit_from_row).collect::<Result<Vec<_>>>()?;
                 Ok((records, head))
             }
+
+            // Upstream credentials (SPEC §8).
+            // Bodies in sql_upstream.rs.
+            async fn upstream_state(&self, name: &str) -> Result<Option<UpstreamState>> {
+                self.upstream_state_sql(name).await
+            }
+
+            async fn upstream_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>> {
+                self.upstream_tokens_sql(name).await
+            }
+
+            async fn upstream_open_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>> {
+                self.upstream_open_tokens_sql(name).await
+            }
+
+            async fn upstream_install(&self, install: &UpstreamInstall, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.upstream_install_sql(install, audit, now).await
+            }
+
+            async fn upstream_persist_pending(&self, name: &str, expected_current: &str, pending: &UpstreamSlot, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.upstream_persist_pending_sql(name, expected_current, pending, audit, now).await
+            }
+
+            async fn upstream_switch(&self, name: &str, pending_id: &str, secret: &SecretRecord, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.upstream_switch_sql(name, pending_id, secret, audit, now).await
+            }
+
+            async fn upstream_discard_pending(&self, name: &str, pending_id: &str, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.upstream_discard_pending_sql(name, pending_id, audit, now).await
+            }
+
+            async fn upstream_revoke_done(&self, name: &str, token_id: &str, state: UpstreamTokenState, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.upstream_revoke_done_sql(name, token_id, state, audit, now).await
+            }
+
+            async fn upstream_revoke_failed(&self, name: &str, token_id: &str, next_attempt_at: UnixTime, error: &str, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.upstream_revoke_failed_sql(name, token_id, next_attempt_at, error, audit, now).await
+            }
+
+            async fn owner_active(&self, owner: &Email, now: UnixTime) -> Result<bool> {
+                self.owner_active_sql(owner, now).await
+            }
+
+            async fn upstream_lock(&self, name: &str) -> Result<Option<UpstreamLock>> {
+                self.upstream_lock_sql(name).await
+            }
+
+            async fn upstream_unlock(&self, lock: UpstreamLock) -> Result<()> {
+                self.upstream_unlock_sql(lock).await
+            }
         }
+
     };
 }
 

@@ -45,3 +45,5 @@ crate::sql_store::sql_store!(
     "SELECT $1",
     no_wakeups
 );
+
+crate::sql_upstream::sql_upstream!(SqliteStore, sqlx::Sqlite, Engine::Sqlite);

@@ -13,6 +13,7 @@ use crate::approval_model::*;
 use crate::connect::Engine;
 use crate::error::Result;
 use crate::model::*;
+use crate::upstream_model::*;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -259,4 +260,83 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AuditRecord>>;
     /// The whole log in order, and the head the store believes in.
     async fn audit_all(&self) -> Result<(Vec<AuditRecord>, ChainHead)>;
+
+    // Upstream credentials (SPEC §8). Every state change of a rotation is
+    // one transaction with its audit event, so a crash between steps
+    // leaves a state recovery can finish or undo.
+
+    async fn upstream_state(&self, name: &str) -> Result<Option<UpstreamState>>;
+    /// Every token of the upstream, newest first.
+    async fn upstream_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>>;
+    /// The upstream's tokens still in play (pending, current, awaiting
+    /// revocation), newest first: what the tick and status read.
+    async fn upstream_open_tokens(&self, name: &str) -> Result<Vec<UpstreamTokenRecord>>;
+    /// Installs a bootstrap's first token. `Conflict` while a current
+    /// token is unexpired (also under a concurrent bootstrap); an earlier
+    /// pending token is queued for revocation, an expired current marked
+    /// expired.
+    async fn upstream_install(
+        &self,
+        install: &UpstreamInstall,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// Records a freshly minted token as pending, provided the current
+    /// token is still `expected_current` and nothing is pending.
+    async fn upstream_persist_pending(
+        &self,
+        name: &str,
+        expected_current: &str,
+        pending: &UpstreamSlot,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// Makes the pending token `pending_id` current, rewrites the owner's
+    /// secret with its value, and queues the old current for revocation.
+    async fn upstream_switch(
+        &self,
+        name: &str,
+        pending_id: &str,
+        secret: &SecretRecord,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// Drops a pending token that will not be used, queueing its revocation.
+    async fn upstream_discard_pending(
+        &self,
+        name: &str,
+        pending_id: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// Ends a queued revocation: `Revoked`, or `Expired` when it lapsed
+    /// first. Ended rows older than a week are pruned (the audit log keeps
+    /// the history).
+    async fn upstream_revoke_done(
+        &self,
+        name: &str,
+        token_id: &str,
+        state: UpstreamTokenState,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// Counts a failed revocation attempt and schedules the next one.
+    async fn upstream_revoke_failed(
+        &self,
+        name: &str,
+        token_id: &str,
+        next_attempt_at: UnixTime,
+        error: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+    /// True while the owner has a live unexpired job or an unexpired,
+    /// unrevoked session: the condition for rotating with `idle = expire`.
+    async fn owner_active(&self, owner: &Email, now: UnixTime) -> Result<bool>;
+    /// Tries to become the one replica rotating `name`; `None` when
+    /// another holds it. Single-node engines always succeed.
+    async fn upstream_lock(&self, name: &str) -> Result<Option<UpstreamLock>>;
+    /// Releases a lock from [`Store::upstream_lock`] at once (dropping it
+    /// also releases it, but only once its connection is next used).
+    async fn upstream_unlock(&self, lock: UpstreamLock) -> Result<()>;
 }

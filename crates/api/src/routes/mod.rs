@@ -13,4 +13,5 @@ pub mod openapi;
 pub mod owners;
 pub mod secrets;
 pub mod tokens;
+pub mod upstreams;
 pub mod whoami;

@@ -100,7 +100,15 @@ fn checked_name(name: &str) -> ApiResult<()> {
     validate_secret_name(name).map_err(|e| ApiError::BadRequest {
         code: "invalid_name",
         message: e.to_string(),
-    })
+    })?;
+    // upstream.<name> is written only by the upstream rotation (SPEC §8).
+    if name.starts_with(crate::upstream::SECRET_PREFIX) {
+        return Err(ApiError::forbidden(
+            "reserved_name",
+            "secrets named upstream.* hold rotated upstream tokens; set them with PUT /v1/upstreams/{name}/credential",
+        ));
+    }
+    Ok(())
 }
 
 /// Scope `secrets:write`. A gated verb: a human session writes at once;

@@ -31,6 +31,8 @@ pub struct TestServer {
     /// The environment the server was configured from, for restarts and
     /// replicas.
     pub env: BTreeMap<String, String>,
+    /// The configuration file text it was started with, if any.
+    pub file: Option<String>,
 }
 
 pub async fn server(engine: Engine) -> TestServer {
@@ -38,6 +40,27 @@ pub async fn server(engine: Engine) -> TestServer {
 }
 
 pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
+    server_with_file(engine, extra, None).await
+}
+
+/// As [`server_with`], with configuration file text (for tables and
+/// arrays the environment cannot set, like `[[upstream]]`).
+pub async fn server_with_file(
+    engine: Engine,
+    extra: &[(&str, &str)],
+    file: Option<&str>,
+) -> TestServer {
+    server_with_clock(engine, extra, file, ManualClock::new(SystemClock.now())).await
+}
+
+/// As [`server_with_file`], on a clock the caller already shares (with a
+/// fake upstream, say).
+pub async fn server_with_clock(
+    engine: Engine,
+    extra: &[(&str, &str)],
+    file: Option<&str>,
+    clock: ManualClock,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match engine {
         Engine::Sqlite => gatehouse_store::test_support::sqlite_url(dir.path()),
@@ -57,17 +80,24 @@ pub async fn server_with(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    let clock = ManualClock::new(SystemClock.now());
-    boot(env, clock, Arc::new(dir), database_url).await
+    boot(
+        env,
+        file.map(str::to_string),
+        clock,
+        Arc::new(dir),
+        database_url,
+    )
+    .await
 }
 
 async fn boot(
     env: BTreeMap<String, String>,
+    file: Option<String>,
     clock: ManualClock,
     dir: Arc<tempfile::TempDir>,
     database_url: String,
 ) -> TestServer {
-    let config = Config::load(None, &env).unwrap();
+    let config = Config::load(file.as_deref().map(|f| ("test.toml", f)), &env).unwrap();
     let running = start(config, Arc::new(clock.clone()), std::future::pending())
         .await
         .unwrap();
@@ -80,6 +110,7 @@ async fn boot(
         dir,
         database_url,
         env,
+        file,
     }
 }
 
@@ -102,6 +133,7 @@ impl TestServer {
         }
         boot(
             self.env.clone(),
+            self.file.clone(),
             self.clock.clone(),
             self.dir.clone(),
             self.database_url.clone(),
@@ -119,7 +151,14 @@ impl TestServer {
             "GATEHOUSE_DATA_DIR".into(),
             dir.path().display().to_string(),
         );
-        boot(env, clock, dir, self.database_url.clone()).await
+        boot(
+            env,
+            self.file.clone(),
+            clock,
+            dir,
+            self.database_url.clone(),
+        )
+        .await
     }
 
     pub fn state(&self) -> &gatehouse_api::state::AppState {

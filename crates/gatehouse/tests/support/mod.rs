@@ -85,6 +85,7 @@ impl Sandbox {
                 ),
                 ("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into()),
             ],
+            stdin: None,
         }
     }
 
@@ -148,12 +149,19 @@ pub struct Cmd {
     args: Vec<String>,
     cwd: PathBuf,
     envs: Vec<(String, String)>,
+    stdin: Option<String>,
 }
 
 impl Cmd {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.retain(|(k, _)| k != key);
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Text fed to the command's standard input (otherwise empty).
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.into());
         self
     }
 
@@ -178,7 +186,11 @@ impl Cmd {
             .current_dir(&self.cwd)
             .env_clear()
             .env("HOME", &self.cwd)
-            .stdin(Stdio::null())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(std::fs::File::create(stdout).expect("stdout file"))
             .stderr(std::fs::File::create(stderr).expect("stderr file"));
         if let Some(path) = std::env::var_os("PATH") {
@@ -187,7 +199,12 @@ impl Cmd {
         for (k, v) in &self.envs {
             command.env(k, v);
         }
-        ChildGuard(command.spawn().expect("spawn gatehouse"))
+        let mut child = command.spawn().expect("spawn gatehouse");
+        if let (Some(text), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        ChildGuard(child)
     }
 
     /// Runs to completion (bounded by [`COMMAND_TIMEOUT`]).
@@ -369,6 +386,13 @@ impl Server {
             );
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// SIGKILL, no chance to clean up; returns its log (stderr).
+    pub fn kill(mut self) -> String {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        read_text(&self.stderr_path)
     }
 
     /// Sends SIGTERM without waiting.

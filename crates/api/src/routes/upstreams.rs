@@ -1,0 +1,82 @@
+//! Upstream credentials (SPEC §8): the owner's one-shot bootstrap and the
+//! status of each upstream. Only the upstream's owner (compared
+//! case-insensitively) sees or sets anything; an unknown name is `404`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+use gatehouse_domain::{Principal, SecretBytes};
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+use crate::upstream::{bootstrap, same_person, status as upstream_status, Upstream};
+
+/// The pasted token goes straight into a zeroizing buffer.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutCredential {
+    token: TokenInput,
+}
+
+struct TokenInput(SecretBytes);
+
+impl<'de> Deserialize<'de> for TokenInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| TokenInput(SecretBytes::from_string(s)))
+    }
+}
+
+fn configured<'a>(st: &'a AppState, name: &str) -> ApiResult<&'a Upstream> {
+    st.upstreams.get(name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no upstream named {:?}",
+            name.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// The upstream's owner, human session. Checks and their order: see
+/// `upstream::bootstrap`.
+pub async fn put_credential(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    request: RequestId,
+    ApiJson(body): ApiJson<PutCredential>,
+) -> ApiResult<Json<Value>> {
+    let upstream = configured(&st, &name)?;
+    bootstrap::bootstrap(&st, &principal, upstream, body.token.0, &request)
+        .await
+        .map(Json)
+}
+
+/// The upstream's owner, any credential class.
+pub async fn status(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let upstream = configured(&st, &name)?;
+    if !same_person(principal.owner.as_str(), upstream.config.owner.as_str()) {
+        return Err(ApiError::forbidden(
+            "not_upstream_owner",
+            "only the upstream's owner may see its status",
+        ));
+    }
+    upstream_status(&st, upstream).await.map(Json)
+}
+
+/// Any credential: the status of every upstream the caller owns.
+pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+    let mut out = Vec::new();
+    for upstream in st.upstreams.iter() {
+        if same_person(principal.owner.as_str(), upstream.config.owner.as_str()) {
+            out.push(upstream_status(&st, upstream).await?);
+        }
+    }
+    Ok(Json(out))
+}
