@@ -59,11 +59,8 @@ struct RawJobs {
     placeholder_prefix: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEgress {
-    placeholder_ttl_seconds: Option<i64>,
-}
+use egress::RawEgress;
+pub use egress::{EgressConfig, JudgeConfig};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +92,8 @@ enum Kind {
     Text,
     Integer,
     List,
+    /// `key=value` pairs, comma-separated.
+    Map,
 }
 
 /// Every key that the environment may set: (section, key, kind).
@@ -117,6 +116,13 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("jobs", "owner_cache_size", Kind::Integer),
     ("jobs", "placeholder_prefix", Kind::Text),
     ("egress", "placeholder_ttl_seconds", Kind::Integer),
+    ("egress", "listen", Kind::Text),
+    ("egress", "allowed_ports", Kind::List),
+    ("egress", "allow_private_cidrs", Kind::List),
+    ("egress", "static_hosts", Kind::Map),
+    ("egress", "extra_root_certs", Kind::List),
+    ("egress.judge", "url", Kind::Text),
+    ("egress.judge", "timeout_ms", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -125,7 +131,7 @@ fn env_name(section: &str, key: &str) -> String {
     } else {
         format!(
             "GATEHOUSE_{}_{}",
-            section.to_ascii_uppercase(),
+            section.replace('.', "_").to_ascii_uppercase(),
             key.to_ascii_uppercase()
         )
     }
@@ -167,6 +173,7 @@ pub struct Config {
     /// still accept one.
     pub placeholder_prefix: String,
     pub placeholder_ttl_seconds: i64,
+    pub egress: EgressConfig,
 }
 
 impl Config {
@@ -243,7 +250,9 @@ impl Config {
                 format!("{placeholder_ttl_seconds} is outside 60..=2592000"),
             ));
         }
+        let egress = egress::validate(raw.egress)?;
         Ok(Self {
+            egress,
             owner_cache_size: owner_cache_size as usize,
             placeholder_prefix,
             placeholder_ttl_seconds,
@@ -287,8 +296,7 @@ impl Config {
              [tokens]\nclock_skew_seconds = {}\nsession_ttl_seconds = {}\napi_ttl_seconds = {}\n\
              agent_ttl_seconds = {}\njob_ttl_seconds = {}\nissuer = {:?}\naudience = {:?}\n\n\
              [revocation]\nmax_staleness_seconds = {}\n\n\
-             [jobs]\nowner_cache_size = {}\nplaceholder_prefix = {:?}\n\n\
-             [egress]\nplaceholder_ttl_seconds = {}\n",
+             [jobs]\nowner_cache_size = {}\nplaceholder_prefix = {:?}\n\n{}",
             self.listen.to_string(),
             self.data_dir.display().to_string(),
             if self.master_key.is_some() { "\"********\"" } else { "\"\" # key file in data_dir" },
@@ -305,7 +313,7 @@ impl Config {
             self.revocation_max_staleness.as_secs(),
             self.owner_cache_size,
             self.placeholder_prefix,
-            self.placeholder_ttl_seconds,
+            self.egress.render(self.placeholder_ttl_seconds),
         )
     }
 
@@ -454,22 +462,33 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
                     .map(|s| toml::Value::String(s.into()))
                     .collect(),
             ),
+            Kind::Map => {
+                let mut map = toml::Table::new();
+                for pair in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("{pair:?} is not key=value"),
+                    })?;
+                    map.insert(k.trim().into(), toml::Value::String(v.trim().into()));
+                }
+                toml::Value::Table(map)
+            }
         };
-        let target = if section.is_empty() {
-            &mut *table
-        } else {
-            match table
-                .entry(section.to_string())
+        let mut target = &mut *table;
+        for part in section.split('.').filter(|p| !p.is_empty()) {
+            target = match target
+                .entry(part.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             {
                 toml::Value::Table(t) => t,
                 _ => return Err(invalid(section, "must be a table")),
-            }
-        };
+            };
+        }
         target.insert(key.to_string(), value);
     }
     Ok(())
 }
 
+mod egress;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    agents, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets, tokens,
+    agents, audit, bootstrap, egress, health, hooks, inbound, jobs, openapi, owners, secrets, tokens,
     whoami,
 };
 use crate::state::AppState;
@@ -55,6 +55,8 @@ where
     )
 }
 
+const RELAY: &str = "/relay/{host}/{*path}";
+
 fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     use Access::{Authenticated as Auth, Public};
     vec![
@@ -89,6 +91,14 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::GET, "/v1/hooks", Auth, hooks::list),
         at(Method::DELETE, "/v1/hooks/{id}", Auth, hooks::delete),
         at(Method::POST, "/hooks/{id}", Public, inbound::deliver),
+        // Egress (SPEC §6): the interception CA, and the relay, whose job
+        // token is checked by the one verifier through the proxy engine.
+        at(Method::GET, "/v1/egress/ca.pem", Public, egress::ca_pem),
+        at(Method::GET, RELAY, Auth, egress::relay),
+        at(Method::POST, RELAY, Auth, egress::relay),
+        at(Method::PUT, RELAY, Auth, egress::relay),
+        at(Method::PATCH, RELAY, Auth, egress::relay),
+        at(Method::DELETE, RELAY, Auth, egress::relay),
     ]
 }
 

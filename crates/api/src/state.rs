@@ -31,6 +31,9 @@ pub struct Inner {
     /// Outbound HTTP for webhook forwarding: no redirects followed.
     pub http: reqwest::Client,
     pub metrics: crate::metrics::Metrics,
+    /// The egress proxy engine (set once at start), for the relay route
+    /// and the CA certificate route.
+    pub egress: std::sync::OnceLock<Arc<gatehouse_egress::Engine>>,
 }
 
 #[derive(Clone)]

@@ -86,7 +86,7 @@ impl Engine {
         Ok((job, token))
     }
 
-    pub(crate) async fn view(&self, job: &JobIdentity) -> Result<JobView, Refusal> {
+    pub(crate) async fn view(&self, job: &JobIdentity) -> Result<std::sync::Arc<JobView>, Refusal> {
         self.directory.view(job).await.map_err(Refusal::Internal)
     }
 

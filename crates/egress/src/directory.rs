@@ -8,6 +8,7 @@
 //! crate free of the API crate.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_domain::clock::UnixTime;
@@ -118,7 +119,7 @@ pub trait JobDirectory: Send + Sync + 'static {
     async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, AuthFailure>;
 
     /// The job's allow list and bindings. An error refuses the request.
-    async fn view(&self, job: &JobIdentity) -> Result<JobView, String>;
+    async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, String>;
 
     /// Appends an egress event to the audit log (best effort, already
     /// rate-limited by the proxy).

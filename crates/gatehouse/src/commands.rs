@@ -103,6 +103,7 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
     let url = format!("http://{}", running.addr);
     let mut out = std::io::stdout().lock();
     writeln!(out, "Gatehouse is listening on {url}")?;
+    writeln!(out, "Egress proxy on http://{}", running.proxy_addr)?;
     match &running.bootstrap_code {
         Some(code) => {
             writeln!(out, "Bootstrap code: {code}")?;
