@@ -32,6 +32,8 @@ mod relay;
 pub mod resolver;
 pub mod swap;
 pub mod tls;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
