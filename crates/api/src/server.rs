@@ -105,6 +105,7 @@ pub async fn start(
         owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
         metrics: crate::metrics::Metrics::default(),
         egress: std::sync::OnceLock::new(),
+        egress_addr: std::sync::OnceLock::new(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
@@ -132,6 +133,7 @@ pub async fn start(
             source,
         })?;
 
+    let _ = state.egress_addr.set(proxy_addr);
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(gatehouse_egress::serve(
         proxy_listener,

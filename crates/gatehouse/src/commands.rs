@@ -27,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Keys { config, action } => keys(&config, action).await,
         Command::Audit { config, action } => audit(&config, action).await,
         Command::Token { config, action } => token(&config, action).await,
+        Command::Exec(args) => crate::exec::exec(args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod exec;
 
 use std::process::ExitCode;
 

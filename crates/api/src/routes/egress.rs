@@ -15,6 +15,9 @@ use std::net::SocketAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Response header of the CA route naming the proxy's listen address.
+pub const PROXY_HEADER: &str = "gatehouse-egress-proxy";
+
 fn engine(st: &AppState) -> Result<&std::sync::Arc<gatehouse_egress::Engine>, ApiError> {
     st.egress
         .get()
@@ -32,6 +35,12 @@ pub async fn ca_pem(State(st): State<AppState>) -> Result<Response, ApiError> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-pem-file"),
     );
+    // Where the proxy listens, so `gatehouse exec` needs one URL only.
+    if let Some(addr) = st.egress_addr.get() {
+        if let Ok(v) = HeaderValue::from_str(&addr.to_string()) {
+            resp.headers_mut().insert(PROXY_HEADER, v);
+        }
+    }
     Ok(resp)
 }
 
