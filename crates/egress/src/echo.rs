@@ -136,3 +136,84 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
     let body = StreamBody::new(first.chain(rest));
     Response::from_parts(parts, BodyExt::boxed_unsync(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Binding;
+    use gatehouse_domain::secret::SecretBytes;
+    use proptest::prelude::*;
+
+    const PH: &str = "gh_ph_1111111111111111111111111111111111111111";
+
+    fn view(values: &[(&str, Option<&str>)]) -> JobView {
+        JobView {
+            allow_hosts: vec![],
+            bindings: values
+                .iter()
+                .map(|(v, ph)| Binding {
+                    secret: "s".into(),
+                    placeholder: ph.map(str::to_string),
+                    placeholder_expires_at: i64::MAX,
+                    allowed_hosts: vec![],
+                    value: SecretBytes::new(v.as_bytes().to_vec()),
+                    inject: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn values_become_placeholders_or_a_redaction_mark() {
+        let v = view(&[("s3cr3t-value", Some(PH)), ("other-value", None), ("ab", Some(PH))]);
+        let out = guard_bytes(b"x s3cr3t-value y other-value ab", &v).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("x {PH} y [redacted by gatehouse] ab")
+        );
+        assert_eq!(guard_bytes(b"nothing here", &v), None);
+    }
+
+    #[test]
+    fn headers_are_rewritten_and_text_types_recognised() {
+        let v = view(&[("s3cr3t-value", Some(PH))]);
+        let mut h = HeaderMap::new();
+        h.append("x-echo", HeaderValue::from_static("Bearer s3cr3t-value"));
+        h.append("x-echo", HeaderValue::from_static("plain"));
+        guard_headers(&mut h, &v);
+        let all: Vec<_> = h.get_all("x-echo").iter().collect();
+        assert_eq!(all, vec![format!("Bearer {PH}").as_str(), "plain"]);
+        for (ct, text) in [
+            ("application/json; charset=utf-8", true),
+            ("text/html", true),
+            ("application/problem+json", true),
+            ("image/png", false),
+            ("application/octet-stream", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            assert_eq!(is_text(&h), text, "{ct}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(!is_text(&h));
+    }
+
+    proptest! {
+        #[test]
+        fn a_guarded_body_never_holds_the_value(
+            parts in proptest::collection::vec("[a-z {}\":,]{0,30}", 1..6),
+            value in "[0-9]{4,24}",
+        ) {
+            let body = parts.join(&value);
+            let v = view(&[(&value, Some(PH))]);
+            let out = guard_bytes(body.as_bytes(), &v).unwrap_or_else(|| body.clone().into_bytes());
+            prop_assert!(crate::swap::find_all(&out, value.as_bytes()).is_empty());
+            prop_assert_eq!(
+                crate::swap::find_all(&out, PH.as_bytes()).len(),
+                parts.len() - 1
+            );
+        }
+    }
+}

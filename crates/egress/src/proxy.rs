@@ -18,7 +18,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper::client::conn::http1::SendRequest;
+use tokio::sync::{watch, Mutex};
 
 use crate::admit::Context;
 use crate::refusal::Refusal;
@@ -40,9 +41,11 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
         tokio::spawn(async move {
+            let upstream = Arc::new(Mutex::new(None));
             let service = service_fn(move |req| {
                 let engine = engine.clone();
-                async move { Ok::<_, Infallible>(handle(engine, peer, req).await) }
+                let upstream = upstream.clone();
+                async move { Ok::<_, Infallible>(handle(engine, peer, req, upstream).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -55,13 +58,28 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
     }
 }
 
-async fn handle(engine: Arc<Engine>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+/// A client connection's upstream connection for plain requests, kept
+/// while the client keeps its connection and reused only when its peer is
+/// among the addresses the current request's check returned.
+struct Pooled {
+    peer: SocketAddr,
+    sender: SendRequest<Body>,
+}
+
+type Upstream = Arc<Mutex<Option<Pooled>>>;
+
+async fn handle(
+    engine: Arc<Engine>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    upstream: Upstream,
+) -> Response<Body> {
     let peer = peer.ip();
     let mut ctx = Context::default();
     let result = if req.method() == Method::CONNECT {
         connect(&engine, peer, req, &mut ctx).await
     } else {
-        plain(&engine, peer, req, &mut ctx).await
+        plain(&engine, peer, req, &mut ctx, &upstream).await
     };
     match result {
         Ok(resp) => resp,
@@ -136,6 +154,7 @@ async fn plain(
     peer: IpAddr,
     req: Request<Incoming>,
     ctx: &mut Context,
+    upstream: &Upstream,
 ) -> Result<Response<Body>, Refusal> {
     engine.throttle(peer)?;
     let (job, _token) = engine.authenticate(req.headers(), peer).await?;
@@ -158,9 +177,23 @@ async fn plain(
     let admitted = engine.admit(&job, &view, target, &method, peer).await?;
     let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
     let used = crate::forward::prepare(engine, &mut req, &admitted.host, &authority, &view)?;
-    let stream = crate::admit::dial(&admitted.addrs).await?;
-    let mut sender = crate::forward::handshake(stream).await?;
-    let resp = crate::forward::send(&mut sender, req).await?;
+    let mut slot = upstream.lock().await;
+    let reusable = slot
+        .as_ref()
+        .is_some_and(|p| !p.sender.is_closed() && admitted.addrs.contains(&p.peer));
+    if !reusable {
+        let stream = crate::admit::dial(&admitted.addrs).await?;
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| Refusal::BadGateway(e.to_string()))?;
+        let sender = crate::forward::handshake(stream).await?;
+        *slot = Some(Pooled { peer, sender });
+    }
+    let pooled = slot
+        .as_mut()
+        .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
+    let resp = crate::forward::send(&mut pooled.sender, req).await?;
+    drop(slot);
     engine.swapped(&job, &admitted.host, &used, peer);
     Ok(crate::forward::respond(resp, &view).await)
 }
