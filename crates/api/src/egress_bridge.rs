@@ -33,6 +33,10 @@ const MAX_VIEWS: usize = 10_000;
 pub struct ApiDirectory {
     state: Weak<Inner>,
     views: Mutex<HashMap<String, (Arc<JobView>, UnixTime)>>,
+    /// Job token jtis found to belong to a live job, and when. Deleting a
+    /// job revokes its token, which the verifier sees first, so this only
+    /// saves the store lookup on the hot path.
+    live: Mutex<HashMap<String, UnixTime>>,
 }
 
 impl ApiDirectory {
@@ -40,6 +44,7 @@ impl ApiDirectory {
         Self {
             state,
             views: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
         }
     }
 
@@ -153,6 +158,22 @@ impl JobDirectory for ApiDirectory {
         }
         let (agent, job_id) = claims.sub.split_once('/').ok_or(AuthFailure::Refused)?;
         let owner = Email::parse(&claims.owner).map_err(|_| AuthFailure::Refused)?;
+        let identity = JobIdentity {
+            job_id: job_id.to_string(),
+            subject: claims.sub.clone(),
+            agent: agent.to_string(),
+            owner: owner.as_str().to_string(),
+        };
+        let now = st.now();
+        let known_live = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&claims.jti).copied())
+            .is_some_and(|at| now - at < VIEW_TTL);
+        if known_live {
+            return Ok(identity);
+        }
         let job = st
             .store
             .job(job_id)
@@ -162,12 +183,16 @@ impl JobDirectory for ApiDirectory {
         if job.owner != owner || job.deleted_at.is_some() || job.token_jti != claims.jti {
             return Err(AuthFailure::Refused);
         }
-        Ok(JobIdentity {
-            job_id: job_id.to_string(),
-            subject: claims.sub.clone(),
-            agent: agent.to_string(),
-            owner: owner.as_str().to_string(),
-        })
+        if let Ok(mut live) = self.live.lock() {
+            if live.len() >= MAX_VIEWS {
+                live.retain(|_, at| now - *at < VIEW_TTL);
+                if live.len() >= MAX_VIEWS {
+                    live.clear();
+                }
+            }
+            live.insert(claims.jti.clone(), now);
+        }
+        Ok(identity)
     }
 
     async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, String> {
