@@ -19,6 +19,7 @@ use crate::refusal::Refusal;
 use crate::Engine;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A target that passed the check, with the addresses to connect to.
 #[derive(Debug, Clone)]
@@ -118,10 +119,9 @@ impl Engine {
         let addrs = match checked {
             Checked::Connect(addr) => vec![addr],
             Checked::Resolve { name, port } => {
-                let ips = self
-                    .resolver
-                    .resolve(name.as_str())
+                let ips = tokio::time::timeout(RESOLVE_TIMEOUT, self.resolver.resolve(name.as_str()))
                     .await
+                    .map_err(|_| Refusal::BadGateway(format!("resolving {name} timed out")))?
                     .map_err(|_| Refusal::BadGateway(format!("cannot resolve {name}")))?;
                 if ips.is_empty() {
                     return Err(Refusal::BadGateway(format!("{name} has no address")));

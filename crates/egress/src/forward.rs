@@ -59,6 +59,13 @@ pub(crate) fn prepare(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    crate::swap::check_target_text(
+        &path,
+        view,
+        host,
+        &engine.settings.placeholder_prefix,
+        engine.clock.now(),
+    )?;
     *req.uri_mut() = path
         .parse::<Uri>()
         .map_err(|_| Refusal::Malformed("bad request path".into()))?;

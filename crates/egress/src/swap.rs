@@ -161,6 +161,39 @@ pub fn apply(
     Ok(used)
 }
 
+/// The request target (path and query) is not rewritten, but a placeholder
+/// in it is held to the same rule: the job's own placeholder only towards
+/// a host it is bound to (and not expired), nothing placeholder-shaped
+/// that is not the job's.
+pub fn check_target_text(
+    text: &str,
+    view: &JobView,
+    host: &str,
+    prefix: &str,
+    now: UnixTime,
+) -> Result<(), Refusal> {
+    let mut rest = text.as_bytes().to_vec();
+    for b in &view.bindings {
+        let Some(ph) = &b.placeholder else { continue };
+        if find_all(&rest, ph.as_bytes()).is_empty() {
+            continue;
+        }
+        if b.placeholder_expires_at <= now {
+            return Err(Refusal::ForeignPlaceholder);
+        }
+        if !host_allowed(&b.allowed_hosts, host) {
+            return Err(Refusal::PlaceholderNotAllowed {
+                host: host.to_string(),
+            });
+        }
+        rest = replace_all(&rest, ph.as_bytes(), b" ").unwrap_or(rest);
+    }
+    if has_placeholder_shape(&rest, prefix) {
+        return Err(Refusal::ForeignPlaceholder);
+    }
+    Ok(())
+}
+
 /// `bytes` with the job's real values blanked, so a value that happens to
 /// look like a placeholder is not mistaken for one.
 fn strip_values(bytes: &[u8], view: &JobView) -> Vec<u8> {

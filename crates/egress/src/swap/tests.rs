@@ -119,6 +119,22 @@ fn nothing_to_do_leaves_headers_alone() {
 }
 
 #[test]
+fn placeholders_in_the_request_target_follow_the_same_rule() {
+    let v = view();
+    let q = format!("/search?token={PH_A}");
+    assert_eq!(check_target_text(&q, &v, "api.github.com", "gh_ph_", 1000), Ok(()));
+    assert!(matches!(
+        check_target_text(&q, &v, "evil.test", "gh_ph_", 1000),
+        Err(Refusal::PlaceholderNotAllowed { .. })
+    ));
+    assert_eq!(
+        check_target_text(&format!("/x/{OTHER}"), &v, "api.github.com", "gh_ph_", 1000),
+        Err(Refusal::ForeignPlaceholder)
+    );
+    assert_eq!(check_target_text("/plain", &v, "evil.test", "gh_ph_", 1000), Ok(()));
+}
+
+#[test]
 fn replace_all_handles_edges() {
     assert_eq!(replace_all(b"aXbXc", b"X", b"YY"), Some(b"aYYbYYc".to_vec()));
     assert_eq!(replace_all(b"abc", b"X", b"Y"), None);
