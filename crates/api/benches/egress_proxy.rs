@@ -8,6 +8,7 @@
 //!   on a 2-core machine shared with builds);
 //! - intercepted HTTPS (warm leaf cache, swap on) vs direct TLS: requests/s
 //!   on one keep-alive connection each.
+//!
 //! `cargo bench -p gatehouse-api --bench egress_proxy`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -47,7 +48,10 @@ async fn get(s: &mut SendRequest<Empty<Bytes>>, uri: &str, host: &str, headers: 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = s.send_request(req.body(Empty::new()).unwrap()).await.unwrap();
+    let resp = s
+        .send_request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
     resp.into_body().collect().await.unwrap();
 }
@@ -71,7 +75,11 @@ async fn connect_tunnel(proxy: SocketAddr, auth: &str, authority: &str) -> TcpSt
         s.read_exact(&mut b).await.unwrap();
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
@@ -122,19 +130,31 @@ async fn main() {
         ("GATEHOUSE_LISTEN", "127.0.0.1:0".to_string()),
         ("GATEHOUSE_EGRESS_LISTEN", "127.0.0.1:0".to_string()),
         ("GATEHOUSE_DATA_DIR", dir.path().display().to_string()),
-        ("GATEHOUSE_MASTER_KEY", encode_master_key(&SymmetricKey::generate()).trim().to_string()),
-        ("GATEHOUSE_EGRESS_STATIC_HOSTS", "api.test=127.0.0.1,plain.test=127.0.0.1,sink.test=127.0.0.1".into()),
+        (
+            "GATEHOUSE_MASTER_KEY",
+            encode_master_key(&SymmetricKey::generate())
+                .trim()
+                .to_string(),
+        ),
+        (
+            "GATEHOUSE_EGRESS_STATIC_HOSTS",
+            "api.test=127.0.0.1,plain.test=127.0.0.1,sink.test=127.0.0.1".into(),
+        ),
         ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
-        ("GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS", ca.pem_file.display().to_string()),
+        (
+            "GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS",
+            ca.pem_file.display().to_string(),
+        ),
         ("GATEHOUSE_EGRESS_ALLOWED_PORTS", ports),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = gatehouse_api::config::Config::load(None, &env).unwrap();
-    let running = gatehouse_api::server::start(config, Arc::new(SystemClock), std::future::pending())
-        .await
-        .unwrap();
+    let running =
+        gatehouse_api::server::start(config, Arc::new(SystemClock), std::future::pending())
+            .await
+            .unwrap();
     let base = format!("http://{}", running.addr);
     let proxy = running.proxy_addr;
     let client = reqwest::Client::new();
@@ -152,8 +172,13 @@ async fn main() {
     };
     put("plain", "plain.test").await.unwrap();
     put("api", "api.test").await.unwrap();
-    client.post(format!("{base}/v1/agents")).bearer_auth(&op)
-        .json(&serde_json::json!({"name": "bench"})).send().await.unwrap();
+    client
+        .post(format!("{base}/v1/agents"))
+        .bearer_auth(&op)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap();
     let job: serde_json::Value = client
         .post(format!("{base}/v1/jobs")).bearer_auth(&op)
         .json(&serde_json::json!({"agent": "bench",
@@ -179,10 +204,22 @@ async fn main() {
     let mut p = sender(TcpStream::connect(proxy).await.unwrap()).await;
     for i in 0..n + 200 {
         let t = Instant::now();
-        get(&mut d, "/x", &plain_host, &[("authorization", "Bearer direct")]).await;
+        get(
+            &mut d,
+            "/x",
+            &plain_host,
+            &[("authorization", "Bearer direct")],
+        )
+        .await;
         let dt = t.elapsed();
         let t = Instant::now();
-        get(&mut p, &abs, &plain_host, &[("proxy-authorization", &auth), ("authorization", &ph_plain)]).await;
+        get(
+            &mut p,
+            &abs,
+            &plain_host,
+            &[("proxy-authorization", &auth), ("authorization", &ph_plain)],
+        )
+        .await;
         let pt = t.elapsed();
         if i >= 200 {
             direct_lat.push(dt);
@@ -209,13 +246,24 @@ async fn main() {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..conns {
-            let (abs, host, auth, ph) = (abs.clone(), plain_host.clone(), auth.clone(), ph_plain.clone());
+            let (abs, host, auth, ph) = (
+                abs.clone(),
+                plain_host.clone(),
+                auth.clone(),
+                ph_plain.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let target = if through_proxy { proxy } else { plain };
                 let mut s = sender(TcpStream::connect(target).await.unwrap()).await;
                 for _ in 0..per {
                     if through_proxy {
-                        get(&mut s, &abs, &host, &[("proxy-authorization", &auth), ("authorization", &ph)]).await;
+                        get(
+                            &mut s,
+                            &abs,
+                            &host,
+                            &[("proxy-authorization", &auth), ("authorization", &ph)],
+                        )
+                        .await;
                     } else {
                         get(&mut s, "/x", &host, &[("authorization", "Bearer direct")]).await;
                     }
@@ -229,7 +277,9 @@ async fn main() {
     }
     println!(
         "plain HTTP at {conns} connections: direct {:.0} req/s, proxy {:.0} req/s, ratio {:.2}",
-        rates[0], rates[1], rates[1] / rates[0]
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
     );
 
     // 3. CONNECT setup with auth vs bare TCP connect.
@@ -263,7 +313,14 @@ async fn main() {
     );
 
     // 5. Intercepted HTTPS (warm leaf) vs direct TLS, one connection each.
-    let ca_pem = client.get(format!("{base}/v1/egress/ca.pem")).send().await.unwrap().text().await.unwrap();
+    let ca_pem = client
+        .get(format!("{base}/v1/egress/ca.pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let tls_config = |pem: &str| {
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
@@ -284,16 +341,26 @@ async fn main() {
     let mut rates = Vec::new();
     for intercepted in [false, true] {
         let (config, tcp) = if intercepted {
-            (tls_config(&ca_pem), connect_tunnel(proxy, &auth, &api_host).await)
+            (
+                tls_config(&ca_pem),
+                connect_tunnel(proxy, &auth, &api_host).await,
+            )
         } else {
-            (tls_config(&upstream_pem), TcpStream::connect(tls).await.unwrap())
+            (
+                tls_config(&upstream_pem),
+                TcpStream::connect(tls).await.unwrap(),
+            )
         };
         let stream = tokio_rustls::TlsConnector::from(config)
             .connect("api.test".try_into().unwrap(), tcp)
             .await
             .unwrap();
         let mut s = sender(stream).await;
-        let header = if intercepted { ph_api.as_str() } else { "Bearer direct" };
+        let header = if intercepted {
+            ph_api.as_str()
+        } else {
+            "Bearer direct"
+        };
         for _ in 0..100 {
             get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
         }
@@ -305,7 +372,9 @@ async fn main() {
     }
     println!(
         "HTTPS one connection: direct TLS {:.0} req/s, intercepted {:.0} req/s, ratio {:.2}",
-        rates[0], rates[1], rates[1] / rates[0]
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
     );
     let _ = running.stop().await;
 }

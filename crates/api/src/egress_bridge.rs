@@ -21,7 +21,9 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::{CredentialClass, Email};
-use gatehouse_egress::{AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView};
+use gatehouse_egress::{
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
+};
 
 use crate::error::ApiError;
 use crate::state::Inner;
@@ -49,7 +51,9 @@ impl ApiDirectory {
     }
 
     fn state(&self) -> Result<Arc<Inner>, String> {
-        self.state.upgrade().ok_or_else(|| "server stopped".to_string())
+        self.state
+            .upgrade()
+            .ok_or_else(|| "server stopped".to_string())
     }
 
     fn cached(&self, job_id: &str, now: UnixTime) -> Option<Arc<JobView>> {

@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    agents, audit, bootstrap, egress, health, hooks, inbound, jobs, openapi, owners, secrets, tokens,
-    whoami,
+    agents, audit, bootstrap, egress, health, hooks, inbound, jobs, openapi, owners, secrets,
+    tokens, whoami,
 };
 use crate::state::AppState;
 

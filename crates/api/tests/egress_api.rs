@@ -17,7 +17,15 @@ use support::{server_with, Engine, TestServer};
 
 const REAL: &str = "ghp_the_real_secret_value_1234";
 
-async fn setup(engine: Engine) -> (TestServer, String, u16, std::sync::Arc<gatehouse_egress::test_support::Seen>, gatehouse_egress::test_support::UpstreamCa) {
+async fn setup(
+    engine: Engine,
+) -> (
+    TestServer,
+    String,
+    u16,
+    std::sync::Arc<gatehouse_egress::test_support::Seen>,
+    gatehouse_egress::test_support::UpstreamCa,
+) {
     let ca = upstream_ca();
     let (up, seen) = tls_upstream(&ca, &["api.test", "other.test"]).await;
     let port = up.port().to_string();
@@ -25,7 +33,10 @@ async fn setup(engine: Engine) -> (TestServer, String, u16, std::sync::Arc<gateh
     let s = server_with(
         engine,
         &[
-            ("GATEHOUSE_EGRESS_STATIC_HOSTS", "api.test=127.0.0.1,other.test=127.0.0.1"),
+            (
+                "GATEHOUSE_EGRESS_STATIC_HOSTS",
+                "api.test=127.0.0.1,other.test=127.0.0.1",
+            ),
             ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
             ("GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS", &roots),
             ("GATEHOUSE_EGRESS_ALLOWED_PORTS", &port),
@@ -43,7 +54,12 @@ async fn setup(engine: Engine) -> (TestServer, String, u16, std::sync::Arc<gateh
         .await;
     assert_eq!(status, 201, "{body}");
     let (status, _) = s
-        .json(Method::POST, "/v1/agents", Some(&op), Some(json!({"name": "bot"})))
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(json!({"name": "bot"})),
+        )
         .await;
     assert_eq!(status, 201);
     (s, op, up.port(), seen, ca)
@@ -56,8 +72,10 @@ async fn egress_through_the_real_server(engine: Engine) {
             Method::POST,
             "/v1/jobs",
             Some(&op),
-            Some(json!({"agent": "bot", "grants": [{"env_var": "GH_TOKEN", "secret": "gh"}],
-                        "egress": {"allow_hosts": ["api.test", "other.test"]}})),
+            Some(
+                json!({"agent": "bot", "grants": [{"env_var": "GH_TOKEN", "secret": "gh"}],
+                        "egress": {"allow_hosts": ["api.test", "other.test"]}}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{job}");
@@ -77,7 +95,13 @@ async fn egress_through_the_real_server(engine: Engine) {
     let proxy_url = format!("http://job:{token}@{proxy}");
     let auth = format!("Authorization: Bearer {placeholder}");
     let (ok, out, err) = curl(&[
-        "-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &auth,
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
+        "-H",
+        &auth,
         &format!("https://api.test:{port}/user"),
     ])
     .await;
@@ -85,12 +109,21 @@ async fn egress_through_the_real_server(engine: Engine) {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(!out.contains(REAL), "echo guard: {out}");
     assert!(out.contains(&placeholder), "{out}");
-    assert_eq!(seen.authorization.lock().unwrap().last().unwrap(), &format!("Bearer {REAL}"));
+    assert_eq!(
+        seen.authorization.lock().unwrap().last().unwrap(),
+        &format!("Bearer {REAL}")
+    );
 
     // The same placeholder towards a host it is not bound to.
     let before = seen.requests.load(Ordering::SeqCst);
     let (_, out, _) = curl(&[
-        "-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &auth,
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
+        "-H",
+        &auth,
         &format!("https://other.test:{port}/"),
     ])
     .await;
@@ -112,10 +145,21 @@ async fn egress_through_the_real_server(engine: Engine) {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
-    assert!(body.contains("\"path\":\"/repos\"") && !body.contains(REAL), "{body}");
-    assert_eq!(seen.authorization.lock().unwrap().last().unwrap(), &format!("Bearer {REAL}"));
+    assert!(
+        body.contains("\"path\":\"/repos\"") && !body.contains(REAL),
+        "{body}"
+    );
+    assert_eq!(
+        seen.authorization.lock().unwrap().last().unwrap(),
+        &format!("Bearer {REAL}")
+    );
     // Relay refusals: no token, an internal host.
-    let r = s.client.get(format!("{}/relay/api.test:{port}/x", s.url)).send().await.unwrap();
+    let r = s
+        .client
+        .get(format!("{}/relay/api.test:{port}/x", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = s
         .client
@@ -131,7 +175,9 @@ async fn egress_through_the_real_server(engine: Engine) {
     // Egress audit records are appended off the request path: poll.
     let mut text = String::new();
     for _ in 0..100 {
-        let (_, audit) = s.json(Method::GET, "/v1/audit?limit=500", Some(&op), None).await;
+        let (_, audit) = s
+            .json(Method::GET, "/v1/audit?limit=500", Some(&op), None)
+            .await;
         text = audit.to_string();
         if text.contains("egress.refuse") {
             break;
@@ -144,10 +190,18 @@ async fn egress_through_the_real_server(engine: Engine) {
 
     // Deleting the job ends its proxy access at once.
     let id = job["job_id"].as_str().unwrap();
-    let r = s.call(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&op), None).await;
+    let r = s
+        .call(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&op), None)
+        .await;
     assert_eq!(r.status(), 204);
     let (_, out, _) = curl(&[
-        "-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &auth,
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
+        "-H",
+        &auth,
         &format!("https://api.test:{port}/user"),
     ])
     .await;
@@ -159,7 +213,13 @@ async fn egress_through_the_real_server(engine: Engine) {
 async fn a_session_token_is_not_a_proxy_credential(engine: Engine) {
     let (s, op, port, seen, _ca) = setup(engine).await;
     let proxy = s.running.as_ref().unwrap().proxy_addr;
-    let (_, out, _) = curl(&["-x", &format!("http://job:{op}@{proxy}"), "-i", &format!("http://api.test:{port}/")]).await;
+    let (_, out, _) = curl(&[
+        "-x",
+        &format!("http://job:{op}@{proxy}"),
+        "-i",
+        &format!("http://api.test:{port}/"),
+    ])
+    .await;
     assert!(out.starts_with("HTTP/1.1 407"), "{out}");
     assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
 }

@@ -119,10 +119,11 @@ impl Engine {
         let addrs = match checked {
             Checked::Connect(addr) => vec![addr],
             Checked::Resolve { name, port } => {
-                let ips = tokio::time::timeout(RESOLVE_TIMEOUT, self.resolver.resolve(name.as_str()))
-                    .await
-                    .map_err(|_| Refusal::BadGateway(format!("resolving {name} timed out")))?
-                    .map_err(|_| Refusal::BadGateway(format!("cannot resolve {name}")))?;
+                let ips =
+                    tokio::time::timeout(RESOLVE_TIMEOUT, self.resolver.resolve(name.as_str()))
+                        .await
+                        .map_err(|_| Refusal::BadGateway(format!("resolving {name} timed out")))?
+                        .map_err(|_| Refusal::BadGateway(format!("cannot resolve {name}")))?;
                 if ips.is_empty() {
                     return Err(Refusal::BadGateway(format!("{name} has no address")));
                 }
@@ -138,7 +139,12 @@ impl Engine {
 
     /// Answers a refusal: audited (rate-limited), counted when it is a
     /// failed placeholder resolution.
-    pub(crate) fn refuse(&self, refusal: Refusal, ctx: &Context, peer: IpAddr) -> http::Response<crate::Body> {
+    pub(crate) fn refuse(
+        &self,
+        refusal: Refusal,
+        ctx: &Context,
+        peer: IpAddr,
+    ) -> http::Response<crate::Body> {
         let now = self.clock.now();
         if refusal.is_placeholder_failure() {
             self.failures.record_failure(peer, now);
@@ -205,14 +211,20 @@ mod tests {
 
     fn with(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_str(value).unwrap(),
+        );
         h
     }
 
     #[test]
     fn proxy_token_reads_basic_and_bearer() {
         let basic = base64::engine::general_purpose::STANDARD.encode("job:tok.en.sig");
-        assert_eq!(proxy_token(&with(&format!("Basic {basic}"))).as_deref(), Some("tok.en.sig"));
+        assert_eq!(
+            proxy_token(&with(&format!("Basic {basic}"))).as_deref(),
+            Some("tok.en.sig")
+        );
         assert_eq!(proxy_token(&with("bearer abc")).as_deref(), Some("abc"));
         assert_eq!(proxy_token(&with("Bearer ")), None);
         let empty = base64::engine::general_purpose::STANDARD.encode("job:");

@@ -151,7 +151,10 @@ impl CertAuthority {
         let leaf = params
             .signed_by(&self.leaf_key, &self.ca_cert, &self.ca_key)
             .map_err(cert_err)?;
-        let chain = vec![leaf.der().clone(), CertificateDer::from(self.ca_cert.der().to_vec())];
+        let chain = vec![
+            leaf.der().clone(),
+            CertificateDer::from(self.ca_cert.der().to_vec()),
+        ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
         let mut config = ServerConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()

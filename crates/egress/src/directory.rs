@@ -90,8 +90,8 @@ impl JobView {
     /// live placeholder or inject rule of this job is bound to it.
     pub fn binds(&self, host: &str, now: UnixTime) -> bool {
         self.bindings.iter().any(|b| {
-            let usable = (b.placeholder.is_some() && b.placeholder_expires_at > now)
-                || b.inject.is_some();
+            let usable =
+                (b.placeholder.is_some() && b.placeholder_expires_at > now) || b.inject.is_some();
             usable && gatehouse_domain::egress::host_allowed(&b.allowed_hosts, host)
         })
     }

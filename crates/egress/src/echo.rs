@@ -78,7 +78,12 @@ fn is_text(headers: &HeaderMap) -> bool {
         // No type: could be anything a client will print; scan it.
         return true;
     };
-    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     ct.starts_with("text/")
         || ct == "application/json"
         || ct.ends_with("+json")
@@ -93,10 +98,7 @@ fn is_text(headers: &HeaderMap) -> bool {
 pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     guard_headers(&mut parts.headers, view);
-    let has_values = view
-        .bindings
-        .iter()
-        .any(|b| b.value.len() >= MIN_VALUE_LEN);
+    let has_values = view.bindings.iter().any(|b| b.value.len() >= MIN_VALUE_LEN);
     if !has_values || !is_text(&parts.headers) {
         return Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
     }
@@ -165,7 +167,11 @@ mod tests {
 
     #[test]
     fn values_become_placeholders_or_a_redaction_mark() {
-        let v = view(&[("s3cr3t-value", Some(PH)), ("other-value", None), ("ab", Some(PH))]);
+        let v = view(&[
+            ("s3cr3t-value", Some(PH)),
+            ("other-value", None),
+            ("ab", Some(PH)),
+        ]);
         let out = guard_bytes(b"x s3cr3t-value y other-value ab", &v).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),

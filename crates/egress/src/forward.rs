@@ -74,8 +74,7 @@ pub(crate) fn prepare(
     headers.remove(header::ACCEPT_ENCODING);
     headers.insert(
         header::HOST,
-        HeaderValue::from_str(host_header)
-            .map_err(|_| Refusal::Malformed("bad Host".into()))?,
+        HeaderValue::from_str(host_header).map_err(|_| Refusal::Malformed("bad Host".into()))?,
     );
     crate::swap::apply(
         headers,

@@ -112,12 +112,18 @@ impl Tunnel {
         if let Some(judge) = &engine.judge {
             let method = req.method().to_string();
             judge
-                .decide(&job, &method, &self.admitted.host, engine.clock.now(), |e| {
-                    engine.directory.audit(crate::EgressAudit {
-                        source: self.peer,
-                        ..e
-                    })
-                })
+                .decide(
+                    &job,
+                    &method,
+                    &self.admitted.host,
+                    engine.clock.now(),
+                    |e| {
+                        engine.directory.audit(crate::EgressAudit {
+                            source: self.peer,
+                            ..e
+                        })
+                    },
+                )
                 .await?;
         }
         let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());

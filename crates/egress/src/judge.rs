@@ -76,7 +76,13 @@ impl Judge {
         let resp = tokio::time::timeout(self.settings.timeout, call)
             .await
             .map_err(|_| "timeout".to_string())?
-            .map_err(|e| if e.is_timeout() { "timeout".into() } else { "unreachable".to_string() })?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "unreachable".to_string()
+                }
+            })?;
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status().as_u16()));
         }
@@ -125,7 +131,11 @@ impl Judge {
             Next::Ask => match self.ask(job, method, host).await {
                 Ok(v) => {
                     self.with_book(|b| b.answered(key, v.clone(), now));
-                    audit(event(if v.allow { "allow".into() } else { "deny".into() }));
+                    audit(event(if v.allow {
+                        "allow".into()
+                    } else {
+                        "deny".into()
+                    }));
                     v
                 }
                 Err(why) => {

@@ -31,9 +31,9 @@ pub mod refusal;
 mod relay;
 pub mod resolver;
 pub mod swap;
-pub mod tls;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,7 +44,9 @@ use gatehouse_domain::egress::EgressPolicy;
 
 pub use admit::Admitted;
 pub use ca::CertAuthority;
-pub use directory::{AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView};
+pub use directory::{
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
+};
 pub use judge::{Judge, JudgeSettings};
 pub use proxy::serve;
 pub use refusal::Refusal;

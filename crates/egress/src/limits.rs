@@ -71,7 +71,8 @@ impl FailureWindow {
                 q.pop_front();
             }
             if q.len() >= limit {
-                q.front().map(|oldest| (oldest + window - now).max(1) as u64)
+                q.front()
+                    .map(|oldest| (oldest + window - now).max(1) as u64)
             } else {
                 None
             }

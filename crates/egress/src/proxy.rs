@@ -15,10 +15,10 @@ use gatehouse_domain::egress::parse_target;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use hyper::client::conn::http1::SendRequest;
 use tokio::sync::{watch, Mutex};
 
 use crate::admit::Context;
@@ -88,7 +88,11 @@ async fn handle(
 }
 
 pub(crate) fn empty(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync());
+    let mut resp = Response::new(
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *resp.status_mut() = status;
     resp
 }

@@ -38,12 +38,7 @@ fn take_token(headers: &mut HeaderMap) -> Option<String> {
 impl Engine {
     /// Relays `req` (whose URI path is `/{path}` plus query, already cut
     /// off the `/relay/{host}` prefix) to `https://{host}`.
-    pub async fn relay(
-        &self,
-        peer: IpAddr,
-        host: &str,
-        mut req: Request<Body>,
-    ) -> Response<Body> {
+    pub async fn relay(&self, peer: IpAddr, host: &str, mut req: Request<Body>) -> Response<Body> {
         let mut ctx = Context::default();
         match self.relay_inner(peer, host, &mut req, &mut ctx).await {
             Ok(resp) => resp,
@@ -75,13 +70,20 @@ impl Engine {
         let method = req.method().to_string();
         let admitted = self.admit(&job, &view, target, &method, peer).await?;
         let host_header = match admitted.target.port() {
-            443 => admitted.target.to_string().trim_end_matches(":443").to_string(),
+            443 => admitted
+                .target
+                .to_string()
+                .trim_end_matches(":443")
+                .to_string(),
             _ => admitted.target.to_string(),
         };
         let used = crate::forward::prepare(self, req, &admitted.host, &host_header, &view)?;
         let tls = crate::forward::dial_tls(self, &admitted).await?;
         let mut sender = crate::forward::handshake(tls).await?;
-        let body = std::mem::replace(req.body_mut(), crate::proxy::empty(http::StatusCode::OK).into_body());
+        let body = std::mem::replace(
+            req.body_mut(),
+            crate::proxy::empty(http::StatusCode::OK).into_body(),
+        );
         let mut out = Request::new(body);
         *out.method_mut() = req.method().clone();
         *out.uri_mut() = req.uri().clone();

@@ -68,7 +68,9 @@ pub async fn plain_upstream() -> (SocketAddr, Arc<Seen>) {
     let s = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let s = s.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
@@ -133,11 +135,15 @@ pub async fn tls_upstream(ca: &UpstreamCa, names: &[&str]) -> (SocketAddr, Arc<S
     let s = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let s = s.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
                 let svc = service_fn(move |req| {
                     let s = s.clone();
                     async move { Ok::<_, std::convert::Infallible>(upstream_service(s, req).await) }
@@ -159,7 +165,9 @@ pub async fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let c = count.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             c.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let (mut r, mut w) = stream.split();
@@ -184,4 +192,3 @@ pub async fn curl(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
-

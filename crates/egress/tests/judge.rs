@@ -29,7 +29,9 @@ async fn judge(mode: Mode) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Ve
     let (a, b) = (asked.clone(), bodies.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             let (a, b) = (a.clone(), b.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
@@ -82,7 +84,8 @@ async fn proxy_with_judge(url: String, timeout_ms: u64, port: u16) -> Proxy {
         allow_hosts: vec!["*"],
     })
     .await;
-    p.resolver.answer("plain.test", vec!["127.0.0.1".parse().unwrap()]);
+    p.resolver
+        .answer("plain.test", vec!["127.0.0.1".parse().unwrap()]);
     p
 }
 
@@ -101,7 +104,11 @@ async fn verdicts_are_asked_with_the_job_and_cached_for_five_minutes() {
     let p = proxy_with_judge(url, 2000, up.port()).await;
     assert_eq!(get(&p, up.port()).await.0, 200);
     assert_eq!(get(&p, up.port()).await.0, 200);
-    assert_eq!(asked.load(Ordering::SeqCst), 1, "the second request used the cached verdict");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "the second request used the cached verdict"
+    );
     let q: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
     assert_eq!(q["job"], "job1");
     assert_eq!(q["agent"], "bot");
@@ -126,7 +133,11 @@ async fn a_deny_verdict_refuses_with_the_judge_reason() {
     let p = proxy_with_judge(url, 2000, up.port()).await;
     let (status, text) = get(&p, up.port()).await;
     assert_eq!(status, 403);
-    assert!(text.to_ascii_lowercase().contains("x-gatehouse-deny: judge"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("x-gatehouse-deny: judge"),
+        "{text}"
+    );
     assert!(text.contains("not on fridays"), "{text}");
     assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
 }
@@ -139,7 +150,9 @@ async fn a_judge_timeout_denies_and_five_in_a_row_open_the_breaker() {
     for i in 1..=5 {
         let (status, text) = get(&p, up.port()).await;
         assert_eq!(status, 403, "{text}");
-        assert!(text.to_ascii_lowercase().contains("x-gatehouse-deny: judge"));
+        assert!(text
+            .to_ascii_lowercase()
+            .contains("x-gatehouse-deny: judge"));
         assert_eq!(asked.load(Ordering::SeqCst), i);
     }
     let judge = p.engine.judge.as_ref().unwrap();
@@ -147,7 +160,11 @@ async fn a_judge_timeout_denies_and_five_in_a_row_open_the_breaker() {
     let (status, text) = get(&p, up.port()).await;
     assert_eq!(status, 403);
     assert!(text.contains("breaker open"), "{text}");
-    assert_eq!(asked.load(Ordering::SeqCst), 5, "an open breaker denies without asking");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        5,
+        "an open breaker denies without asking"
+    );
     p.clock.advance(30);
     assert!(!judge.is_open(p.clock.now_for_test()));
     assert_eq!(get(&p, up.port()).await.0, 403);

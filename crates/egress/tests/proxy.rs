@@ -103,9 +103,9 @@ async fn malformed_targets_get_400_and_refused_ones_403_with_a_reason() {
         "nothing was resolved for refused literals"
     );
     let audits = p.directory.audits();
-    assert!(audits
-        .iter()
-        .any(|a| a.action == "egress.refuse" && a.outcome == "denied:ssrf" && a.target == "169.254.169.254"));
+    assert!(audits.iter().any(|a| a.action == "egress.refuse"
+        && a.outcome == "denied:ssrf"
+        && a.target == "169.254.169.254"));
 }
 
 #[tokio::test]
@@ -119,11 +119,30 @@ async fn hosts_off_the_allow_list_are_refused_and_an_empty_list_means_the_secret
     p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
     p.resolver.answer("else.test", vec![ip("127.0.0.1")]);
     let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
-    let (_, out, _) = curl(&["-x", &proxy_url, "-w", "%{http_code}", "-o", "/dev/null", &format!("http://api.test:{}/", up.port())]).await;
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &format!("http://api.test:{}/", up.port()),
+    ])
+    .await;
     assert_eq!(out, "200");
-    let (_, out, _) = curl(&["-x", &proxy_url, "-i", &format!("http://else.test:{}/", up.port())]).await;
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        &format!("http://else.test:{}/", up.port()),
+    ])
+    .await;
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("x-gatehouse-deny: not_allowed"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-gatehouse-deny: not_allowed"),
+        "{out}"
+    );
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
     assert_eq!(p.resolver.lookups(), vec!["api.test".to_string()]);
 }
@@ -158,7 +177,11 @@ async fn unbound_hosts_are_tunnelled_byte_exact_ipv6_literals_included() {
             s.read_exact(&mut b).await.unwrap();
             resp.push(b[0]);
         }
-        assert!(resp.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&resp));
+        assert!(
+            resp.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&resp)
+        );
         let (mut r, mut w) = s.into_split();
         let to_send = payload.clone();
         let writer = tokio::spawn(async move {
@@ -189,13 +212,21 @@ async fn intercepted_https_swaps_the_placeholder_and_the_echo_guard_hides_the_va
     let url = format!("https://api.test:{}/v1/me", up.port());
     let header = format!("Authorization: Bearer {PH_API}");
     for _ in 0..2 {
-        let (ok, out, err) =
-            curl(&["-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &header, &url]).await;
+        let (ok, out, err) = curl(&[
+            "-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &header, &url,
+        ])
+        .await;
         assert!(ok, "{err}");
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        assert!(!out.contains(REAL_API), "the agent saw the real value: {out}");
+        assert!(
+            !out.contains(REAL_API),
+            "the agent saw the real value: {out}"
+        );
         assert!(out.contains(&format!("x-echo: Bearer {PH_API}")), "{out}");
-        assert!(out.contains(&format!("\"you_sent\":\"Bearer {PH_API}\"")), "{out}");
+        assert!(
+            out.contains(&format!("\"you_sent\":\"Bearer {PH_API}\"")),
+            "{out}"
+        );
     }
     assert_eq!(
         *seen.authorization.lock().unwrap(),
@@ -207,7 +238,11 @@ async fn intercepted_https_swaps_the_placeholder_and_the_echo_guard_hides_the_va
         .into_iter()
         .filter(|a| a.action == "egress.swap")
         .collect();
-    assert_eq!(swaps.len(), 1, "swaps are audited once a minute per job, secret and host");
+    assert_eq!(
+        swaps.len(),
+        1,
+        "swaps are audited once a minute per job, secret and host"
+    );
     assert_eq!(swaps[0].target, "api@api.test");
     assert!(!format!("{swaps:?}").contains(REAL_API));
 }
@@ -233,14 +268,28 @@ async fn a_placeholder_sent_to_another_host_is_refused_and_that_host_sees_nothin
     let ca_file = p.ca_file.display().to_string();
     let header = format!("Authorization: Bearer {PH_API}");
     let (_, out, _) = curl(&[
-        "-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &header,
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
+        "-H",
+        &header,
         &format!("https://other.test:{}/", other.port()),
     ])
     .await;
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("x-gatehouse-deny: not_allowed"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-gatehouse-deny: not_allowed"),
+        "{out}"
+    );
     let (_, out, _) = curl(&[
-        "-x", &proxy_url, "-i", "-H", &header,
+        "-x",
+        &proxy_url,
+        "-i",
+        "-H",
+        &header,
         &format!("http://plain.test:{}/", plain.port()),
     ])
     .await;
@@ -284,7 +333,11 @@ async fn foreign_placeholders_count_as_failures_and_twenty_throttle_the_source()
         assert_eq!(send(foreign).await, 403);
     }
     assert_eq!(send(foreign).await, 403);
-    assert_eq!(send(PH_API).await, 429, "the 20th failure throttles the source");
+    assert_eq!(
+        send(PH_API).await,
+        429,
+        "the 20th failure throttles the source"
+    );
     p.clock.advance(299);
     assert_eq!(send(PH_API).await, 429);
     p.clock.advance(2);
@@ -304,8 +357,11 @@ async fn expired_placeholders_are_refused() {
     .await;
     p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
     let (_, out, _) = curl(&[
-        "-x", &format!("http://job:{TOKEN}@{}", p.addr), "-i",
-        "-H", &format!("Authorization: Bearer {PH_API}"),
+        "-x",
+        &format!("http://job:{TOKEN}@{}", p.addr),
+        "-i",
+        "-H",
+        &format!("Authorization: Bearer {PH_API}"),
         &format!("http://plain.test:{}/", plain.port()),
     ])
     .await;
@@ -328,16 +384,35 @@ async fn a_redirect_to_an_internal_address_is_returned_and_the_follow_up_refused
     let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
     let ca_file = p.ca_file.display().to_string();
     let (_, out, _) = curl(&[
-        "-x", &proxy_url, "--cacert", &ca_file, "-i",
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
         &format!("https://api.test:{}/redirect", up.port()),
     ])
     .await;
     assert!(out.starts_with("HTTP/1.1 302"), "{out}");
-    assert!(out.contains("location: http://169.254.169.254/latest/meta-data/"), "{out}");
+    assert!(
+        out.contains("location: http://169.254.169.254/latest/meta-data/"),
+        "{out}"
+    );
     // The client follows; the proxy checks the new target like any other.
-    let (_, out, _) = curl(&["-x", &proxy_url, "-i", "-L", &format!("https://api.test:{}/redirect", up.port()), "--cacert", &ca_file]).await;
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        "-L",
+        &format!("https://api.test:{}/redirect", up.port()),
+        "--cacert",
+        &ca_file,
+    ])
+    .await;
     assert!(out.contains("HTTP/1.1 403"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("x-gatehouse-deny: ssrf"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("x-gatehouse-deny: ssrf"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -361,9 +436,15 @@ async fn dns_rebinding_cannot_reach_a_private_address() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let (_, out, _) = curl(&["-x", &proxy_url, "-i", &url("rebind.test")]).await;
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("x-gatehouse-deny: ssrf"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("x-gatehouse-deny: ssrf"),
+        "{out}"
+    );
     let (_, out, _) = curl(&["-x", &proxy_url, "-i", &url("mixed.test")]).await;
-    assert!(out.starts_with("HTTP/1.1 403"), "one private answer refuses the name: {out}");
+    assert!(
+        out.starts_with("HTTP/1.1 403"),
+        "one private answer refuses the name: {out}"
+    );
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
     assert_eq!(
         p.resolver.lookups(),
@@ -386,14 +467,22 @@ async fn inject_rules_add_the_header_only_towards_bound_hosts() {
     .await;
     p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
     let (ok, out, err) = curl(&[
-        "-x", &format!("http://job:{TOKEN}@{}", p.addr),
-        "--cacert", &p.ca_file.display().to_string(),
+        "-x",
+        &format!("http://job:{TOKEN}@{}", p.addr),
+        "--cacert",
+        &p.ca_file.display().to_string(),
         &format!("https://api.test:{}/", up.port()),
     ])
     .await;
     assert!(ok, "{err}");
-    assert_eq!(*seen.authorization.lock().unwrap(), vec![format!("token {REAL_API}")]);
-    assert!(out.contains(&format!("token {PH_API}")) && !out.contains(REAL_API), "{out}");
+    assert_eq!(
+        *seen.authorization.lock().unwrap(),
+        vec![format!("token {REAL_API}")]
+    );
+    assert!(
+        out.contains(&format!("token {PH_API}")) && !out.contains(REAL_API),
+        "{out}"
+    );
 }
 
 #[tokio::test]

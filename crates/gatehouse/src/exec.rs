@@ -60,7 +60,8 @@ fn proxy_address(explicit: Option<&str>, reported: Option<&str>, api: &str) -> R
     if let Some(p) = explicit {
         return Ok(p.trim_start_matches("http://").to_string());
     }
-    let reported = reported.ok_or_else(|| anyhow!("the server did not report its proxy address; pass --proxy"))?;
+    let reported = reported
+        .ok_or_else(|| anyhow!("the server did not report its proxy address; pass --proxy"))?;
     let addr: std::net::SocketAddr = reported
         .parse()
         .map_err(|_| anyhow!("the server reported a bad proxy address"))?;
@@ -135,7 +136,10 @@ pub async fn exec(args: ExecArgs) -> Result<ExitCode> {
         .await;
     match deleted {
         Ok(r) if r.status().is_success() => {}
-        Ok(r) => eprintln!("gatehouse: could not delete job {job_id}: HTTP {}", r.status()),
+        Ok(r) => eprintln!(
+            "gatehouse: could not delete job {job_id}: HTTP {}",
+            r.status()
+        ),
         Err(e) => eprintln!("gatehouse: could not delete job {job_id}: {e}"),
     }
     result
@@ -151,7 +155,9 @@ async fn run(
     let (program, rest) = command
         .split_first()
         .ok_or_else(|| anyhow!("no command given"))?;
-    let dir = tempfile::Builder::new().prefix("gatehouse-exec-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("gatehouse-exec-")
+        .tempdir()?;
     let bundle = write_bundle(dir.path(), ca_pem)?;
     let proxy_url = format!("http://job:{job_token}@{proxy}");
     let mut cmd = tokio::process::Command::new(program);
@@ -212,9 +218,18 @@ mod tests {
     #[test]
     fn proxy_address_prefers_the_flag_then_the_report() {
         let api = "http://10.9.8.7:8270";
-        assert_eq!(proxy_address(Some("h:1"), Some("127.0.0.1:2"), api).unwrap(), "h:1");
-        assert_eq!(proxy_address(None, Some("127.0.0.1:2"), api).unwrap(), "127.0.0.1:2");
-        assert_eq!(proxy_address(None, Some("0.0.0.0:8271"), api).unwrap(), "10.9.8.7:8271");
+        assert_eq!(
+            proxy_address(Some("h:1"), Some("127.0.0.1:2"), api).unwrap(),
+            "h:1"
+        );
+        assert_eq!(
+            proxy_address(None, Some("127.0.0.1:2"), api).unwrap(),
+            "127.0.0.1:2"
+        );
+        assert_eq!(
+            proxy_address(None, Some("0.0.0.0:8271"), api).unwrap(),
+            "10.9.8.7:8271"
+        );
         assert!(proxy_address(None, None, api).is_err());
     }
 }

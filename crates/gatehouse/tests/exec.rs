@@ -20,11 +20,18 @@ async fn exec_runs_a_command_as_a_job_behind_the_proxy_and_deletes_the_job() {
         .cmd(&["serve"])
         .env("GATEHOUSE_EGRESS_STATIC_HOSTS", "api.test=127.0.0.1")
         .env("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
-        .env("GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS", &ca.pem_file.display().to_string())
+        .env(
+            "GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS",
+            &ca.pem_file.display().to_string(),
+        )
         .env("GATEHOUSE_EGRESS_ALLOWED_PORTS", &up.port().to_string())
         .start_server()
         .await;
-    assert!(server.stdout.contains("Egress proxy on http://127.0.0.1:"), "{}", server.stdout);
+    assert!(
+        server.stdout.contains("Egress proxy on http://127.0.0.1:"),
+        "{}",
+        server.stdout
+    );
     let op = server.claim_operator("op@x.org").await;
     let r = server
         .http
@@ -51,15 +58,31 @@ async fn exec_runs_a_command_as_a_job_behind_the_proxy_and_deletes_the_job() {
         up.port()
     );
     let out = sandbox
-        .cmd(&["exec", "--agent", "bot", "--grant", "GH_TOKEN=gh", "--", "sh", "-c", &script])
+        .cmd(&[
+            "exec",
+            "--agent",
+            "bot",
+            "--grant",
+            "GH_TOKEN=gh",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
         .env("GATEHOUSE_URL", &server.url)
         .env("GATEHOUSE_TOKEN", &op)
         .run()
         .await;
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert!(out.stdout.contains("env=gh_ph_"), "{out:?}");
-    assert!(!out.stdout.contains(REAL) && !out.stderr.contains(REAL), "{out:?}");
-    assert!(out.stdout.contains("\"you_sent\":\"Bearer gh_ph_"), "{out:?}");
+    assert!(
+        !out.stdout.contains(REAL) && !out.stderr.contains(REAL),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("\"you_sent\":\"Bearer gh_ph_"),
+        "{out:?}"
+    );
     assert_eq!(
         seen.authorization.lock().unwrap().as_slice(),
         &[format!("Bearer {REAL}")]
@@ -82,7 +105,16 @@ async fn exec_refuses_bad_grants_before_running_anything() {
     let op = server.claim_operator("op@x.org").await;
     let marker = sandbox.root().join("ran");
     let out = sandbox
-        .cmd(&["exec", "--agent", "bot", "--grant", "PATH=gh", "--", "touch", &marker.display().to_string()])
+        .cmd(&[
+            "exec",
+            "--agent",
+            "bot",
+            "--grant",
+            "PATH=gh",
+            "--",
+            "touch",
+            &marker.display().to_string(),
+        ])
         .env("GATEHOUSE_URL", &server.url)
         .env("GATEHOUSE_TOKEN", &op)
         .run()

@@ -71,7 +71,10 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
                 n.and_then(|n| u16::try_from(n).ok())
                     .filter(|n| *n != 0)
                     .ok_or_else(|| {
-                        invalid("egress.allowed_ports", format!("{v} is not a port 1..65535"))
+                        invalid(
+                            "egress.allowed_ports",
+                            format!("{v} is not a port 1..65535"),
+                        )
                     })
             })
             .collect::<Result<_, _>>()?,
@@ -81,8 +84,7 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
         .unwrap_or_default()
         .iter()
         .map(|c| {
-            Cidr::parse(c)
-                .map_err(|e| invalid("egress.allow_private_cidrs", format!("{c:?}: {e}")))
+            Cidr::parse(c).map_err(|e| invalid("egress.allow_private_cidrs", format!("{c:?}: {e}")))
         })
         .collect::<Result<_, _>>()?;
     let mut static_hosts = BTreeMap::new();
@@ -154,7 +156,12 @@ impl EgressConfig {
              [egress.static_hosts]\n{}",
             self.listen.to_string(),
             ports.join(", "),
-            quoted(self.allow_private_cidrs.iter().map(Cidr::to_string).collect()),
+            quoted(
+                self.allow_private_cidrs
+                    .iter()
+                    .map(Cidr::to_string)
+                    .collect()
+            ),
             quoted(
                 self.extra_root_certs
                     .iter()

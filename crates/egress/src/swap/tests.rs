@@ -110,7 +110,10 @@ fn inject_adds_a_missing_header_towards_a_bound_host() {
 
 #[test]
 fn nothing_to_do_leaves_headers_alone() {
-    let mut h = headers(&[("accept", "*/*"), ("x-sha", "0123456789abcdef0123456789abcdef01234567")]);
+    let mut h = headers(&[
+        ("accept", "*/*"),
+        ("x-sha", "0123456789abcdef0123456789abcdef01234567"),
+    ]);
     let before = h.clone();
     assert!(apply(&mut h, &view(), "api.github.com", "gh_ph_", 1000)
         .unwrap()
@@ -122,7 +125,10 @@ fn nothing_to_do_leaves_headers_alone() {
 fn placeholders_in_the_request_target_follow_the_same_rule() {
     let v = view();
     let q = format!("/search?token={PH_A}");
-    assert_eq!(check_target_text(&q, &v, "api.github.com", "gh_ph_", 1000), Ok(()));
+    assert_eq!(
+        check_target_text(&q, &v, "api.github.com", "gh_ph_", 1000),
+        Ok(())
+    );
     assert!(matches!(
         check_target_text(&q, &v, "evil.test", "gh_ph_", 1000),
         Err(Refusal::PlaceholderNotAllowed { .. })
@@ -131,12 +137,18 @@ fn placeholders_in_the_request_target_follow_the_same_rule() {
         check_target_text(&format!("/x/{OTHER}"), &v, "api.github.com", "gh_ph_", 1000),
         Err(Refusal::ForeignPlaceholder)
     );
-    assert_eq!(check_target_text("/plain", &v, "evil.test", "gh_ph_", 1000), Ok(()));
+    assert_eq!(
+        check_target_text("/plain", &v, "evil.test", "gh_ph_", 1000),
+        Ok(())
+    );
 }
 
 #[test]
 fn replace_all_handles_edges() {
-    assert_eq!(replace_all(b"aXbXc", b"X", b"YY"), Some(b"aYYbYYc".to_vec()));
+    assert_eq!(
+        replace_all(b"aXbXc", b"X", b"YY"),
+        Some(b"aYYbYYc".to_vec())
+    );
     assert_eq!(replace_all(b"abc", b"X", b"Y"), None);
     assert_eq!(replace_all(b"", b"X", b"Y"), None);
     assert_eq!(replace_all(b"XX", b"XX", b""), Some(vec![]));

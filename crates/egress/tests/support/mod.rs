@@ -238,5 +238,8 @@ pub fn now() -> i64 {
 }
 
 pub fn map<K: Into<String>>(pairs: Vec<(K, IpAddr)>) -> HashMap<String, Vec<IpAddr>> {
-    pairs.into_iter().map(|(k, v)| (k.into(), vec![v])).collect()
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), vec![v]))
+        .collect()
 }
