@@ -67,6 +67,8 @@ pub(crate) async fn serve(
         async move { Ok::<_, Infallible>(tunnel.handle(req).await) }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(crate::HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .await
     {

@@ -52,6 +52,10 @@ pub use proxy::serve;
 pub use refusal::Refusal;
 pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};
 
+/// A client that does not finish a request head within this is dropped
+/// (slow-header clients would otherwise hold connections forever).
+pub(crate) const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of everything the proxy sends.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;

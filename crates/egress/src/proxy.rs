@@ -48,6 +48,8 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
                 async move { Ok::<_, Infallible>(handle(engine, peer, req, upstream).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(crate::HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await
