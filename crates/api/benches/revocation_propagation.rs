@@ -22,6 +22,7 @@ async fn replica(url: &str, key: &str) -> gatehouse_api::server::Running {
     let dir = tempfile::tempdir().unwrap().keep();
     let env: BTreeMap<String, String> = [
         ("GATEHOUSE_LISTEN", "127.0.0.1:0".to_string()),
+        ("GATEHOUSE_EGRESS_LISTEN", "127.0.0.1:0".to_string()),
         ("GATEHOUSE_DATA_DIR", dir.display().to_string()),
         ("GATEHOUSE_DATABASE_URL", url.to_string()),
         ("GATEHOUSE_MASTER_KEY", key.to_string()),

@@ -144,6 +144,7 @@ async fn end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let env: BTreeMap<String, String> = [
         ("GATEHOUSE_LISTEN", "127.0.0.1:0".to_string()),
+        ("GATEHOUSE_EGRESS_LISTEN", "127.0.0.1:0".to_string()),
         ("GATEHOUSE_DATA_DIR", dir.path().display().to_string()),
         (
             "GATEHOUSE_MASTER_KEY",

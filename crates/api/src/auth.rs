@@ -151,7 +151,7 @@ impl Authenticator {
         })
     }
 
-    fn check(&self, token: &str, peer: Option<IpAddr>) -> Result<Claims, ApiError> {
+    pub(crate) fn check(&self, token: &str, peer: Option<IpAddr>) -> Result<Claims, ApiError> {
         self.verify(token).map_err(|e| {
             tracing::info!(reason = e.code(), "token refused");
             self.audit_refusal(&e, peer);

@@ -67,11 +67,8 @@ struct RawJobs {
     placeholder_prefix: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEgress {
-    placeholder_ttl_seconds: Option<i64>,
-}
+use egress::RawEgress;
+pub use egress::{EgressConfig, JudgeConfig};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +102,8 @@ enum Kind {
     List,
     /// `key=number` pairs, comma-separated.
     IntegerMap,
+    /// `key=value` pairs, comma-separated.
+    Map,
 }
 
 /// Every key that the environment may set: (section, key, kind).
@@ -131,6 +130,13 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("approvals", "gated_verbs", Kind::List),
     ("approvals", "required", Kind::IntegerMap),
     ("approvals", "notify_url", Kind::Text),
+    ("egress", "listen", Kind::Text),
+    ("egress", "allowed_ports", Kind::List),
+    ("egress", "allow_private_cidrs", Kind::List),
+    ("egress", "static_hosts", Kind::Map),
+    ("egress", "extra_root_certs", Kind::List),
+    ("egress.judge", "url", Kind::Text),
+    ("egress.judge", "timeout_ms", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -139,7 +145,7 @@ fn env_name(section: &str, key: &str) -> String {
     } else {
         format!(
             "GATEHOUSE_{}_{}",
-            section.to_ascii_uppercase(),
+            section.replace('.', "_").to_ascii_uppercase(),
             key.to_ascii_uppercase()
         )
     }
@@ -184,6 +190,7 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// Upstreams whose tokens Gatehouse bootstraps and rotates (SPEC §8).
     pub upstreams: Vec<upstream::UpstreamConfig>,
+    pub egress: EgressConfig,
 }
 
 impl Config {
@@ -261,9 +268,11 @@ impl Config {
             ));
         }
         let upstreams = upstream::validate_upstreams(raw.upstream)?;
+        let egress = egress::validate(raw.egress)?;
         Ok(Self {
             approvals: approvals::validate(raw.approvals)?,
             upstreams,
+            egress,
             owner_cache_size: owner_cache_size as usize,
             placeholder_prefix,
             placeholder_ttl_seconds,
@@ -307,8 +316,7 @@ impl Config {
              [tokens]\nclock_skew_seconds = {}\nsession_ttl_seconds = {}\napi_ttl_seconds = {}\n\
              agent_ttl_seconds = {}\njob_ttl_seconds = {}\nissuer = {:?}\naudience = {:?}\n\n\
              [revocation]\nmax_staleness_seconds = {}\n\n\
-             [jobs]\nowner_cache_size = {}\nplaceholder_prefix = {:?}\n\n\
-             [egress]\nplaceholder_ttl_seconds = {}\n\n{}",
+             [jobs]\nowner_cache_size = {}\nplaceholder_prefix = {:?}\n\n{}\n{}",
             self.listen.to_string(),
             self.data_dir.display().to_string(),
             if self.master_key.is_some() { "\"********\"" } else { "\"\" # key file in data_dir" },
@@ -325,7 +333,7 @@ impl Config {
             self.revocation_max_staleness.as_secs(),
             self.owner_cache_size,
             self.placeholder_prefix,
-            self.placeholder_ttl_seconds,
+            self.egress.render(self.placeholder_ttl_seconds),
             self.approvals.render(),
         ) + &upstream::render(&self.upstreams)
     }
@@ -491,23 +499,34 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
                 }
                 toml::Value::Table(map)
             }
+            Kind::Map => {
+                let mut map = toml::Table::new();
+                for pair in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("{pair:?} is not key=value"),
+                    })?;
+                    map.insert(k.trim().into(), toml::Value::String(v.trim().into()));
+                }
+                toml::Value::Table(map)
+            }
         };
-        let target = if section.is_empty() {
-            &mut *table
-        } else {
-            match table
-                .entry(section.to_string())
+        let mut target = &mut *table;
+        for part in section.split('.').filter(|p| !p.is_empty()) {
+            target = match target
+                .entry(part.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             {
                 toml::Value::Table(t) => t,
                 _ => return Err(invalid(section, "must be a table")),
-            }
-        };
+            };
+        }
         target.insert(key.to_string(), value);
     }
     Ok(())
 }
 
+mod egress;
 pub mod upstream;
 
 #[cfg(test)]

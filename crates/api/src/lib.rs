@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod egress_bridge;
 pub mod error;
 pub mod gate;
 pub mod job_credentials;

@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    agents, approvals, audit, bootstrap, health, hooks, inbound, jobs, openapi, owners, secrets,
-    tokens, upstreams, whoami,
+    agents, approvals, audit, bootstrap, egress, health, hooks, inbound, jobs, openapi, owners,
+    secrets, tokens, upstreams, whoami,
 };
 use crate::state::AppState;
 
@@ -54,6 +54,8 @@ where
         on(filter, handler),
     )
 }
+
+const RELAY: &str = "/relay/{host}/{*path}";
 
 fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     use Access::{Authenticated as Auth, Public};
@@ -117,6 +119,14 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Auth,
             upstreams::status,
         ),
+        // Egress (SPEC §6): the interception CA, and the relay, whose job
+        // token is checked by the one verifier through the proxy engine.
+        at(Method::GET, "/v1/egress/ca.pem", Public, egress::ca_pem),
+        at(Method::GET, RELAY, Auth, egress::relay),
+        at(Method::POST, RELAY, Auth, egress::relay),
+        at(Method::PUT, RELAY, Auth, egress::relay),
+        at(Method::PATCH, RELAY, Auth, egress::relay),
+        at(Method::DELETE, RELAY, Auth, egress::relay),
     ]
 }
 

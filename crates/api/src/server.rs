@@ -27,6 +27,8 @@ const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the egress proxy listens.
+    pub proxy_addr: SocketAddr,
     /// Set while the installation is unclaimed.
     pub bootstrap_code: Option<String>,
     pub state: AppState,
@@ -114,9 +116,34 @@ pub async fn start(
         metrics: crate::metrics::Metrics::default(),
         http,
         upstreams,
+        egress: std::sync::OnceLock::new(),
+        egress_addr: std::sync::OnceLock::new(),
     }));
 
+    let engine = crate::egress_bridge::build_engine(&state)?;
+    let _ = state.egress.set(engine.clone());
+    let proxy_listen = state.config.egress.listen;
+    let proxy_listener =
+        TcpListener::bind(proxy_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: proxy_listen.to_string(),
+                source,
+            })?;
+    let proxy_addr = proxy_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            addr: proxy_listen.to_string(),
+            source,
+        })?;
+
+    let _ = state.egress_addr.set(proxy_addr);
     let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(gatehouse_egress::serve(
+        proxy_listener,
+        engine,
+        stopped.clone(),
+    ));
     tokio::spawn(crate::revocation_sync::run(
         revocations,
         store.clone(),
@@ -164,6 +191,7 @@ pub async fn start(
     });
     Ok(Running {
         addr,
+        proxy_addr,
         bootstrap_code,
         state,
         stop,

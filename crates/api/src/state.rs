@@ -33,6 +33,11 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Configured upstreams and their drivers (SPEC §8).
     pub upstreams: crate::upstream::Upstreams,
+    /// The egress proxy engine (set once at start), for the relay route
+    /// and the CA certificate route.
+    pub egress: std::sync::OnceLock<Arc<gatehouse_egress::Engine>>,
+    /// Where the proxy listens (reported to `gatehouse exec`).
+    pub egress_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 #[derive(Clone)]

@@ -473,6 +473,8 @@ async fn ciphertext_copied_to_another_owner_does_not_decrypt(engine: Engine) {
 fn concrete(path: &str) -> String {
     path.replace("{name}", "SOME_NAME")
         .replace("{id}", "some-id")
+        .replace("{host}", "api.example.com")
+        .replace("{*path}", "v1/x")
 }
 
 async fn revoked_or_invalid_tokens_are_refused_on_every_route(engine: Engine) {
@@ -557,6 +559,7 @@ async fn revoked_or_invalid_tokens_are_refused_on_every_route(engine: Engine) {
             "POST /v1/bootstrap/claim",
             "POST /v1/login",
             "POST /hooks/{id}",
+            "GET /v1/egress/ca.pem",
         ],
         "a new public route must be added here on purpose"
     );

@@ -58,6 +58,10 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::approvals::ApprovalsAction,
     },
+    /// Run a command as a job behind the egress proxy: creates the job,
+    /// gives the command its placeholders, the proxy and Gatehouse's CA,
+    /// passes its exit code through and deletes the job afterwards.
+    Exec(ExecArgs),
     /// The audit log.
     Audit {
         #[command(flatten)]
@@ -120,4 +124,31 @@ pub enum AuditAction {
     Verify,
     /// Write the log as JSON lines to standard output.
     Export,
+}
+
+#[derive(Args, Clone)]
+pub struct ExecArgs {
+    /// The registered agent the job runs as.
+    #[arg(long)]
+    pub agent: String,
+    /// ENV=secret grants (placeholder mode), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub grant: Vec<String>,
+    /// Hosts the job may reach (exact, *.suffix or *); default: the hosts
+    /// its secrets are bound to.
+    #[arg(long = "allow-host")]
+    pub allow_host: Vec<String>,
+    /// Job lifetime in seconds (default: the server's).
+    #[arg(long)]
+    pub ttl: Option<i64>,
+    /// The running server, and a token allowed to create jobs (session,
+    /// api or the agent's own).
+    #[command(flatten)]
+    pub remote: crate::remote::RemoteArgs,
+    /// The egress proxy as host:port (default: what the server reports).
+    #[arg(long, env = "GATEHOUSE_PROXY")]
+    pub proxy: Option<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }

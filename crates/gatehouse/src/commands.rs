@@ -29,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Token { config, action } => token(&config, action).await,
         Command::Approvals { remote, action } => crate::approvals::run(&remote, action).await,
         Command::Upstream { remote, action } => crate::upstream::run(&remote, action).await,
+        Command::Exec(args) => crate::exec::exec(args).await,
     }
 }
 
@@ -105,6 +106,7 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
     let url = format!("http://{}", running.addr);
     let mut out = std::io::stdout().lock();
     writeln!(out, "Gatehouse is listening on {url}")?;
+    writeln!(out, "Egress proxy on http://{}", running.proxy_addr)?;
     match &running.bootstrap_code {
         Some(code) => {
             writeln!(out, "Bootstrap code: {code}")?;

@@ -7,6 +7,7 @@
 mod approvals;
 mod cli;
 mod commands;
+mod exec;
 mod remote;
 mod upstream;
 

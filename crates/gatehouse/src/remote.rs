@@ -52,6 +52,27 @@ impl Remote {
         })
     }
 
+    /// The API's base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A public GET (no credential sent): the answer's headers and text.
+    pub async fn get_public(&self, path: &str) -> Result<(reqwest::header::HeaderMap, String)> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach Gatehouse at {}: {e}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET {path}: Gatehouse answered {}", status.as_u16());
+        }
+        let headers = response.headers().clone();
+        Ok((headers, response.text().await?))
+    }
+
     /// Sends one request; a non-2xx answer becomes an error naming the
     /// server's code and message.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {

@@ -122,3 +122,79 @@ fn printed_config_masks_secrets() {
     // The rendering is itself valid configuration.
     assert!(toml::from_str::<toml::Table>(&shown).is_ok());
 }
+
+#[test]
+fn egress_defaults_and_environment_lists_and_maps() {
+    let c = Config::load(None, &BTreeMap::new()).unwrap();
+    assert_eq!(c.egress.listen.to_string(), "127.0.0.1:8271");
+    assert_eq!(c.egress.allowed_ports, vec![80, 443]);
+    assert!(c.egress.judge.is_none());
+    let c = Config::load(
+        None,
+        &env(&[
+            ("GATEHOUSE_EGRESS_LISTEN", "127.0.0.1:0"),
+            ("GATEHOUSE_EGRESS_ALLOWED_PORTS", "443, 8443"),
+            (
+                "GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS",
+                "127.0.0.0/8,10.1.0.0/16",
+            ),
+            (
+                "GATEHOUSE_EGRESS_STATIC_HOSTS",
+                "API.test.=127.0.0.2, b.test=::1",
+            ),
+            ("GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS", "/tmp/a.pem"),
+            ("GATEHOUSE_EGRESS_JUDGE_URL", "http://127.0.0.1:9/judge"),
+            ("GATEHOUSE_EGRESS_JUDGE_TIMEOUT_MS", "250"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.egress.allowed_ports, vec![443, 8443]);
+    assert_eq!(c.egress.allow_private_cidrs.len(), 2);
+    assert_eq!(
+        c.egress.static_hosts.get("api.test").unwrap().to_string(),
+        "127.0.0.2"
+    );
+    assert_eq!(
+        c.egress.static_hosts.get("b.test").unwrap().to_string(),
+        "::1"
+    );
+    assert_eq!(c.egress.extra_root_certs, vec![PathBuf::from("/tmp/a.pem")]);
+    let judge = c.egress.judge.as_ref().unwrap();
+    assert_eq!(judge.timeout.as_millis(), 250);
+    let printed = c.render_masked();
+    assert!(printed.contains("[egress.judge]"), "{printed}");
+    assert!(
+        printed.contains("\"api.test\" = \"127.0.0.2\""),
+        "{printed}"
+    );
+    let again: toml::Table = toml::from_str(&printed).unwrap();
+    assert!(again.contains_key("egress"));
+}
+
+#[test]
+fn egress_typos_and_sloppy_exceptions_are_refused() {
+    for (var, value) in [
+        ("GATEHOUSE_EGRESS_ALLOWED_PORTS", "0"),
+        ("GATEHOUSE_EGRESS_ALLOWED_PORTS", "70000"),
+        ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "10.1.2.3/8"),
+        ("GATEHOUSE_EGRESS_STATIC_HOSTS", "api.test"),
+        ("GATEHOUSE_EGRESS_STATIC_HOSTS", "api.test=not-an-ip"),
+        ("GATEHOUSE_EGRESS_STATIC_HOSTS", "127.0.0.1=127.0.0.1"),
+        ("GATEHOUSE_EGRESS_JUDGE_URL", "ftp://judge"),
+        ("GATEHOUSE_EGRESS_LISTEN", "nowhere"),
+    ] {
+        assert!(
+            Config::load(None, &env(&[(var, value)])).is_err(),
+            "{var}={value}"
+        );
+    }
+    let err = Config::load(
+        Some((
+            "g.toml",
+            "[egress.judge]\nurl = \"http://j\"\ntimeout = 5\n",
+        )),
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("timeout"), "{err}");
+}

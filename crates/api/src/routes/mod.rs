@@ -5,6 +5,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
+pub mod egress;
 pub mod health;
 pub mod hooks;
 pub mod inbound;

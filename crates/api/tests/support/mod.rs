@@ -71,6 +71,7 @@ pub async fn server_with_clock(
         .to_string();
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert("GATEHOUSE_EGRESS_LISTEN".into(), "127.0.0.1:0".into());
     env.insert(
         "GATEHOUSE_DATA_DIR".into(),
         dir.path().display().to_string(),

@@ -24,6 +24,7 @@ mod allow_list;
 mod cidr;
 mod ipv4_legacy;
 mod ipv6_embedded;
+pub mod judge;
 mod ranges;
 mod target;
 #[cfg(test)]

@@ -84,6 +84,7 @@ impl Sandbox {
                     self.data_dir().display().to_string(),
                 ),
                 ("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into()),
+                ("GATEHOUSE_EGRESS_LISTEN".into(), "127.0.0.1:0".into()),
             ],
             stdin: None,
         }

@@ -1,0 +1,380 @@
+//! The egress proxy against the direct path, in the same run, on loopback:
+//! - plain HTTP through the proxy (job token checked by the one verifier,
+//!   target check, placeholder swap, echo guard) vs straight to the same
+//!   upstream: p50/p99 latency ratio on one keep-alive connection, and
+//!   requests/s at 64 connections;
+//! - CONNECT tunnel setup with auth (p50) vs a bare TCP connect, and bulk
+//!   throughput through a tunnel vs direct (256 MiB: 1 GiB takes too long
+//!   on a 2-core machine shared with builds);
+//! - intercepted HTTPS (warm leaf cache, swap on) vs direct TLS: requests/s
+//!   on one keep-alive connection each.
+//!
+//! `cargo bench -p gatehouse-api --bench egress_proxy`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use gatehouse_domain::clock::SystemClock;
+use gatehouse_domain::crypto::SymmetricKey;
+use gatehouse_domain::master_key::encode_master_key;
+use gatehouse_egress::test_support::{plain_upstream, tls_upstream, upstream_ca};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BULK: usize = 256 * 1024 * 1024;
+
+async fn sender<IO>(io: IO) -> SendRequest<Empty<Bytes>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    s
+}
+
+async fn get(s: &mut SendRequest<Empty<Bytes>>, uri: &str, host: &str, headers: &[(&str, &str)]) {
+    s.ready().await.unwrap();
+    let mut req = http::Request::builder().uri(uri).header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = s
+        .send_request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    resp.into_body().collect().await.unwrap();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+async fn connect_tunnel(proxy: SocketAddr, auth: &str, authority: &str) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(
+        format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nProxy-Authorization: {auth}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// A TCP sink: reads everything, answers with one byte at EOF.
+async fn sink() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut total = 0usize;
+                while total < BULK {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                let _ = s.write_all(&[1]).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn bulk(mut s: TcpStream) -> f64 {
+    let chunk = vec![7u8; 1 << 16];
+    let start = Instant::now();
+    for _ in 0..BULK / chunk.len() {
+        s.write_all(&chunk).await.unwrap();
+    }
+    let mut done = [0u8; 1];
+    s.read_exact(&mut done).await.unwrap();
+    BULK as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let ca = upstream_ca();
+    let (plain, _) = plain_upstream().await;
+    let (tls, _) = tls_upstream(&ca, &["api.test"]).await;
+    let sink = sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ports = format!("{},{},{}", plain.port(), tls.port(), sink.port());
+    let env: BTreeMap<String, String> = [
+        ("GATEHOUSE_LISTEN", "127.0.0.1:0".to_string()),
+        ("GATEHOUSE_EGRESS_LISTEN", "127.0.0.1:0".to_string()),
+        ("GATEHOUSE_DATA_DIR", dir.path().display().to_string()),
+        (
+            "GATEHOUSE_MASTER_KEY",
+            encode_master_key(&SymmetricKey::generate())
+                .trim()
+                .to_string(),
+        ),
+        (
+            "GATEHOUSE_EGRESS_STATIC_HOSTS",
+            "api.test=127.0.0.1,plain.test=127.0.0.1,sink.test=127.0.0.1".into(),
+        ),
+        ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
+        (
+            "GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS",
+            ca.pem_file.display().to_string(),
+        ),
+        ("GATEHOUSE_EGRESS_ALLOWED_PORTS", ports),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = gatehouse_api::config::Config::load(None, &env).unwrap();
+    let running =
+        gatehouse_api::server::start(config, Arc::new(SystemClock), std::future::pending())
+            .await
+            .unwrap();
+    let base = format!("http://{}", running.addr);
+    let proxy = running.proxy_addr;
+    let client = reqwest::Client::new();
+    let claim: serde_json::Value = client
+        .post(format!("{base}/v1/bootstrap/claim"))
+        .json(&serde_json::json!({"code": running.bootstrap_code.clone().unwrap(), "email": "op@x.org"}))
+        .send().await.unwrap().json().await.unwrap();
+    let op = claim["token"].as_str().unwrap().to_string();
+    let put = |name: &str, host: &str| {
+        client
+            .put(format!("{base}/v1/secrets/{name}"))
+            .bearer_auth(&op)
+            .json(&serde_json::json!({"value": format!("real-{name}-value-0123456789"), "allowed_hosts": [host]}))
+            .send()
+    };
+    put("plain", "plain.test").await.unwrap();
+    put("api", "api.test").await.unwrap();
+    client
+        .post(format!("{base}/v1/agents"))
+        .bearer_auth(&op)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap();
+    let job: serde_json::Value = client
+        .post(format!("{base}/v1/jobs")).bearer_auth(&op)
+        .json(&serde_json::json!({"agent": "bench",
+            "grants": [{"env_var": "PLAIN", "secret": "plain"}, {"env_var": "API", "secret": "api"}],
+            "egress": {"allow_hosts": ["plain.test", "api.test", "sink.test"]}}))
+        .send().await.unwrap().json().await.unwrap();
+    let token = job["job_token"].as_str().unwrap().to_string();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("job:{token}"))
+    );
+    let ph_plain = format!("Bearer {}", job["env"]["PLAIN"].as_str().unwrap());
+    let ph_api = format!("Bearer {}", job["env"]["API"].as_str().unwrap());
+
+    println!("egress proxy vs direct, same run, loopback");
+    // 1. Plain HTTP latency, one keep-alive connection each.
+    let n = 2000;
+    let plain_host = format!("plain.test:{}", plain.port());
+    let abs = format!("http://{plain_host}/x");
+    let mut direct_lat = Vec::with_capacity(n);
+    let mut proxy_lat = Vec::with_capacity(n);
+    let mut d = sender(TcpStream::connect(plain).await.unwrap()).await;
+    let mut p = sender(TcpStream::connect(proxy).await.unwrap()).await;
+    for i in 0..n + 200 {
+        let t = Instant::now();
+        get(
+            &mut d,
+            "/x",
+            &plain_host,
+            &[("authorization", "Bearer direct")],
+        )
+        .await;
+        let dt = t.elapsed();
+        let t = Instant::now();
+        get(
+            &mut p,
+            &abs,
+            &plain_host,
+            &[("proxy-authorization", &auth), ("authorization", &ph_plain)],
+        )
+        .await;
+        let pt = t.elapsed();
+        if i >= 200 {
+            direct_lat.push(dt);
+            proxy_lat.push(pt);
+        }
+    }
+    direct_lat.sort();
+    proxy_lat.sort();
+    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+        let (dq, pq) = (percentile(&direct_lat, q), percentile(&proxy_lat, q));
+        println!(
+            "plain HTTP {name}: direct {:>7.1} µs, proxy {:>7.1} µs, ratio {:.2}",
+            dq.as_secs_f64() * 1e6,
+            pq.as_secs_f64() * 1e6,
+            pq.as_secs_f64() / dq.as_secs_f64()
+        );
+    }
+
+    // 2. Plain HTTP requests/s at 64 connections.
+    let conns = 64;
+    let per = 100;
+    let mut rates = Vec::new();
+    for through_proxy in [false, true] {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let (abs, host, auth, ph) = (
+                abs.clone(),
+                plain_host.clone(),
+                auth.clone(),
+                ph_plain.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let target = if through_proxy { proxy } else { plain };
+                let mut s = sender(TcpStream::connect(target).await.unwrap()).await;
+                for _ in 0..per {
+                    if through_proxy {
+                        get(
+                            &mut s,
+                            &abs,
+                            &host,
+                            &[("proxy-authorization", &auth), ("authorization", &ph)],
+                        )
+                        .await;
+                    } else {
+                        get(&mut s, "/x", &host, &[("authorization", "Bearer direct")]).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        rates.push(f64::from(conns * per) / start.elapsed().as_secs_f64());
+    }
+    println!(
+        "plain HTTP at {conns} connections: direct {:.0} req/s, proxy {:.0} req/s, ratio {:.2}",
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+
+    // 3. CONNECT setup with auth vs bare TCP connect.
+    let sink_authority = format!("sink.test:{}", sink.port());
+    let mut bare = Vec::new();
+    let mut tunnel = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        drop(TcpStream::connect(sink).await.unwrap());
+        bare.push(t.elapsed());
+        let t = Instant::now();
+        drop(connect_tunnel(proxy, &auth, &sink_authority).await);
+        tunnel.push(t.elapsed());
+    }
+    bare.sort();
+    tunnel.sort();
+    let (b50, t50) = (percentile(&bare, 0.5), percentile(&tunnel, 0.5));
+    println!(
+        "CONNECT setup with auth p50 {:.1} µs vs bare TCP connect {:.1} µs, ratio {:.1}",
+        t50.as_secs_f64() * 1e6,
+        b50.as_secs_f64() * 1e6,
+        t50.as_secs_f64() / b50.as_secs_f64()
+    );
+
+    // 4. Bulk through a tunnel (256 MiB).
+    let direct_mbs = bulk(TcpStream::connect(sink).await.unwrap()).await;
+    let tunnel_mbs = bulk(connect_tunnel(proxy, &auth, &sink_authority).await).await;
+    println!(
+        "bulk 256 MiB: direct {direct_mbs:.0} MiB/s, tunnel {tunnel_mbs:.0} MiB/s, ratio {:.2}",
+        tunnel_mbs / direct_mbs
+    );
+
+    // 5. Intercepted HTTPS (warm leaf) vs direct TLS, one connection each.
+    let ca_pem = client
+        .get(format!("{base}/v1/egress/ca.pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tls_config = |pem: &str| {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    };
+    use rustls::pki_types::pem::PemObject;
+    let upstream_pem = std::fs::read_to_string(&ca.pem_file).unwrap();
+    let api_host = format!("api.test:{}", tls.port());
+    let m = 2000;
+    let mut rates = Vec::new();
+    for intercepted in [false, true] {
+        let (config, tcp) = if intercepted {
+            (
+                tls_config(&ca_pem),
+                connect_tunnel(proxy, &auth, &api_host).await,
+            )
+        } else {
+            (
+                tls_config(&upstream_pem),
+                TcpStream::connect(tls).await.unwrap(),
+            )
+        };
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect("api.test".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        let mut s = sender(stream).await;
+        let header = if intercepted {
+            ph_api.as_str()
+        } else {
+            "Bearer direct"
+        };
+        for _ in 0..100 {
+            get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
+        }
+        let start = Instant::now();
+        for _ in 0..m {
+            get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
+        }
+        rates.push(f64::from(m) / start.elapsed().as_secs_f64());
+    }
+    println!(
+        "HTTPS one connection: direct TLS {:.0} req/s, intercepted {:.0} req/s, ratio {:.2}",
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+    let _ = running.stop().await;
+}

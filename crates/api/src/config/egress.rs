@@ -1,0 +1,182 @@
+//! The `[egress]` section: the proxy's listener, the exceptions to the
+//! address check (each one explicit: private ranges, static host
+//! addresses, extra upstream roots) and the optional judge.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gatehouse_domain::egress::{parse_target, Cidr, Host, DEFAULT_ALLOWED_PORTS};
+use serde::Deserialize;
+
+use super::{invalid, ConfigError};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEgress {
+    pub placeholder_ttl_seconds: Option<i64>,
+    listen: Option<String>,
+    allowed_ports: Option<Vec<toml::Value>>,
+    allow_private_cidrs: Option<Vec<String>>,
+    static_hosts: Option<BTreeMap<String, String>>,
+    extra_root_certs: Option<Vec<String>>,
+    #[serde(default)]
+    judge: RawJudge,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJudge {
+    url: Option<String>,
+    timeout_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JudgeConfig {
+    pub url: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    /// `egress.listen`, default `127.0.0.1:8271`.
+    pub listen: SocketAddr,
+    pub allowed_ports: Vec<u16>,
+    pub allow_private_cidrs: Vec<Cidr>,
+    /// Normalised name → address.
+    pub static_hosts: BTreeMap<String, IpAddr>,
+    pub extra_root_certs: Vec<PathBuf>,
+    pub judge: Option<JudgeConfig>,
+}
+
+pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
+    let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8271".into());
+    let listen = listen_text.parse().map_err(|_| {
+        invalid(
+            "egress.listen",
+            format!("{listen_text:?} is not an address:port"),
+        )
+    })?;
+    let allowed_ports = match raw.allowed_ports {
+        None => DEFAULT_ALLOWED_PORTS.to_vec(),
+        Some(list) => list
+            .iter()
+            .map(|v| {
+                let n = match v {
+                    toml::Value::Integer(n) => Some(*n),
+                    toml::Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                n.and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n != 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "egress.allowed_ports",
+                            format!("{v} is not a port 1..65535"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let allow_private_cidrs = raw
+        .allow_private_cidrs
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            Cidr::parse(c).map_err(|e| invalid("egress.allow_private_cidrs", format!("{c:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut static_hosts = BTreeMap::new();
+    for (name, addr) in raw.static_hosts.unwrap_or_default() {
+        let bad = |m: &str| invalid("egress.static_hosts", format!("{name:?}: {m}"));
+        let host = match parse_target(&name, 443).map(|t| t.host().clone()) {
+            Ok(Host::Name(n)) => n.as_str().to_string(),
+            _ => return Err(bad("not a host name")),
+        };
+        let ip: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| bad("the address is not an IP address"))?;
+        static_hosts.insert(host, ip);
+    }
+    let extra_root_certs = raw
+        .extra_root_certs
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let judge = match raw.judge.url {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid("egress.judge.url", "must be an http(s) URL"));
+            }
+            let ms = raw.judge.timeout_ms.unwrap_or(8000);
+            if !(1..=60_000).contains(&ms) {
+                return Err(invalid(
+                    "egress.judge.timeout_ms",
+                    format!("{ms} is outside 1..=60000"),
+                ));
+            }
+            Some(JudgeConfig {
+                url,
+                timeout: Duration::from_millis(ms as u64),
+            })
+        }
+    };
+    Ok(EgressConfig {
+        listen,
+        allowed_ports,
+        allow_private_cidrs,
+        static_hosts,
+        extra_root_certs,
+        judge,
+    })
+}
+
+impl EgressConfig {
+    pub(super) fn render(&self, placeholder_ttl_seconds: i64) -> String {
+        let quoted = |items: Vec<String>| {
+            items
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ports: Vec<String> = self.allowed_ports.iter().map(u16::to_string).collect();
+        let hosts: Vec<String> = self
+            .static_hosts
+            .iter()
+            .map(|(k, v)| format!("{k:?} = {:?}", v.to_string()))
+            .collect();
+        let mut out = format!(
+            "[egress]\nlisten = {:?}\nplaceholder_ttl_seconds = {placeholder_ttl_seconds}\n\
+             allowed_ports = [{}]\nallow_private_cidrs = [{}]\nextra_root_certs = [{}]\n\n\
+             [egress.static_hosts]\n{}",
+            self.listen.to_string(),
+            ports.join(", "),
+            quoted(
+                self.allow_private_cidrs
+                    .iter()
+                    .map(Cidr::to_string)
+                    .collect()
+            ),
+            quoted(
+                self.extra_root_certs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect()
+            ),
+            hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),
+        );
+        if let Some(j) = &self.judge {
+            out.push_str(&format!(
+                "\n[egress.judge]\nurl = {:?}\ntimeout_ms = {}\n",
+                j.url,
+                j.timeout.as_millis()
+            ));
+        }
+        out
+    }
+}

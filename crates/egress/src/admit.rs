@@ -1,0 +1,236 @@
+//! The one check every egress target passes before any connection, the
+//! proxy credential check, and dialling a checked address.
+//!
+//! Order (SPEC §6): parse (done by the caller, `400` on error), the
+//! domain's address/port/localhost check, the job's allow list, the judge,
+//! then one resolution whose every answer is checked; [`dial`] connects
+//! only to those checked addresses, so nothing resolves a name twice.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use base64::Engine as _;
+use gatehouse_domain::egress::{check_resolved, check_target, host_allowed, Checked, Target};
+use http::{header, HeaderMap};
+use tokio::net::TcpStream;
+
+use crate::directory::{AuthFailure, EgressAudit, JobIdentity, JobView};
+use crate::refusal::Refusal;
+use crate::Engine;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A target that passed the check, with the addresses to connect to.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub target: Target,
+    /// The host's normal form (what allow lists and bindings compare).
+    pub host: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// What the proxy knows about a request, for its audit record.
+#[derive(Debug, Default)]
+pub(crate) struct Context {
+    pub job: Option<JobIdentity>,
+    pub host: Option<String>,
+}
+
+/// The token in `Proxy-Authorization` (`Basic` with the token as the
+/// password, as `http://job:<token>@proxy` sends it, or `Bearer`).
+pub(crate) fn proxy_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return (!rest.is_empty()).then(|| rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_, token) = text.split_once(':')?;
+        return (!token.is_empty()).then(|| token.to_string());
+    }
+    None
+}
+
+impl Engine {
+    /// Throttle first: a source over its failure limit gets `429`.
+    pub(crate) fn throttle(&self, peer: IpAddr) -> Result<(), Refusal> {
+        match self.failures.blocked_for(peer, self.clock.now()) {
+            Some(retry_after) => Err(Refusal::Throttled { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// The one token verifier, through the directory.
+    pub(crate) async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, Refusal> {
+        self.directory
+            .verify(token, peer)
+            .await
+            .map_err(|e| match e {
+                AuthFailure::Refused => Refusal::ProxyAuth,
+                AuthFailure::Unavailable => Refusal::Unavailable,
+            })
+    }
+
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Result<(JobIdentity, String), Refusal> {
+        let token = proxy_token(headers).ok_or(Refusal::ProxyAuth)?;
+        let job = self.verify(&token, peer).await?;
+        Ok((job, token))
+    }
+
+    pub(crate) async fn view(&self, job: &JobIdentity) -> Result<std::sync::Arc<JobView>, Refusal> {
+        self.directory.view(job).await.map_err(Refusal::Internal)
+    }
+
+    /// The one check: address rules, allow list, judge, resolution.
+    pub async fn admit(
+        &self,
+        job: &JobIdentity,
+        view: &JobView,
+        target: Target,
+        method: &str,
+        peer: IpAddr,
+    ) -> Result<Admitted, Refusal> {
+        let policy = &self.settings.policy;
+        let checked = check_target(&target, policy)?;
+        let host = target.host().to_string();
+        if !host_allowed(&view.effective_allow_list(), &host) {
+            return Err(Refusal::HostNotAllowed(host));
+        }
+        if let Some(judge) = &self.judge {
+            judge
+                .decide(job, method, &host, self.clock.now(), |event| {
+                    self.directory.audit(EgressAudit {
+                        source: peer,
+                        ..event
+                    })
+                })
+                .await?;
+        }
+        let addrs = match checked {
+            Checked::Connect(addr) => vec![addr],
+            Checked::Resolve { name, port } => {
+                let ips =
+                    tokio::time::timeout(RESOLVE_TIMEOUT, self.resolver.resolve(name.as_str()))
+                        .await
+                        .map_err(|_| Refusal::BadGateway(format!("resolving {name} timed out")))?
+                        .map_err(|_| Refusal::BadGateway(format!("cannot resolve {name}")))?;
+                if ips.is_empty() {
+                    return Err(Refusal::BadGateway(format!("{name} has no address")));
+                }
+                check_resolved(&ips, port, policy)?
+            }
+        };
+        Ok(Admitted {
+            target,
+            host,
+            addrs,
+        })
+    }
+
+    /// Answers a refusal: audited (rate-limited), counted when it is a
+    /// failed placeholder resolution.
+    pub(crate) fn refuse(
+        &self,
+        refusal: Refusal,
+        ctx: &Context,
+        peer: IpAddr,
+    ) -> http::Response<crate::Body> {
+        let now = self.clock.now();
+        if refusal.is_placeholder_failure() {
+            self.failures.record_failure(peer, now);
+        }
+        let audited = !matches!(refusal, Refusal::Internal(_) | Refusal::BadGateway(_));
+        let host = ctx.host.clone().unwrap_or_default();
+        let key = format!("{peer}|{}|{host}", refusal.audit_outcome());
+        if audited && self.refusal_audit.pass(&key, now) {
+            self.directory.audit(EgressAudit {
+                action: "egress.refuse",
+                target: host,
+                outcome: refusal.audit_outcome(),
+                job: ctx.job.clone(),
+                source: peer,
+            });
+        }
+        refusal.into_response()
+    }
+
+    /// After a forwarded request: swaps audited (once per job, secret and
+    /// host a minute), and a request that used placeholders clears the
+    /// source's failure count.
+    pub(crate) fn swapped(&self, job: &JobIdentity, host: &str, secrets: &[String], peer: IpAddr) {
+        if secrets.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        self.failures.clear(peer);
+        for secret in secrets {
+            let key = format!("{}|{secret}|{host}", job.job_id);
+            if self.swap_audit.pass(&key, now) {
+                self.directory.audit(EgressAudit {
+                    action: "egress.swap",
+                    target: format!("{secret}@{host}"),
+                    outcome: "ok".into(),
+                    job: Some(job.clone()),
+                    source: peer,
+                });
+            }
+        }
+    }
+}
+
+/// Connects to the first checked address that answers.
+pub(crate) async fn dial(addrs: &[SocketAddr]) -> Result<TcpStream, Refusal> {
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "connect timed out".into(),
+        }
+    }
+    Err(Refusal::BadGateway(format!("cannot connect: {last}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn proxy_token_reads_basic_and_bearer() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("job:tok.en.sig");
+        assert_eq!(
+            proxy_token(&with(&format!("Basic {basic}"))).as_deref(),
+            Some("tok.en.sig")
+        );
+        assert_eq!(proxy_token(&with("bearer abc")).as_deref(), Some("abc"));
+        assert_eq!(proxy_token(&with("Bearer ")), None);
+        let empty = base64::engine::general_purpose::STANDARD.encode("job:");
+        assert_eq!(proxy_token(&with(&format!("Basic {empty}"))), None);
+        assert_eq!(proxy_token(&with("Basic !!!")), None);
+        assert_eq!(proxy_token(&with("Digest x")), None);
+        assert_eq!(proxy_token(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! What the proxy needs from the rest of Gatehouse, as two small traits the
+//! API crate implements: who a proxy token belongs to (through the one
+//! token verifier, never a second one) and what that job may use (its
+//! placeholders, their real values and host bindings, its allow list).
+//!
+//! The proxy never reads the store or a token itself; keeping these as
+//! traits lets the proxy's tests run with a fake directory and keeps this
+//! crate free of the API crate.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_domain::clock::UnixTime;
+use gatehouse_domain::secret::SecretBytes;
+
+/// A verified job token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobIdentity {
+    pub job_id: String,
+    /// Token subject, `<agent>/<job id>`.
+    pub subject: String,
+    pub agent: String,
+    pub owner: String,
+}
+
+/// Why a proxy credential was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Missing, malformed, expired, revoked, not a job token, or a job
+    /// that no longer exists: `407`.
+    Refused,
+    /// The revocation view cannot be confirmed: `503`, never a pass.
+    Unavailable,
+}
+
+/// A secret's `inject` rule: add `header: format` (with `{value}`
+/// replaced) when the request does not carry that header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inject {
+    pub header: String,
+    pub format: String,
+}
+
+/// One secret granted to a job.
+pub struct Binding {
+    pub secret: String,
+    /// The job's stand-in for the value (placeholder grants only).
+    pub placeholder: Option<String>,
+    pub placeholder_expires_at: UnixTime,
+    /// Host patterns the value may be sent to.
+    pub allowed_hosts: Vec<String>,
+    pub value: SecretBytes,
+    pub inject: Option<Inject>,
+}
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binding")
+            .field("secret", &self.secret)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the proxy needs to decide about one job's traffic.
+#[derive(Debug, Default)]
+pub struct JobView {
+    /// The job's `egress.allow_hosts`; empty means the hosts its secrets
+    /// name.
+    pub allow_hosts: Vec<String>,
+    pub bindings: Vec<Binding>,
+}
+
+impl JobView {
+    /// The allow list in force: the job's own, or else every host its
+    /// granted secrets are bound to.
+    pub fn effective_allow_list(&self) -> Vec<&str> {
+        if self.allow_hosts.is_empty() {
+            self.bindings
+                .iter()
+                .flat_map(|b| b.allowed_hosts.iter().map(String::as_str))
+                .collect()
+        } else {
+            self.allow_hosts.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// Whether traffic to `host` must be terminated (intercepted): some
+    /// live placeholder or inject rule of this job is bound to it.
+    pub fn binds(&self, host: &str, now: UnixTime) -> bool {
+        self.bindings.iter().any(|b| {
+            let usable =
+                (b.placeholder.is_some() && b.placeholder_expires_at > now) || b.inject.is_some();
+            usable && gatehouse_domain::egress::host_allowed(&b.allowed_hosts, host)
+        })
+    }
+}
+
+/// One egress event for the audit log. Never carries a secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressAudit {
+    /// `egress.refuse`, `egress.swap`, `egress.judge`.
+    pub action: &'static str,
+    /// Host, and for swaps the secret name (`secret@host`).
+    pub target: String,
+    /// `denied:<reason>`, `ok`, `allow`, `deny`.
+    pub outcome: String,
+    /// The job, when known.
+    pub job: Option<JobIdentity>,
+    pub source: IpAddr,
+}
+
+/// The API's side of the proxy.
+#[async_trait]
+pub trait JobDirectory: Send + Sync + 'static {
+    /// Verifies a job token with the one token verifier (signature,
+    /// claims, revocation) and that its job is live.
+    async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, AuthFailure>;
+
+    /// The job's allow list and bindings. An error refuses the request.
+    async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, String>;
+
+    /// Appends an egress event to the audit log (best effort, already
+    /// rate-limited by the proxy).
+    fn audit(&self, event: EgressAudit);
+}

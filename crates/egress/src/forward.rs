@@ -1,0 +1,137 @@
+//! Sending one request upstream, for the plain proxy, the interceptor and
+//! the relay alike: hop-by-hop and proxy headers stripped, origin-form
+//! URI, placeholders swapped and inject rules applied (`swap.rs`), the
+//! response passed through the echo guard. Redirects are returned to the
+//! client as they are: its next request comes back through the proxy and
+//! is checked again.
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::directory::JobView;
+use crate::refusal::Refusal;
+use crate::{Body, Engine};
+
+/// Headers that belong to one hop, never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+/// Makes `req` ready for `host_header` at the origin: origin-form URI,
+/// hop-by-hop headers gone, identity encoding (so the echo guard can read
+/// the body), placeholders swapped. Returns the secrets put in.
+pub(crate) fn prepare(
+    engine: &Engine,
+    req: &mut Request<Body>,
+    host: &str,
+    host_header: &str,
+    view: &JobView,
+) -> Result<Vec<String>, Refusal> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    crate::swap::check_target_text(
+        &path,
+        view,
+        host,
+        &engine.settings.placeholder_prefix,
+        engine.clock.now(),
+    )?;
+    *req.uri_mut() = path
+        .parse::<Uri>()
+        .map_err(|_| Refusal::Malformed("bad request path".into()))?;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    headers.remove(header::ACCEPT_ENCODING);
+    headers.insert(
+        header::HOST,
+        HeaderValue::from_str(host_header).map_err(|_| Refusal::Malformed("bad Host".into()))?,
+    );
+    crate::swap::apply(
+        headers,
+        view,
+        host,
+        &engine.settings.placeholder_prefix,
+        engine.clock.now(),
+    )
+}
+
+/// One HTTP/1.1 connection over `io`.
+pub(crate) async fn handshake<IO>(io: IO) -> Result<SendRequest<Body>, Refusal>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| Refusal::BadGateway(format!("handshake: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("upstream connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+pub(crate) async fn send(
+    sender: &mut SendRequest<Body>,
+    req: Request<Body>,
+) -> Result<Response<Incoming>, Refusal> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| Refusal::BadGateway(format!("upstream closed: {e}")))?;
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| Refusal::BadGateway(format!("upstream: {e}")))
+}
+
+/// The response for the agent: hop-by-hop headers gone, echo guard on.
+pub(crate) async fn respond(resp: Response<Incoming>, view: &JobView) -> Response<Body> {
+    let mut resp = crate::echo::guard_response(resp, view).await;
+    strip_hop_by_hop(resp.headers_mut());
+    resp
+}
+
+/// TLS to an admitted target: the socket to a checked address, the
+/// certificate checked against the target's host.
+pub(crate) async fn dial_tls(
+    engine: &Engine,
+    admitted: &crate::Admitted,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Refusal> {
+    let tcp = crate::admit::dial(&admitted.addrs).await?;
+    let name = crate::tls::server_name(admitted.target.host()).map_err(Refusal::BadGateway)?;
+    tokio_rustls::TlsConnector::from(engine.upstream_tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| Refusal::BadGateway(format!("TLS to {}: {e}", admitted.host)))
+}

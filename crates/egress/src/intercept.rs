@@ -1,0 +1,148 @@
+//! TLS interception of a `CONNECT` to a host that one of the job's
+//! placeholders is bound to: the client's TLS ends here with a leaf minted
+//! by Gatehouse's CA, each request inside is checked again (token,
+//! throttle, `Host` equal to the `CONNECT` target, judge), its placeholders
+//! swapped, and it goes to the upstream over a TLS connection of our own to
+//! the address checked when the tunnel opened.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use gatehouse_domain::egress::parse_target;
+use http::{header, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use rustls::ServerConfig;
+use tokio::sync::Mutex;
+
+use crate::admit::{Admitted, Context};
+use crate::directory::JobIdentity;
+use crate::refusal::Refusal;
+use crate::{Body, BoxError, Engine};
+
+struct Tunnel {
+    engine: Arc<Engine>,
+    peer: IpAddr,
+    token: String,
+    job: JobIdentity,
+    admitted: Admitted,
+    /// One upstream connection per client connection, opened on first use.
+    upstream: Mutex<Option<SendRequest<Body>>>,
+}
+
+pub(crate) async fn serve(
+    engine: Arc<Engine>,
+    peer: IpAddr,
+    token: String,
+    job: JobIdentity,
+    admitted: Admitted,
+    tls: Arc<ServerConfig>,
+    upgraded: Upgraded,
+) {
+    let stream = match tokio_rustls::TlsAcceptor::from(tls)
+        .accept(TokioIo::new(upgraded))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(host = %admitted.host, "intercepted TLS handshake failed: {e}");
+            return;
+        }
+    };
+    let tunnel = Arc::new(Tunnel {
+        engine,
+        peer,
+        token,
+        job,
+        admitted,
+        upstream: Mutex::new(None),
+    });
+    let service = service_fn(move |req| {
+        let tunnel = tunnel.clone();
+        async move { Ok::<_, Infallible>(tunnel.handle(req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(crate::HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!("intercepted connection: {e}");
+    }
+}
+
+impl Tunnel {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let mut ctx = Context {
+            job: Some(self.job.clone()),
+            host: Some(self.admitted.host.clone()),
+        };
+        match self.forward(req, &mut ctx).await {
+            Ok(resp) => resp,
+            Err(refusal) => self.engine.refuse(refusal, &ctx, self.peer),
+        }
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        ctx: &mut Context,
+    ) -> Result<Response<Body>, Refusal> {
+        let engine = &self.engine;
+        engine.throttle(self.peer)?;
+        let job = engine.verify(&self.token, self.peer).await?;
+        ctx.job = Some(job.clone());
+        let host_header = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+            .ok_or_else(|| Refusal::Malformed("request has no Host".into()))?;
+        let said = parse_target(&host_header, self.admitted.target.port())?;
+        if said != self.admitted.target {
+            return Err(Refusal::Malformed(
+                "Host does not match the CONNECT target".into(),
+            ));
+        }
+        let view = engine.view(&job).await?;
+        if let Some(judge) = &engine.judge {
+            let method = req.method().to_string();
+            judge
+                .decide(
+                    &job,
+                    &method,
+                    &self.admitted.host,
+                    engine.clock.now(),
+                    |e| {
+                        engine.directory.audit(crate::EgressAudit {
+                            source: self.peer,
+                            ..e
+                        })
+                    },
+                )
+                .await?;
+        }
+        let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
+        let used =
+            crate::forward::prepare(engine, &mut req, &self.admitted.host, &host_header, &view)?;
+        let mut slot = self.upstream.lock().await;
+        let reusable = slot.as_ref().is_some_and(|s| !s.is_closed());
+        if !reusable {
+            let tls = crate::forward::dial_tls(engine, &self.admitted).await?;
+            *slot = Some(crate::forward::handshake(tls).await?);
+        }
+        let sender = slot
+            .as_mut()
+            .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
+        let resp = crate::forward::send(sender, req).await?;
+        drop(slot);
+        engine.swapped(&job, &self.admitted.host, &used, self.peer);
+        Ok(crate::forward::respond(resp, &view).await)
+    }
+}

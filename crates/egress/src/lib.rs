@@ -1,0 +1,114 @@
+//! Gatehouse's egress proxy (SPEC §6).
+//!
+//! Agents reach the outside world through here: a forward proxy for plain
+//! `http://` requests and `CONNECT` tunnels, and a relay for SDKs that only
+//! take a base URL. Every target passes one check ([`Engine::admit`]: the
+//! domain's pure SSRF check, the job's allow list, the judge, one
+//! resolution whose every answer is checked) before any connection, and
+//! the socket goes to a checked address. Hosts that a job's placeholders
+//! are bound to are intercepted (TLS terminated with Gatehouse's CA) so
+//! placeholders can be swapped for real values and echoed values masked;
+//! every other tunnel is passed through byte for byte.
+//!
+//! Who a token belongs to and what a job holds come from the API crate
+//! through [`JobDirectory`]; this crate never reads the store.
+//!
+//! Files: `proxy.rs` (listener, dispatch, `CONNECT`), `admit.rs` (the one
+//! check and dialling), `forward.rs` (one request upstream), `intercept.rs`
+//! (TLS termination), `relay.rs`, `swap.rs`, `echo.rs`, `ca.rs`, `tls.rs`,
+//! `resolver.rs`, `judge.rs`, `limits.rs`, `refusal.rs`, `directory.rs`.
+
+mod admit;
+pub mod ca;
+pub mod directory;
+pub mod echo;
+mod forward;
+mod intercept;
+pub mod judge;
+pub mod limits;
+mod proxy;
+pub mod refusal;
+mod relay;
+pub mod resolver;
+pub mod swap;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+pub mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gatehouse_domain::clock::Clock;
+use gatehouse_domain::egress::EgressPolicy;
+
+pub use admit::Admitted;
+pub use ca::CertAuthority;
+pub use directory::{
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
+};
+pub use judge::{Judge, JudgeSettings};
+pub use proxy::serve;
+pub use refusal::Refusal;
+pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};
+
+/// A client that does not finish a request head within this is dropped
+/// (slow-header clients would otherwise hold connections forever).
+pub(crate) const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of everything the proxy sends.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// The proxy's settings, validated by the API's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy: EgressPolicy,
+    /// Start of every placeholder: anything with this prefix and 40 hex
+    /// digits that is not the job's own is refused.
+    pub placeholder_prefix: String,
+    pub extra_root_certs: Vec<PathBuf>,
+}
+
+/// The proxy engine: shared by the listener, the interceptor and the relay.
+pub struct Engine {
+    pub settings: Settings,
+    pub resolver: Arc<dyn Resolver>,
+    pub directory: Arc<dyn JobDirectory>,
+    pub clock: Arc<dyn Clock>,
+    /// `None`: interception off, every `CONNECT` is a plain tunnel.
+    pub ca: Option<Arc<CertAuthority>>,
+    pub upstream_tls: Arc<rustls::ClientConfig>,
+    pub judge: Option<Judge>,
+    /// Failed placeholder resolutions per source.
+    pub failures: limits::FailureWindow,
+    /// Swaps audited once per job+secret+host a minute.
+    pub swap_audit: limits::AuditGate,
+    /// Refusals audited once per source+reason+host a minute.
+    pub refusal_audit: limits::AuditGate,
+}
+
+impl Engine {
+    pub fn new(
+        settings: Settings,
+        resolver: Arc<dyn Resolver>,
+        directory: Arc<dyn JobDirectory>,
+        clock: Arc<dyn Clock>,
+        ca: Option<Arc<CertAuthority>>,
+        judge: Option<Judge>,
+    ) -> Result<Self, ca::CaError> {
+        let upstream_tls = tls::upstream_config(&settings.extra_root_certs)?;
+        Ok(Self {
+            settings,
+            resolver,
+            directory,
+            clock,
+            ca,
+            upstream_tls,
+            judge,
+            failures: limits::FailureWindow::default(),
+            swap_audit: limits::AuditGate::new(60),
+            refusal_audit: limits::AuditGate::new(60),
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! The listener: one HTTP/1.1 server per client connection, dispatching
+//! `CONNECT` (tunnel or interception) and absolute-form `http://`
+//! requests. Anything else is `400`.
+//!
+//! Every request and every tunnel is authenticated on its own (a revoked
+//! job token is refused from its next request on, inside an intercepted
+//! tunnel too), and a source over its failure limit is refused first.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gatehouse_domain::egress::parse_target;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+
+use crate::admit::Context;
+use crate::refusal::Refusal;
+use crate::{Body, BoxError, Engine};
+
+/// Serves the proxy on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("egress proxy accept: {e}");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let upstream = Arc::new(Mutex::new(None));
+            let service = service_fn(move |req| {
+                let engine = engine.clone();
+                let upstream = upstream.clone();
+                async move { Ok::<_, Infallible>(handle(engine, peer, req, upstream).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(crate::HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!("egress proxy connection: {e}");
+            }
+        });
+    }
+}
+
+/// A client connection's upstream connection for plain requests, kept
+/// while the client keeps its connection and reused only when its peer is
+/// among the addresses the current request's check returned.
+struct Pooled {
+    peer: SocketAddr,
+    sender: SendRequest<Body>,
+}
+
+type Upstream = Arc<Mutex<Option<Pooled>>>;
+
+async fn handle(
+    engine: Arc<Engine>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    upstream: Upstream,
+) -> Response<Body> {
+    let peer = peer.ip();
+    let mut ctx = Context::default();
+    let result = if req.method() == Method::CONNECT {
+        connect(&engine, peer, req, &mut ctx).await
+    } else {
+        plain(&engine, peer, req, &mut ctx, &upstream).await
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(refusal) => engine.refuse(refusal, &ctx, peer),
+    }
+}
+
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp
+}
+
+async fn connect(
+    engine: &Arc<Engine>,
+    peer: IpAddr,
+    mut req: Request<Incoming>,
+    ctx: &mut Context,
+) -> Result<Response<Body>, Refusal> {
+    engine.throttle(peer)?;
+    let (job, token) = engine.authenticate(req.headers(), peer).await?;
+    ctx.job = Some(job.clone());
+    let authority = req
+        .uri()
+        .authority()
+        .ok_or_else(|| Refusal::Malformed("CONNECT needs host:port".into()))?
+        .as_str()
+        .to_string();
+    let target = parse_target(&authority, 0)?;
+    ctx.host = Some(target.host().to_string());
+    let view = engine.view(&job).await?;
+    let admitted = engine.admit(&job, &view, target, "CONNECT", peer).await?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let intercept = match &engine.ca {
+        Some(ca) if view.binds(&admitted.host, engine.clock.now()) => Some(
+            ca.server_config(&admitted.host)
+                .map_err(|e| Refusal::Internal(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    match intercept {
+        Some(tls) => {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        crate::intercept::serve(engine, peer, token, job, admitted, tls, upgraded)
+                            .await
+                    }
+                    Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
+                }
+            });
+        }
+        None => {
+            let mut upstream = crate::admit::dial(&admitted.addrs).await?;
+            tokio::spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let mut client = TokioIo::new(upgraded);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
+                }
+            });
+        }
+    }
+    Ok(empty(StatusCode::OK))
+}
+
+async fn plain(
+    engine: &Arc<Engine>,
+    peer: IpAddr,
+    req: Request<Incoming>,
+    ctx: &mut Context,
+    upstream: &Upstream,
+) -> Result<Response<Body>, Refusal> {
+    engine.throttle(peer)?;
+    let (job, _token) = engine.authenticate(req.headers(), peer).await?;
+    ctx.job = Some(job.clone());
+    let uri = req.uri();
+    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return Err(Refusal::Malformed(
+            "only absolute-form http:// requests and CONNECT are proxied".into(),
+        ));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Refusal::Malformed("request URI has no host".into()))?
+        .as_str()
+        .to_string();
+    let target = parse_target(&authority, 80)?;
+    ctx.host = Some(target.host().to_string());
+    let view = engine.view(&job).await?;
+    let method = req.method().to_string();
+    let admitted = engine.admit(&job, &view, target, &method, peer).await?;
+    let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
+    let used = crate::forward::prepare(engine, &mut req, &admitted.host, &authority, &view)?;
+    let mut slot = upstream.lock().await;
+    let reusable = slot
+        .as_ref()
+        .is_some_and(|p| !p.sender.is_closed() && admitted.addrs.contains(&p.peer));
+    if !reusable {
+        let stream = crate::admit::dial(&admitted.addrs).await?;
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| Refusal::BadGateway(e.to_string()))?;
+        let sender = crate::forward::handshake(stream).await?;
+        *slot = Some(Pooled { peer, sender });
+    }
+    let pooled = slot
+        .as_mut()
+        .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
+    let resp = crate::forward::send(&mut pooled.sender, req).await?;
+    drop(slot);
+    engine.swapped(&job, &admitted.host, &used, peer);
+    Ok(crate::forward::respond(resp, &view).await)
+}

@@ -1,0 +1,557 @@
+//! The proxy end to end on loopback: real sockets, real TLS (the upstream
+//! world has its own CA; Gatehouse's CA is trusted by the client), `curl`
+//! as the agent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn opts(ports: Vec<u16>) -> ProxyOptions {
+    ProxyOptions {
+        ports,
+        extra_roots: vec![],
+        judge: None,
+        secrets: vec![],
+        allow_hosts: vec![],
+    }
+}
+
+#[tokio::test]
+async fn missing_or_bad_proxy_credentials_get_407() {
+    let p = proxy(opts(vec![80, 443])).await;
+    for head in [
+        "GET http://api.test/ HTTP/1.1\r\nHost: api.test\r\n\r\n".to_string(),
+        format!(
+            "GET http://api.test/ HTTP/1.1\r\nHost: api.test\r\nProxy-Authorization: {}\r\n\r\n",
+            basic("wrong")
+        ),
+        "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\nProxy-Authorization: Bearer nope\r\n\r\n"
+            .to_string(),
+        "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\nProxy-Authorization: Digest x\r\n\r\n"
+            .to_string(),
+    ] {
+        let (status, text) = raw(p.addr, &head).await;
+        assert_eq!(status, 407, "{head}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("proxy-authenticate: basic realm=\"gatehouse\""),
+            "{text}"
+        );
+        assert!(text.contains("\"code\":\"proxy_auth_required\""), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_targets_get_400_and_refused_ones_403_with_a_reason() {
+    let p = proxy(ProxyOptions {
+        allow_hosts: vec!["*"],
+        ..opts(vec![80, 443])
+    })
+    .await;
+    let auth = basic(TOKEN);
+    for (line, want, deny) in [
+        ("CONNECT 1.2.3.4.5:443", 400, None),
+        ("CONNECT 0x7g.1:443", 400, None),
+        ("CONNECT api.test:0", 400, None),
+        ("CONNECT api.test:70000", 400, None),
+        ("GET / HTTP/1.1", 400, None),
+        ("GET https://api.test/", 400, None),
+        ("CONNECT 169.254.169.254:443", 403, Some("ssrf")),
+        ("CONNECT [::1]:443", 403, Some("ssrf")),
+        ("CONNECT [fe80::1%25eth0]:443", 403, Some("ssrf")),
+        ("CONNECT [64:ff9b::a9fe:a9fe]:443", 403, Some("ssrf")),
+        ("CONNECT [::ffff:10.0.0.1]:443", 403, Some("ssrf")),
+        ("CONNECT 0251.0376.0251.0376:443", 403, Some("ssrf")),
+        ("GET http://10.1.2.3/latest", 403, Some("ssrf")),
+        ("GET http://localhost./", 403, Some("ssrf")),
+        ("GET http://a.b.localhost/", 403, Some("ssrf")),
+        ("CONNECT api.test:22", 403, Some("not_allowed")),
+    ] {
+        let line = if line.ends_with("HTTP/1.1") {
+            line.to_string()
+        } else {
+            format!("{line} HTTP/1.1")
+        };
+        let head = format!("{line}\r\nHost: x\r\nProxy-Authorization: {auth}\r\n\r\n");
+        let (status, text) = raw(p.addr, &head).await;
+        assert_eq!(status, want, "{line}: {text}");
+        let lower = text.to_ascii_lowercase();
+        match deny {
+            Some(reason) => assert!(
+                lower.contains(&format!("x-gatehouse-deny: {reason}")),
+                "{line}: {text}"
+            ),
+            None => assert!(!lower.contains("x-gatehouse-deny"), "{line}: {text}"),
+        }
+        assert!(text.contains("{\"error\":{\"code\":"), "{line}: {text}");
+    }
+    // Unparseable request lines never reach the proxy's code: hyper answers.
+    let head = format!("CONNECT [::1:443 HTTP/1.1\r\nProxy-Authorization: {auth}\r\n\r\n");
+    assert_eq!(raw(p.addr, &head).await.0, 400);
+    assert!(
+        p.resolver.lookups().is_empty(),
+        "nothing was resolved for refused literals"
+    );
+    let audits = p.directory.audits();
+    assert!(audits.iter().any(|a| a.action == "egress.refuse"
+        && a.outcome == "denied:ssrf"
+        && a.target == "169.254.169.254"));
+}
+
+#[tokio::test]
+async fn hosts_off_the_allow_list_are_refused_and_an_empty_list_means_the_secrets_hosts() {
+    let (up, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        ..opts(vec![up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    p.resolver.answer("else.test", vec![ip("127.0.0.1")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &format!("http://api.test:{}/", up.port()),
+    ])
+    .await;
+    assert_eq!(out, "200");
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        &format!("http://else.test:{}/", up.port()),
+    ])
+    .await;
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-gatehouse-deny: not_allowed"),
+        "{out}"
+    );
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(p.resolver.lookups(), vec!["api.test".to_string()]);
+}
+
+#[tokio::test]
+async fn unbound_hosts_are_tunnelled_byte_exact_ipv6_literals_included() {
+    let (echo, connections) = echo_upstream().await;
+    let p = proxy(ProxyOptions {
+        allow_hosts: vec!["*"],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        ..opts(vec![echo.port()])
+    })
+    .await;
+    p.resolver.answer("tcp.test", vec![ip("127.0.0.1")]);
+    let payload: Vec<u8> = (0..70_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .chain(format!("{PH_API}\r\n\r\nGET / HTTP/1.1\r\n").into_bytes())
+        .collect();
+    for authority in [
+        format!("tcp.test:{}", echo.port()),
+        format!("[::ffff:127.0.0.1]:{}", echo.port()),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        let head = format!(
+            "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nProxy-Authorization: {}\r\n\r\n",
+            basic(TOKEN)
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        while !resp.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await.unwrap();
+            resp.push(b[0]);
+        }
+        assert!(
+            resp.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&resp)
+        );
+        let (mut r, mut w) = s.into_split();
+        let to_send = payload.clone();
+        let writer = tokio::spawn(async move {
+            w.write_all(&to_send).await.unwrap();
+            w
+        });
+        let mut back = vec![0u8; payload.len()];
+        r.read_exact(&mut back).await.unwrap();
+        let _ = writer.await;
+        assert!(back == payload, "tunnel altered the bytes");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn intercepted_https_swaps_the_placeholder_and_the_echo_guard_hides_the_value() {
+    let ca = upstream_ca();
+    let (up, seen) = tls_upstream(&ca, &["api.test"]).await;
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        ..opts(vec![up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let ca_file = p.ca_file.display().to_string();
+    let url = format!("https://api.test:{}/v1/me", up.port());
+    let header = format!("Authorization: Bearer {PH_API}");
+    for _ in 0..2 {
+        let (ok, out, err) = curl(&[
+            "-x", &proxy_url, "--cacert", &ca_file, "-i", "-H", &header, &url,
+        ])
+        .await;
+        assert!(ok, "{err}");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(
+            !out.contains(REAL_API),
+            "the agent saw the real value: {out}"
+        );
+        assert!(out.contains(&format!("x-echo: Bearer {PH_API}")), "{out}");
+        assert!(
+            out.contains(&format!("\"you_sent\":\"Bearer {PH_API}\"")),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        *seen.authorization.lock().unwrap(),
+        vec![format!("Bearer {REAL_API}"); 2]
+    );
+    let swaps: Vec<_> = p
+        .directory
+        .audits()
+        .into_iter()
+        .filter(|a| a.action == "egress.swap")
+        .collect();
+    assert_eq!(
+        swaps.len(),
+        1,
+        "swaps are audited once a minute per job, secret and host"
+    );
+    assert_eq!(swaps[0].target, "api@api.test");
+    assert!(!format!("{swaps:?}").contains(REAL_API));
+}
+
+#[tokio::test]
+async fn a_placeholder_sent_to_another_host_is_refused_and_that_host_sees_nothing() {
+    let ca = upstream_ca();
+    let (other, other_seen) = tls_upstream(&ca, &["other.test"]).await;
+    let (plain, plain_seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![
+            secret("api", PH_API, REAL_API, &["api.test"]),
+            secret("other", PH_OTHER, REAL_OTHER, &["other.test"]),
+        ],
+        allow_hosts: vec!["*"],
+        ..opts(vec![other.port(), plain.port()])
+    })
+    .await;
+    p.resolver.answer("other.test", vec![ip("127.0.0.1")]);
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let ca_file = p.ca_file.display().to_string();
+    let header = format!("Authorization: Bearer {PH_API}");
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
+        "-H",
+        &header,
+        &format!("https://other.test:{}/", other.port()),
+    ])
+    .await;
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-gatehouse-deny: not_allowed"),
+        "{out}"
+    );
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        "-H",
+        &header,
+        &format!("http://plain.test:{}/", plain.port()),
+    ])
+    .await;
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert_eq!(other_seen.requests.load(Ordering::SeqCst), 0);
+    assert_eq!(plain_seen.requests.load(Ordering::SeqCst), 0);
+    assert!(p
+        .directory
+        .audits()
+        .iter()
+        .any(|a| a.outcome == "denied:not_allowed" && a.target == "other.test"));
+}
+
+#[tokio::test]
+async fn foreign_placeholders_count_as_failures_and_twenty_throttle_the_source() {
+    let (plain, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        secrets: vec![secret("api", PH_API, REAL_API, &["plain.test"])],
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let send = |ph: &'static str| {
+        let addr = p.addr;
+        async move {
+            let head = format!(
+                "GET http://plain.test:{port}/ HTTP/1.1\r\nHost: plain.test:{port}\r\nAuthorization: Bearer {ph}\r\nProxy-Authorization: {}\r\n\r\n",
+                basic(TOKEN),
+                port = plain.port()
+            );
+            raw(addr, &head).await.0
+        }
+    };
+    let foreign = "gh_ph_9999999999999999999999999999999999999999";
+    for _ in 0..19 {
+        assert_eq!(send(foreign).await, 403);
+    }
+    // A success clears the count.
+    assert_eq!(send(PH_API).await, 200);
+    for _ in 0..19 {
+        assert_eq!(send(foreign).await, 403);
+    }
+    assert_eq!(send(foreign).await, 403);
+    assert_eq!(
+        send(PH_API).await,
+        429,
+        "the 20th failure throttles the source"
+    );
+    p.clock.advance(299);
+    assert_eq!(send(PH_API).await, 429);
+    p.clock.advance(2);
+    assert_eq!(send(PH_API).await, 200, "the window passed");
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn expired_placeholders_are_refused() {
+    let (plain, seen) = plain_upstream().await;
+    let mut s = secret("api", PH_API, REAL_API, &["plain.test"]);
+    s.expires_at = now() - 1;
+    let p = proxy(ProxyOptions {
+        secrets: vec![s],
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let (_, out, _) = curl(&[
+        "-x",
+        &format!("http://job:{TOKEN}@{}", p.addr),
+        "-i",
+        "-H",
+        &format!("Authorization: Bearer {PH_API}"),
+        &format!("http://plain.test:{}/", plain.port()),
+    ])
+    .await;
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_redirect_to_an_internal_address_is_returned_and_the_follow_up_refused() {
+    let ca = upstream_ca();
+    let (up, _seen) = tls_upstream(&ca, &["api.test"]).await;
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        allow_hosts: vec!["*"],
+        ..opts(vec![80, up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let ca_file = p.ca_file.display().to_string();
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &ca_file,
+        "-i",
+        &format!("https://api.test:{}/redirect", up.port()),
+    ])
+    .await;
+    assert!(out.starts_with("HTTP/1.1 302"), "{out}");
+    assert!(
+        out.contains("location: http://169.254.169.254/latest/meta-data/"),
+        "{out}"
+    );
+    // The client follows; the proxy checks the new target like any other.
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        "-L",
+        &format!("https://api.test:{}/redirect", up.port()),
+        "--cacert",
+        &ca_file,
+    ])
+    .await;
+    assert!(out.contains("HTTP/1.1 403"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("x-gatehouse-deny: ssrf"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn dns_rebinding_cannot_reach_a_private_address() {
+    let (plain, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        allow_hosts: vec!["*"],
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    // Loopback stands for "public" here (the test lets 127.0.0.0/8 through);
+    // the metadata address is the private one.
+    p.resolver
+        .answer("rebind.test", vec![ip("127.0.0.1")])
+        .answer("rebind.test", vec![ip("169.254.169.254")]);
+    p.resolver
+        .answer("mixed.test", vec![ip("127.0.0.1"), ip("10.0.0.7")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let url = |h: &str| format!("http://{h}:{}/", plain.port());
+    let (_, out, _) = curl(&["-x", &proxy_url, "-i", &url("rebind.test")]).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let (_, out, _) = curl(&["-x", &proxy_url, "-i", &url("rebind.test")]).await;
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("x-gatehouse-deny: ssrf"),
+        "{out}"
+    );
+    let (_, out, _) = curl(&["-x", &proxy_url, "-i", &url("mixed.test")]).await;
+    assert!(
+        out.starts_with("HTTP/1.1 403"),
+        "one private answer refuses the name: {out}"
+    );
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        p.resolver.lookups(),
+        vec!["rebind.test", "rebind.test", "mixed.test"],
+        "each request resolved its name exactly once"
+    );
+}
+
+#[tokio::test]
+async fn inject_rules_add_the_header_only_towards_bound_hosts() {
+    let ca = upstream_ca();
+    let (up, seen) = tls_upstream(&ca, &["api.test"]).await;
+    let mut s = secret("api", PH_API, REAL_API, &["api.test"]);
+    s.inject = Some(("Authorization", "token {value}"));
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![s],
+        ..opts(vec![up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let (ok, out, err) = curl(&[
+        "-x",
+        &format!("http://job:{TOKEN}@{}", p.addr),
+        "--cacert",
+        &p.ca_file.display().to_string(),
+        &format!("https://api.test:{}/", up.port()),
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        *seen.authorization.lock().unwrap(),
+        vec![format!("token {REAL_API}")]
+    );
+    assert!(
+        out.contains(&format!("token {PH_API}")) && !out.contains(REAL_API),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_inside_an_open_intercepted_tunnel() {
+    let ca = upstream_ca();
+    let (up, seen) = tls_upstream(&ca, &["api.test"]).await;
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        ..opts(vec![up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let authority = format!("api.test:{}", up.port());
+    s.write_all(
+        format!(
+            "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nProxy-Authorization: {}\r\n\r\n",
+            basic(TOKEN)
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile_certs(&p.ca_file) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("api.test".try_into().unwrap(), s)
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = || {
+        http::Request::builder()
+            .uri("/")
+            .header("host", &authority)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let r = sender.send_request(req()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+    p.directory.revoke(TOKEN);
+    let r = sender.send_request(req()).await.unwrap();
+    assert_eq!(r.status(), 407);
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
+}
+
+fn rustls_pemfile_certs(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}

@@ -1,0 +1,245 @@
+//! Fixtures for the proxy's end-to-end tests: a fake job directory,
+//! loopback upstreams (plain HTTP, TLS with their own CA, raw TCP echo),
+//! the proxy itself on an ephemeral port, and small clients.
+#![allow(dead_code)]
+
+pub use gatehouse_egress::test_support::*;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use gatehouse_domain::clock::{Clock, ManualClock, SystemClock};
+use gatehouse_domain::egress::{Cidr, EgressPolicy};
+use gatehouse_domain::secret::SecretBytes;
+use gatehouse_egress::{
+    AuthFailure, Binding, CertAuthority, EgressAudit, Engine, Inject, JobDirectory, JobIdentity,
+    JobView, Judge, Settings, StubResolver,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const TOKEN: &str = "job-token-1";
+pub const PH_API: &str = "gh_ph_1111111111111111111111111111111111111111";
+pub const PH_OTHER: &str = "gh_ph_2222222222222222222222222222222222222222";
+pub const REAL_API: &str = "real-api-secret-value";
+pub const REAL_OTHER: &str = "real-other-secret-value";
+
+pub struct SecretSpec {
+    pub name: &'static str,
+    pub placeholder: Option<&'static str>,
+    pub value: &'static str,
+    pub hosts: Vec<&'static str>,
+    pub inject: Option<(&'static str, &'static str)>,
+    pub expires_at: i64,
+}
+
+/// Tokens → job, a revocable set, one job view recipe, and the audit trail.
+pub struct FakeDirectory {
+    pub revoked: Mutex<HashSet<String>>,
+    pub allow_hosts: Mutex<Vec<String>>,
+    pub secrets: Mutex<Vec<SecretSpec>>,
+    pub audits: Mutex<Vec<EgressAudit>>,
+}
+
+impl FakeDirectory {
+    pub fn audits(&self) -> Vec<EgressAudit> {
+        self.audits.lock().unwrap().clone()
+    }
+    pub fn revoke(&self, token: &str) {
+        self.revoked.lock().unwrap().insert(token.to_string());
+    }
+}
+
+pub fn job() -> JobIdentity {
+    JobIdentity {
+        job_id: "job1".into(),
+        subject: "bot/job1".into(),
+        agent: "bot".into(),
+        owner: "o@x.org".into(),
+    }
+}
+
+#[async_trait]
+impl JobDirectory for FakeDirectory {
+    async fn verify(&self, token: &str, _peer: IpAddr) -> Result<JobIdentity, AuthFailure> {
+        if token == TOKEN && !self.revoked.lock().unwrap().contains(token) {
+            Ok(job())
+        } else {
+            Err(AuthFailure::Refused)
+        }
+    }
+
+    async fn view(&self, _job: &JobIdentity) -> Result<Arc<JobView>, String> {
+        let bindings = self
+            .secrets
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| Binding {
+                secret: s.name.into(),
+                placeholder: s.placeholder.map(str::to_string),
+                placeholder_expires_at: s.expires_at,
+                allowed_hosts: s.hosts.iter().map(|h| h.to_string()).collect(),
+                value: SecretBytes::new(s.value.as_bytes().to_vec()),
+                inject: s.inject.map(|(h, f)| Inject {
+                    header: h.into(),
+                    format: f.into(),
+                }),
+            })
+            .collect();
+        Ok(Arc::new(JobView {
+            allow_hosts: self.allow_hosts.lock().unwrap().clone(),
+            bindings,
+        }))
+    }
+
+    fn audit(&self, event: EgressAudit) {
+        self.audits.lock().unwrap().push(event);
+    }
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    pub directory: Arc<FakeDirectory>,
+    pub resolver: StubResolver,
+    pub clock: ManualClock,
+    pub ca_file: PathBuf,
+    pub _dir: tempfile::TempDir,
+    pub _stop: tokio::sync::watch::Sender<bool>,
+}
+
+pub struct ProxyOptions {
+    pub ports: Vec<u16>,
+    pub extra_roots: Vec<PathBuf>,
+    pub judge: Option<Judge>,
+    pub secrets: Vec<SecretSpec>,
+    pub allow_hosts: Vec<&'static str>,
+}
+
+/// The proxy with 127.0.0.0/8 let through (test upstreams live there).
+pub async fn proxy(opts: ProxyOptions) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertAuthority::load_or_create(dir.path()).unwrap();
+    let ca_file = dir.path().join(gatehouse_egress::ca::CA_CERT_FILE);
+    let directory = Arc::new(FakeDirectory {
+        revoked: Mutex::new(HashSet::new()),
+        allow_hosts: Mutex::new(opts.allow_hosts.iter().map(|s| s.to_string()).collect()),
+        secrets: Mutex::new(opts.secrets),
+        audits: Mutex::new(Vec::new()),
+    });
+    let resolver = StubResolver::new();
+    let clock = ManualClock::new(SystemClock.now());
+    let settings = Settings {
+        policy: EgressPolicy {
+            allow_private_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            allowed_ports: opts.ports,
+        },
+        placeholder_prefix: "gh_ph_".into(),
+        extra_root_certs: opts.extra_roots,
+    };
+    let engine = Arc::new(
+        Engine::new(
+            settings,
+            Arc::new(resolver.clone()),
+            directory.clone(),
+            Arc::new(clock.clone()),
+            Some(Arc::new(ca)),
+            opts.judge,
+        )
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(gatehouse_egress::serve(listener, engine.clone(), stopped));
+    Proxy {
+        addr,
+        engine,
+        directory,
+        resolver,
+        clock,
+        ca_file,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+pub fn secret(
+    name: &'static str,
+    placeholder: &'static str,
+    value: &'static str,
+    hosts: &[&'static str],
+) -> SecretSpec {
+    SecretSpec {
+        name,
+        placeholder: Some(placeholder),
+        value,
+        hosts: hosts.to_vec(),
+        inject: None,
+        expires_at: i64::MAX,
+    }
+}
+
+/// Sends `head` (a full request head, CRLFs included) and returns the
+/// response head and whatever body bytes arrived with it until close or
+/// `Content-Length`.
+pub async fn raw(proxy: SocketAddr, head: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((headers, body)) = text.split_once("\r\n\r\n") {
+            let len = headers
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+pub fn basic(token: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("job:{token}"))
+    )
+}
+
+pub fn now() -> i64 {
+    SystemClock.now()
+}
+
+pub fn map<K: Into<String>>(pairs: Vec<(K, IpAddr)>) -> HashMap<String, Vec<IpAddr>> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), vec![v]))
+        .collect()
+}
