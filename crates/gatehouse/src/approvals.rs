@@ -23,12 +23,15 @@ pub enum ApprovalsAction {
     },
     /// Approve a pending request.
     Approve {
+        /// Ids are base64url and may begin with '-'.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Deny a pending request.
     Deny {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long, default_value = "")]
         reason: String,

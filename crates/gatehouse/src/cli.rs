@@ -107,7 +107,8 @@ pub enum TokenAction {
     /// Revoke one token by jti, every token of a subject (optionally of one
     /// owner), or every token of an owner, sessions included.
     Revoke {
-        /// The token's jti.
+        /// The token's jti (base64url: it may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         jti: Option<String>,
         /// Revoke every token of this subject (agent, job or api name).
         #[arg(long)]
@@ -151,4 +152,47 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn ids_that_begin_with_a_hyphen_are_ids_not_flags() {
+        // Random ids are base64url: one in 64 begins with '-'.
+        let cli = Cli::try_parse_from([
+            "gatehouse",
+            "approvals",
+            "approve",
+            "-9aBc",
+            "--reason",
+            "ok",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Approvals {
+                action: crate::approvals::ApprovalsAction::Approve { id, reason },
+                ..
+            } => assert_eq!((id.as_str(), reason.as_str()), ("-9aBc", "ok")),
+            _ => panic!("parsed as another command"),
+        }
+        let cli = Cli::try_parse_from(["gatehouse", "approvals", "deny", "-x"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Approvals {
+                action: crate::approvals::ApprovalsAction::Deny { ref id, .. },
+                ..
+            } if id == "-x"
+        ));
+        let cli = Cli::try_parse_from(["gatehouse", "token", "revoke", "-jti_x"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Token {
+                action: TokenAction::Revoke { jti: Some(ref j), .. },
+                ..
+            } if j == "-jti_x"
+        ));
+    }
 }
