@@ -69,11 +69,15 @@ async fn connect_tunnel(proxy: SocketAddr, auth: &str, authority: &str) -> TcpSt
     )
     .await
     .unwrap();
+    // Nothing follows the answer's head until the client speaks (the sink
+    // and the TLS upstream both wait), so whole reads cannot swallow
+    // tunnel bytes.
     let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
     while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.unwrap();
-        head.push(b[0]);
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy closed the connection");
+        head.extend_from_slice(&buf[..n]);
     }
     assert!(
         head.starts_with(b"HTTP/1.1 200"),
