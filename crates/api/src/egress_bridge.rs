@@ -143,9 +143,19 @@ async fn load_view(st: &Inner, job: &JobIdentity) -> Result<JobView, String> {
             });
         }
     }
+    let agent_allow_hosts = st
+        .store
+        .agents(&owner)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|a| a.name == record.agent)
+        .and_then(|a| a.allow_hosts)
+        .map(|h| hosts(&h));
     Ok(JobView {
         allow_hosts: hosts(&record.allow_hosts),
         bindings,
+        agent_allow_hosts,
     })
 }
 

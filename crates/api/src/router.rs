@@ -79,6 +79,13 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         at(Method::DELETE, "/v1/secrets/{name}", Auth, secrets::delete),
         at(Method::GET, "/v1/audit", Auth, audit::list),
         at(Method::POST, "/v1/agents", Auth, agents::create),
+        at(Method::GET, "/v1/agents", Auth, agents::list),
+        at(
+            Method::PUT,
+            "/v1/agents/{name}/egress",
+            Auth,
+            agents::set_egress,
+        ),
         at(Method::POST, "/v1/tokens", Auth, tokens::mint),
         at(Method::GET, "/v1/tokens", Auth, tokens::list),
         at(Method::POST, "/v1/tokens/revoke", Auth, tokens::revoke),

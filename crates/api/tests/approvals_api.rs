@@ -149,9 +149,14 @@ fn request_for(verb: Verb) -> Option<(Method, &'static str, Option<Value>)> {
         )),
         Verb::JobDeleteAll => Some((Method::DELETE, "/v1/jobs", None)),
         Verb::OwnerDeprovision => Some((Method::DELETE, "/v1/owners/alice@example.com", None)),
-        // Registered now, used by later features: no route runs them yet,
-        // and the gate refuses to rebuild them from a stored request.
-        Verb::UpstreamRevoke | Verb::PolicyChange => None,
+        Verb::PolicyChange => Some((
+            Method::PUT,
+            "/v1/agents/bot/egress",
+            Some(json!({ "allow_hosts": ["api.github.com"] })),
+        )),
+        // Registered now, used by a later feature: no route runs it yet,
+        // and the gate refuses to rebuild it from a stored request.
+        Verb::UpstreamRevoke => None,
         // Not gated by default.
         Verb::JobDelete => None,
     }
@@ -181,7 +186,8 @@ async fn snapshot(s: &TestServer, op: &str) -> Value {
         .iter()
         .map(|j| json!([j["job_id"], j["deleted_at"]]))
         .collect();
-    json!({ "secrets": secrets, "tokens": tokens, "jobs": jobs, "alice": alice_exists })
+    let agents = s.json(Method::GET, "/v1/agents", Some(op), None).await.1;
+    json!({ "secrets": secrets, "tokens": tokens, "jobs": jobs, "agents": agents, "alice": alice_exists })
 }
 
 async fn every_gated_verb_is_held_for_every_non_interactive_class(engine: Engine) {
@@ -205,7 +211,7 @@ async fn every_gated_verb_is_held_for_every_non_interactive_class(engine: Engine
     for verb in registry.gated_verbs() {
         let Some((method, path, body)) = request_for(verb) else {
             assert!(
-                matches!(verb, Verb::UpstreamRevoke | Verb::PolicyChange),
+                matches!(verb, Verb::UpstreamRevoke),
                 "{verb} is gated but no test reaches it"
             );
             continue;
@@ -249,7 +255,7 @@ async fn every_gated_verb_is_held_for_every_non_interactive_class(engine: Engine
             );
         }
     }
-    assert_eq!(checked, 5 * 2 + 1);
+    assert_eq!(checked, 6 * 2 + 1);
     let pending = s
         .json(
             Method::GET,

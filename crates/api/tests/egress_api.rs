@@ -224,7 +224,92 @@ async fn a_session_token_is_not_a_proxy_credential(engine: Engine) {
     assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
 }
 
+async fn an_agent_policy_holds_every_job_of_the_agent(engine: Engine) {
+    let (s, op, port, seen, _ca) = setup(engine).await;
+    // The agent may reach other.test only, whatever its jobs ask for.
+    let (status, body) = s
+        .json(
+            Method::PUT,
+            "/v1/agents/bot/egress",
+            Some(&op),
+            Some(json!({"allow_hosts": ["OTHER.test."]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["allow_hosts"], json!(["other.test"]));
+    let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(
+        agents,
+        json!([{"name": "bot", "allow_hosts": ["other.test"]}])
+    );
+    let (status, job) = s
+        .json(
+            Method::POST,
+            "/v1/jobs",
+            Some(&op),
+            Some(
+                json!({"agent": "bot", "grants": [{"env_var": "GH_TOKEN", "secret": "gh"}],
+                        "egress": {"allow_hosts": ["*"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let token = job["job_token"].as_str().unwrap().to_string();
+    let relay = |host: &str| {
+        s.client
+            .get(format!("{}/relay/{host}:{port}/x", s.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    let before = seen.requests.load(Ordering::SeqCst);
+    let r = relay("api.test").await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-gatehouse-deny"], "not_allowed");
+    assert_eq!(seen.requests.load(Ordering::SeqCst), before);
+
+    // Lifting the policy (a human session: runs at once) lets the job's own
+    // list decide again once the proxy's view of the job is renewed.
+    let (status, body) = s
+        .json(
+            Method::PUT,
+            "/v1/agents/bot/egress",
+            Some(&op),
+            Some(json!({"allow_hosts": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    s.clock.advance(gatehouse_api::egress_bridge::VIEW_TTL);
+    assert_eq!(relay("api.test").await.unwrap().status(), 200);
+
+    // Bad policies are refused by name; an unknown agent is 404.
+    for bad in [
+        json!({"allow_hosts": ["http://x"]}),
+        json!({"allow_hosts": "x"}),
+        json!({}),
+    ] {
+        let (status, _) = s
+            .json(
+                Method::PUT,
+                "/v1/agents/bot/egress",
+                Some(&op),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, _) = s
+        .json(
+            Method::PUT,
+            "/v1/agents/nobody/egress",
+            Some(&op),
+            Some(json!({"allow_hosts": []})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
 on_both_engines!(
+    an_agent_policy_holds_every_job_of_the_agent,
     egress_through_the_real_server,
     a_session_token_is_not_a_proxy_credential,
 );

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine as _;
-use gatehouse_domain::egress::{check_resolved, check_target, host_allowed, Checked, Target};
+use gatehouse_domain::egress::{check_resolved, check_target, Checked, Target};
 use http::{header, HeaderMap};
 use tokio::net::TcpStream;
 
@@ -39,7 +39,7 @@ pub(crate) struct Context {
 
 /// The token in `Proxy-Authorization` (`Basic` with the token as the
 /// password, as `http://job:<token>@proxy` sends it, or `Bearer`).
-pub(crate) fn proxy_token(headers: &HeaderMap) -> Option<String> {
+pub fn proxy_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = value.trim().split_once(' ')?;
     let rest = rest.trim();
@@ -103,7 +103,7 @@ impl Engine {
         let policy = &self.settings.policy;
         let checked = check_target(&target, policy)?;
         let host = target.host().to_string();
-        if !host_allowed(&view.effective_allow_list(), &host) {
+        if !view.allows(&host) {
             return Err(Refusal::HostNotAllowed(host));
         }
         if let Some(judge) = &self.judge {

@@ -70,6 +70,9 @@ pub struct JobView {
     /// name.
     pub allow_hosts: Vec<String>,
     pub bindings: Vec<Binding>,
+    /// The agent's egress policy, when it has one: a ceiling every job of
+    /// the agent is held to, whatever the job's own list says.
+    pub agent_allow_hosts: Option<Vec<String>>,
 }
 
 impl JobView {
@@ -84,6 +87,17 @@ impl JobView {
         } else {
             self.allow_hosts.iter().map(String::as_str).collect()
         }
+    }
+
+    /// Whether the job may reach `host` at all: its own allow list (or its
+    /// secrets' hosts) and, when the agent has one, the agent's policy.
+    pub fn allows(&self, host: &str) -> bool {
+        use gatehouse_domain::egress::host_allowed;
+        host_allowed(&self.effective_allow_list(), host)
+            && self
+                .agent_allow_hosts
+                .as_ref()
+                .is_none_or(|policy| host_allowed(policy, host))
     }
 
     /// Whether traffic to `host` must be terminated (intercepted): some
@@ -124,4 +138,46 @@ pub trait JobDirectory: Send + Sync + 'static {
     /// Appends an egress event to the audit log (best effort, already
     /// rate-limited by the proxy).
     fn audit(&self, event: EgressAudit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(job: &[&str], secret_hosts: &[&str], agent: Option<&[&str]>) -> JobView {
+        JobView {
+            allow_hosts: job.iter().map(|h| h.to_string()).collect(),
+            bindings: vec![Binding {
+                secret: "s".into(),
+                placeholder: None,
+                placeholder_expires_at: 0,
+                allowed_hosts: secret_hosts.iter().map(|h| h.to_string()).collect(),
+                value: gatehouse_domain::SecretBytes::new(b"value".to_vec()),
+                inject: None,
+            }],
+            agent_allow_hosts: agent.map(|a| a.iter().map(|h| h.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn the_agent_policy_is_a_ceiling_over_the_jobs_own_list() {
+        let open = view(&["*"], &[], None);
+        assert!(open.allows("anything.example"));
+        let held = view(&["*"], &[], Some(&["*.github.com"]));
+        assert!(held.allows("api.github.com"));
+        assert!(!held.allows("evil.example"));
+        // The job's list still narrows within the policy.
+        let narrow = view(&["api.github.com"], &[], Some(&["*.github.com"]));
+        assert!(!narrow.allows("uploads.github.com"));
+        // No job list: the secrets' hosts, still under the policy.
+        let by_secret = view(
+            &[],
+            &["api.github.com", "x.example"],
+            Some(&["api.github.com"]),
+        );
+        assert!(by_secret.allows("api.github.com"));
+        assert!(!by_secret.allows("x.example"));
+        // An empty policy allows nothing.
+        assert!(!view(&["*"], &[], Some(&[])).allows("api.github.com"));
+    }
 }

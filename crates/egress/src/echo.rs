@@ -150,6 +150,7 @@ mod tests {
 
     fn view(values: &[(&str, Option<&str>)]) -> JobView {
         JobView {
+            agent_allow_hosts: None,
             allow_hosts: vec![],
             bindings: values
                 .iter()

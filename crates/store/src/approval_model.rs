@@ -90,6 +90,22 @@ pub enum GatedAction {
         owner: Email,
         id: String,
     },
+    /// Sets (or, with `None`, clears) an agent's egress allow list: JSON
+    /// array text of host patterns.
+    SetAgentEgress {
+        owner: Email,
+        agent: String,
+        allow_hosts: Option<String>,
+    },
+}
+
+/// An agent as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub name: String,
+    /// JSON array of host patterns every job of the agent is held to.
+    pub allow_hosts: Option<String>,
+    pub created_at: UnixTime,
 }
 
 /// What a gated action did.

@@ -44,6 +44,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_upstreams.sql"),
         include_str!("../migrations/postgres/0006_upstreams.sql"),
     ),
+    (
+        7,
+        "agent egress policy",
+        include_str!("../migrations/sqlite/0007_agent_egress.sql"),
+        include_str!("../migrations/postgres/0007_agent_egress.sql"),
+    ),
 ];
 
 #[derive(Clone, Copy)]

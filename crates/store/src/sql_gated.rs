@@ -259,6 +259,15 @@ macro_rules! gated_helpers {
                         (0, _) => ActionEffect::Failed("no such job".into()),
                         (_, revoked) => ActionEffect::Revoked(revoked),
                     },
+                    GatedAction::SetAgentEgress { owner, agent, allow_hosts } => {
+                        let done = sqlx::query("UPDATE agents SET allow_hosts = $1 WHERE owner = $2 AND name = $3")
+                            .bind(allow_hosts)
+                            .bind(owner.as_str())
+                            .bind(agent)
+                            .execute(&mut **tx)
+                            .await?;
+                        if done.rows_affected() == 1 { ActionEffect::Done } else { ActionEffect::Failed(format!("no agent named {agent}")) }
+                    }
                     GatedAction::DeprovisionOwner { owner, token_expiry } => {
                         if !Self::owner_exists_in(tx, owner).await? {
                             return Ok(ActionEffect::Failed(format!("no owner {owner}")));
@@ -473,6 +482,16 @@ macro_rules! gated_methods {
                 .fetch_all(&self.pool)
                 .await?;
             rows.iter().map(approval_from_row).collect()
+        }
+
+        async fn gated_agents(&self, owner: &Email) -> Result<Vec<AgentRecord>> {
+            let rows = sqlx::query("SELECT name, allow_hosts, created_at FROM agents WHERE owner = $1 ORDER BY name")
+                .bind(owner.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok(AgentRecord { name: r.try_get("name")?, allow_hosts: r.try_get("allow_hosts")?, created_at: r.try_get("created_at")? }))
+                .collect()
         }
 
         async fn gated_secret_granted_to_agent(&self, owner: &Email, agent: &str, secret: &str) -> Result<bool> {

@@ -350,6 +350,9 @@ macro_rules! sql_store {
             async fn approved_approvals(&self, limit: i64) -> Result<Vec<ApprovalRecord>> {
                 self.gated_approved_approvals(limit).await
             }
+            async fn agents(&self, owner: &Email) -> Result<Vec<AgentRecord>> {
+                self.gated_agents(owner).await
+            }
             async fn secret_granted_to_agent(&self, owner: &Email, agent: &str, secret: &str) -> Result<bool> {
                 self.gated_secret_granted_to_agent(owner, agent, secret).await
             }

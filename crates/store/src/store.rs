@@ -217,6 +217,8 @@ pub trait Store: Send + Sync + 'static {
     /// Approved requests not yet run (after a restart, or a crash
     /// between decision and execution), oldest first.
     async fn approved_approvals(&self, limit: i64) -> Result<Vec<ApprovalRecord>>;
+    /// The owner's agents with their egress policies, by name.
+    async fn agents(&self, owner: &Email) -> Result<Vec<AgentRecord>>;
     /// Whether a live job of `agent` holds a grant of `secret`.
     async fn secret_granted_to_agent(
         &self,

@@ -39,6 +39,12 @@ pub enum GatedCall {
     JobDelete {
         id: String,
     },
+    /// An agent's egress policy: the hosts every job of it may reach
+    /// (normalised patterns), or `None` to lift it.
+    PolicyChange {
+        agent: String,
+        allow_hosts: Option<Vec<String>>,
+    },
 }
 
 impl GatedCall {
@@ -50,6 +56,7 @@ impl GatedCall {
             GatedCall::JobDeleteAll => Verb::JobDeleteAll,
             GatedCall::OwnerDeprovision { .. } => Verb::OwnerDeprovision,
             GatedCall::JobDelete { .. } => Verb::JobDelete,
+            GatedCall::PolicyChange { .. } => Verb::PolicyChange,
         }
     }
 
@@ -88,6 +95,9 @@ impl GatedCall {
             GatedCall::JobDeleteAll => (json!({}), None),
             GatedCall::OwnerDeprovision { email } => (json!({ "email": email.as_str() }), None),
             GatedCall::JobDelete { id } => (json!({ "job_id": id }), None),
+            GatedCall::PolicyChange { agent, allow_hosts } => {
+                (json!({ "agent": agent, "allow_hosts": allow_hosts }), None)
+            }
         }
     }
 
@@ -149,9 +159,21 @@ impl GatedCall {
             Verb::JobDelete => GatedCall::JobDelete {
                 id: text("job_id")?,
             },
-            Verb::UpstreamRevoke | Verb::PolicyChange => {
-                return Err(format!("{verb} has no action in this version"))
-            }
+            Verb::PolicyChange => GatedCall::PolicyChange {
+                agent: text("agent")?,
+                allow_hosts: match params.get("allow_hosts") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Array(hosts)) => Some(
+                        hosts
+                            .iter()
+                            .map(|h| h.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or("stored allow_hosts are not all text")?,
+                    ),
+                    Some(_) => return Err("stored allow_hosts are not a list".into()),
+                },
+            },
+            Verb::UpstreamRevoke => return Err(format!("{verb} has no action in this version")),
         })
     }
 }
@@ -183,6 +205,14 @@ mod tests {
                 email: Email::parse("bob@example.com").unwrap(),
             },
             GatedCall::JobDelete { id: "j1".into() },
+            GatedCall::PolicyChange {
+                agent: "bot".into(),
+                allow_hosts: Some(vec!["api.github.com".into(), "*.example.com".into()]),
+            },
+            GatedCall::PolicyChange {
+                agent: "bot".into(),
+                allow_hosts: None,
+            },
         ]
     }
 

@@ -174,6 +174,24 @@ async fn prepare(
             requester_secret: None,
             respond: Respond::Ok(json!({ "deprovisioned": email.as_str() })),
         },
+        GatedCall::PolicyChange { agent, allow_hosts } => {
+            let shown = json!({ "name": agent, "allow_hosts": allow_hosts });
+            Prepared {
+                action: GatedAction::SetAgentEgress {
+                    owner: owner.clone(),
+                    agent: agent.clone(),
+                    allow_hosts: allow_hosts
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(ApiError::internal)?,
+                },
+                audit: vec![ctx.event("policy.change", &format!("agent {agent} egress"))],
+                result: shown.clone(),
+                requester_secret: None,
+                respond: Respond::Ok(shown),
+            }
+        }
         GatedCall::JobDelete { id } => Prepared {
             action: GatedAction::DeleteJob {
                 owner: owner.clone(),
@@ -283,9 +301,11 @@ fn direct_response(effect: ActionEffect, respond: Respond) -> Response {
 /// A direct run whose target was gone.
 fn failure_error(verb: Verb, reason: String) -> ApiError {
     match verb {
-        Verb::SecretDelete | Verb::JobDelete | Verb::OwnerDeprovision => ApiError::NotFound(reason),
+        Verb::SecretDelete | Verb::JobDelete | Verb::OwnerDeprovision | Verb::PolicyChange => {
+            ApiError::NotFound(reason)
+        }
         Verb::SecretWrite | Verb::TokenMintApi => ApiError::forbidden("owner_unknown", reason),
-        Verb::JobDeleteAll | Verb::UpstreamRevoke | Verb::PolicyChange => ApiError::Unprocessable {
+        Verb::JobDeleteAll | Verb::UpstreamRevoke => ApiError::Unprocessable {
             code: "failed",
             message: reason,
         },

@@ -1,16 +1,18 @@
 //! Agents: named non-human actors registered under their owner.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use gatehouse_domain::names::validate_agent_name;
-use gatehouse_domain::Principal;
+use gatehouse_domain::names::{normalise_host_pattern, validate_agent_name};
+use gatehouse_domain::{Principal, Scope};
 use gatehouse_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
@@ -46,4 +48,106 @@ pub async fn create(
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Any credential of the owner: the agents with their egress policies.
+pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+    let agents = st.store.agents(&principal.owner).await?;
+    Ok(Json(
+        agents
+            .iter()
+            .map(|a| {
+                let hosts: Value = a
+                    .allow_hosts
+                    .as_deref()
+                    .and_then(|h| serde_json::from_str(h).ok())
+                    .unwrap_or(Value::Null);
+                json!({ "name": a.name, "allow_hosts": hosts })
+            })
+            .collect(),
+    ))
+}
+
+/// At most this many patterns in an agent's policy.
+const MAX_POLICY_HOSTS: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressPolicy {
+    /// Required; `null` lifts the agent's policy (a missing field is not
+    /// read as "lift": that would widen access by accident).
+    #[serde(default, deserialize_with = "present")]
+    allow_hosts: Option<Option<Vec<String>>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    Option::<Vec<String>>::deserialize(d).map(Some)
+}
+
+/// Scope `jobs:create`. The agent's egress policy: every job of the agent
+/// may reach only these hosts (exact names, `*.suffix`, or `"*"`), on top
+/// of the job's own allow list. A gated verb (`policy.change`): a human
+/// session sets it at once, anything else waits for a human.
+pub async fn set_egress(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: RequestId,
+    ApiJson(body): ApiJson<EgressPolicy>,
+) -> ApiResult<Response> {
+    principal.require_scope(Scope::JobsCreate)?;
+    validate_agent_name(&name).map_err(|e| ApiError::BadRequest {
+        code: "invalid_name",
+        message: e.to_string(),
+    })?;
+    let Some(allow_hosts) = body.allow_hosts else {
+        return Err(ApiError::bad_request(
+            "allow_hosts is required: a list of host patterns, or null to lift the policy",
+        ));
+    };
+    let allow_hosts = match allow_hosts {
+        None => None,
+        Some(hosts) => {
+            if hosts.len() > MAX_POLICY_HOSTS {
+                return Err(ApiError::bad_request(format!(
+                    "at most {MAX_POLICY_HOSTS} allow_hosts"
+                )));
+            }
+            Some(
+                hosts
+                    .iter()
+                    .map(|h| policy_pattern(h))
+                    .collect::<ApiResult<Vec<_>>>()?,
+            )
+        }
+    };
+    if !st
+        .store
+        .agents(&principal.owner)
+        .await?
+        .iter()
+        .any(|a| a.name == name)
+    {
+        return Err(ApiError::NotFound(format!("no agent named {name}")));
+    }
+    let call = GatedCall::PolicyChange {
+        agent: name,
+        allow_hosts,
+    };
+    gate(&st, &principal, &headers, &request, call).await
+}
+
+fn policy_pattern(pattern: &str) -> ApiResult<String> {
+    if pattern == "*" {
+        return Ok(pattern.into());
+    }
+    normalise_host_pattern(pattern).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "allow_hosts entry {:?} is not a host name, *.suffix or *",
+            pattern.chars().take(80).collect::<String>()
+        ))
+    })
 }

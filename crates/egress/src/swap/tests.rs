@@ -20,6 +20,7 @@ fn binding(secret: &str, ph: &str, value: &str, hosts: &[&str], expires: i64) ->
 
 fn view() -> JobView {
     JobView {
+        agent_allow_hosts: None,
         allow_hosts: vec![],
         bindings: vec![
             binding("gh", PH_A, "real-a", &["api.github.com"], 2000),

@@ -91,6 +91,7 @@ impl JobDirectory for FakeDirectory {
             })
             .collect();
         Ok(Arc::new(JobView {
+            agent_allow_hosts: None,
             allow_hosts: self.allow_hosts.lock().unwrap().clone(),
             bindings,
         }))
