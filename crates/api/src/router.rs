@@ -121,6 +121,12 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             upstreams::put_credential,
         ),
         at(
+            Method::DELETE,
+            "/v1/upstreams/{name}/credential",
+            Auth,
+            upstreams::revoke_credential,
+        ),
+        at(
             Method::GET,
             "/v1/upstreams/{name}/status",
             Auth,

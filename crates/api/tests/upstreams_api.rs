@@ -581,7 +581,60 @@ async fn upstream_secret_names_are_reserved(engine: Engine) {
     assert_eq!(code, 403);
 }
 
+async fn the_owner_takes_back_the_credential_through_the_gate(engine: Engine) {
+    let w = world(engine, "expire").await;
+    let path = "/v1/upstreams/dbx/credential";
+    // Nothing to take back yet.
+    let (code, body) = w.s.json(Method::DELETE, path, Some(&w.alice), None).await;
+    assert_eq!(code, 409, "{body}");
+    w.bootstrap().await;
+    let minted = w.fake.live_minted();
+    assert_eq!(minted.len(), 1);
+    // Another owner may not; alice's api token waits for a human.
+    let (code, _) = w.s.json(Method::DELETE, path, Some(&w.op), None).await;
+    assert_eq!(code, 403);
+    let (code, held) =
+        w.s.json(Method::DELETE, path, Some(&w.alice_api), None)
+            .await;
+    assert_eq!(code, 202, "{held}");
+    assert_eq!(w.fake.live_minted().len(), 1, "nothing happens while held");
+    assert_eq!(w.status("dbx").await["valid"], true);
+
+    let id = held["approval_id"].as_str().unwrap();
+    let (code, decided) =
+        w.s.json(
+            Method::POST,
+            &format!("/v1/approvals/{id}/decision"),
+            Some(&w.alice),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{decided}");
+    assert_eq!(decided["status"], "executed", "{decided}");
+    assert_eq!(
+        decided["result"]["revoked_token_ids"],
+        json!([minted[0].id])
+    );
+    assert!(w.fake.live_minted().is_empty(), "revoked at the upstream");
+    assert_eq!(w.status("dbx").await["valid"], false);
+    let (_, secrets) =
+        w.s.json(Method::GET, "/v1/secrets", Some(&w.alice), None)
+            .await;
+    assert!(!secrets.to_string().contains("upstream.dbx"), "{secrets}");
+    let audit = w.audit_text().await;
+    assert!(!audit.contains(&minted[0].value));
+
+    // The owner may bootstrap again at once; rotation has nothing to do
+    // meanwhile.
+    w.advance(600).await;
+    assert!(w.fake.live_minted().is_empty());
+    w.bootstrap().await;
+    assert_eq!(w.fake.live_minted().len(), 1);
+    assert_eq!(w.status("dbx").await["valid"], true);
+}
+
 on_both_engines!(
+    the_owner_takes_back_the_credential_through_the_gate,
     bootstrap_exchanges_the_pasted_token_for_a_minted_one_and_revokes_it,
     bootstrap_refuses_empty_foreign_and_mismatched_tokens,
     a_refused_token_is_400_even_while_gatehouse_holds_a_valid_one,

@@ -90,6 +90,16 @@ pub enum GatedAction {
         owner: Email,
         id: String,
     },
+    /// Forgets an upstream credential whose tokens were revoked at the
+    /// upstream: state cleared, tokens marked revoked, the secret
+    /// `secret_name` deleted. Fails when the current token is no longer
+    /// `expected_current` (a rotation got in between).
+    RetireUpstream {
+        owner: Email,
+        name: String,
+        expected_current: String,
+        secret_name: String,
+    },
     /// Sets (or, with `None`, clears) an agent's egress allow list: JSON
     /// array text of host patterns.
     SetAgentEgress {

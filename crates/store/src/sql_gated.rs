@@ -259,6 +259,40 @@ macro_rules! gated_helpers {
                         (0, _) => ActionEffect::Failed("no such job".into()),
                         (_, revoked) => ActionEffect::Revoked(revoked),
                     },
+                    GatedAction::RetireUpstream { owner, name, expected_current, secret_name } => {
+                        let current: Option<Option<String>> = sqlx::query("SELECT current_id FROM upstream_state WHERE name = $1 AND owner = $2")
+                            .bind(name)
+                            .bind(owner.as_str())
+                            .fetch_optional(&mut **tx)
+                            .await?
+                            .map(|r| r.try_get("current_id"))
+                            .transpose()?;
+                        match current.flatten() {
+                            None => return Ok(ActionEffect::Failed(format!("{name} has no credential to revoke"))),
+                            Some(id) if id != *expected_current => {
+                                return Ok(ActionEffect::Failed(format!("{name} rotated while its credential was being revoked; ask again")))
+                            }
+                            Some(_) => {}
+                        }
+                        sqlx::query("UPDATE upstream_tokens SET state = 'revoked', next_attempt_at = NULL WHERE upstream = $1 AND state IN ('pending', 'current', 'pending_revoke')")
+                            .bind(name)
+                            .execute(&mut **tx)
+                            .await?;
+                        sqlx::query(
+                            "UPDATE upstream_state SET current_id = NULL, current_sealed = NULL, current_expires_at = NULL, \
+                             pending_id = NULL, pending_sealed = NULL, pending_expires_at = NULL, updated_at = $1 WHERE name = $2",
+                        )
+                        .bind(now)
+                        .bind(name)
+                        .execute(&mut **tx)
+                        .await?;
+                        sqlx::query("DELETE FROM secrets WHERE owner = $1 AND name = $2")
+                            .bind(owner.as_str())
+                            .bind(secret_name)
+                            .execute(&mut **tx)
+                            .await?;
+                        ActionEffect::Done
+                    }
                     GatedAction::SetAgentEgress { owner, agent, allow_hosts } => {
                         let done = sqlx::query("UPDATE agents SET allow_hosts = $1 WHERE owner = $2 AND name = $3")
                             .bind(allow_hosts)

@@ -39,6 +39,10 @@ pub enum GatedCall {
     JobDelete {
         id: String,
     },
+    /// Take back the credential Gatehouse holds for an upstream.
+    UpstreamRevoke {
+        name: String,
+    },
     /// An agent's egress policy: the hosts every job of it may reach
     /// (normalised patterns), or `None` to lift it.
     PolicyChange {
@@ -57,6 +61,7 @@ impl GatedCall {
             GatedCall::OwnerDeprovision { .. } => Verb::OwnerDeprovision,
             GatedCall::JobDelete { .. } => Verb::JobDelete,
             GatedCall::PolicyChange { .. } => Verb::PolicyChange,
+            GatedCall::UpstreamRevoke { .. } => Verb::UpstreamRevoke,
         }
     }
 
@@ -95,6 +100,7 @@ impl GatedCall {
             GatedCall::JobDeleteAll => (json!({}), None),
             GatedCall::OwnerDeprovision { email } => (json!({ "email": email.as_str() }), None),
             GatedCall::JobDelete { id } => (json!({ "job_id": id }), None),
+            GatedCall::UpstreamRevoke { name } => (json!({ "upstream": name }), None),
             GatedCall::PolicyChange { agent, allow_hosts } => {
                 (json!({ "agent": agent, "allow_hosts": allow_hosts }), None)
             }
@@ -173,7 +179,9 @@ impl GatedCall {
                     Some(_) => return Err("stored allow_hosts are not a list".into()),
                 },
             },
-            Verb::UpstreamRevoke => return Err(format!("{verb} has no action in this version")),
+            Verb::UpstreamRevoke => GatedCall::UpstreamRevoke {
+                name: text("upstream")?,
+            },
         })
     }
 }
@@ -213,6 +221,7 @@ mod tests {
                 agent: "bot".into(),
                 allow_hosts: None,
             },
+            GatedCall::UpstreamRevoke { name: "dbx".into() },
         ]
     }
 

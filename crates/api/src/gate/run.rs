@@ -174,6 +174,25 @@ async fn prepare(
             requester_secret: None,
             respond: Respond::Ok(json!({ "deprovisioned": email.as_str() })),
         },
+        GatedCall::UpstreamRevoke { name } => {
+            let taken = crate::upstream::revoke::take_back(st, owner, name).await?;
+            let shown = json!({ "upstream": name, "revoked_token_ids": taken.revoked });
+            Prepared {
+                action: GatedAction::RetireUpstream {
+                    owner: owner.clone(),
+                    name: name.clone(),
+                    expected_current: taken.current,
+                    secret_name: crate::upstream::secret_name(name),
+                },
+                audit: vec![ctx.event(
+                    "upstream.revoke",
+                    &format!("{name}: {}", taken.revoked.join(" ")),
+                )],
+                result: shown.clone(),
+                requester_secret: None,
+                respond: Respond::Ok(shown),
+            }
+        }
         GatedCall::PolicyChange { agent, allow_hosts } => {
             let shown = json!({ "name": agent, "allow_hosts": allow_hosts });
             Prepared {
@@ -305,7 +324,8 @@ fn failure_error(verb: Verb, reason: String) -> ApiError {
             ApiError::NotFound(reason)
         }
         Verb::SecretWrite | Verb::TokenMintApi => ApiError::forbidden("owner_unknown", reason),
-        Verb::JobDeleteAll | Verb::UpstreamRevoke => ApiError::Unprocessable {
+        Verb::UpstreamRevoke => ApiError::Conflict(reason),
+        Verb::JobDeleteAll => ApiError::Unprocessable {
             code: "failed",
             message: reason,
         },

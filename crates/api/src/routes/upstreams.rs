@@ -3,6 +3,8 @@
 //! case-insensitively) sees or sets anything; an unknown name is `404`.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,6 +12,7 @@ use serde_json::Value;
 use gatehouse_domain::{Principal, SecretBytes};
 
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -52,6 +55,34 @@ pub async fn put_credential(
     bootstrap::bootstrap(&st, &principal, upstream, body.token.0, &request)
         .await
         .map(Json)
+}
+
+/// The upstream's owner: takes back the credential Gatehouse holds (every
+/// token revoked at the upstream, the secret `upstream.<name>` gone); the
+/// owner may bootstrap again. A gated verb (`upstream.revoke`): a human
+/// session runs it at once, any other credential waits for a human.
+pub async fn revoke_credential(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: RequestId,
+) -> ApiResult<Response> {
+    let upstream = configured(&st, &name)?;
+    if !same_person(principal.owner.as_str(), upstream.config.owner.as_str()) {
+        return Err(ApiError::forbidden(
+            "not_upstream_owner",
+            "only the upstream's owner may revoke its credential",
+        ));
+    }
+    gate(
+        &st,
+        &principal,
+        &headers,
+        &request,
+        GatedCall::UpstreamRevoke { name },
+    )
+    .await
 }
 
 /// The upstream's owner, any credential class.

@@ -20,6 +20,7 @@ pub mod bootstrap;
 pub mod databricks;
 pub mod driver;
 pub mod generic;
+pub mod revoke;
 pub mod rotation;
 
 use serde_json::{json, Value};
