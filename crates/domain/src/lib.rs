@@ -13,6 +13,7 @@ pub mod codes;
 pub mod crypto;
 pub mod egress;
 pub mod email;
+pub mod failure_window;
 pub mod jobs;
 pub mod master_key;
 pub mod names;

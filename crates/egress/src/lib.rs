@@ -106,7 +106,7 @@ impl Engine {
             ca,
             upstream_tls,
             judge,
-            failures: limits::FailureWindow::default(),
+            failures: limits::placeholder_failures(),
             swap_audit: limits::AuditGate::new(60),
             refusal_audit: limits::AuditGate::new(60),
         })

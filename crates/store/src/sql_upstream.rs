@@ -91,7 +91,7 @@ macro_rules! sql_upstream {
                 if let Some(pasted) = &install.pasted_id {
                     Self::insert_upstream_token_in(&mut tx, &install.name, pasted, "pasted", "pending_revoke", None, now).await?;
                 }
-                Self::upsert_secret_in(&mut tx, &install.secret).await?;
+                Self::put_secret_in(&mut tx, &install.secret).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -142,7 +142,7 @@ macro_rules! sql_upstream {
                 if let Some(old) = old {
                     Self::queue_upstream_revoke_in(&mut tx, name, &old, now).await?;
                 }
-                Self::upsert_secret_in(&mut tx, secret).await?;
+                Self::put_secret_in(&mut tx, secret).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())
@@ -287,25 +287,6 @@ macro_rules! sql_upstream {
         }
 
         impl $store {
-            async fn upsert_secret_in(tx: &mut Tx<'_>, s: &SecretRecord) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO secrets (owner, name, sealed, allowed_hosts, inject, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (owner, name) DO UPDATE SET sealed = excluded.sealed, \
-                     allowed_hosts = excluded.allowed_hosts, inject = excluded.inject, updated_at = excluded.updated_at",
-                )
-                .bind(s.owner.as_str())
-                .bind(&s.name)
-                .bind(&s.sealed)
-                .bind(&s.allowed_hosts)
-                .bind(&s.inject)
-                .bind(s.created_at)
-                .bind(s.updated_at)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
             #[allow(clippy::too_many_arguments)]
             async fn insert_upstream_token_in(
                 tx: &mut Tx<'_>,
