@@ -87,6 +87,53 @@ async fn connect_tunnel(proxy: SocketAddr, auth: &str, authority: &str) -> TcpSt
     s
 }
 
+/// The floor for any forward proxy on this machine and runtime: a bare
+/// hyper proxy (absolute-form `http://` only, one upstream connection per
+/// client connection, no authentication, checks, swapping or guard). The
+/// Gatehouse proxy is compared with it as well as with the direct path.
+async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
+    use hyper::service::service_fn;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = l.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let up = TcpStream::connect(upstream).await.unwrap();
+                up.set_nodelay(true).unwrap();
+                let (sender, conn) = hyper::client::conn::http1::handshake::<
+                    _,
+                    hyper::body::Incoming,
+                >(TokioIo::new(up))
+                .await
+                .unwrap();
+                tokio::spawn(conn);
+                let sender = Arc::new(tokio::sync::Mutex::new(sender));
+                let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    let sender = sender.clone();
+                    async move {
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .to_string();
+                        *req.uri_mut() = path.parse().unwrap();
+                        req.headers_mut().remove("proxy-authorization");
+                        let mut s = sender.lock().await;
+                        s.ready().await?;
+                        s.send_request(req).await
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 /// A TCP sink: reads everything, answers with one byte at EOF.
 async fn sink() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -203,8 +250,10 @@ async fn main() {
     let plain_host = format!("plain.test:{}", plain.port());
     let abs = format!("http://{plain_host}/x");
     let mut direct_lat = Vec::with_capacity(n);
+    let mut bare_lat = Vec::with_capacity(n);
     let mut proxy_lat = Vec::with_capacity(n);
     let mut d = sender(TcpStream::connect(plain).await.unwrap()).await;
+    let mut b = sender(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await;
     let mut p = sender(TcpStream::connect(proxy).await.unwrap()).await;
     for i in 0..n + 200 {
         let t = Instant::now();
@@ -218,6 +267,15 @@ async fn main() {
         let dt = t.elapsed();
         let t = Instant::now();
         get(
+            &mut b,
+            &abs,
+            &plain_host,
+            &[("authorization", "Bearer direct")],
+        )
+        .await;
+        let bt = t.elapsed();
+        let t = Instant::now();
+        get(
             &mut p,
             &abs,
             &plain_host,
@@ -227,18 +285,28 @@ async fn main() {
         let pt = t.elapsed();
         if i >= 200 {
             direct_lat.push(dt);
+            bare_lat.push(bt);
             proxy_lat.push(pt);
         }
     }
     direct_lat.sort();
+    bare_lat.sort();
     proxy_lat.sort();
     for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
-        let (dq, pq) = (percentile(&direct_lat, q), percentile(&proxy_lat, q));
+        let (dq, bq, pq) = (
+            percentile(&direct_lat, q),
+            percentile(&bare_lat, q),
+            percentile(&proxy_lat, q),
+        );
         println!(
-            "plain HTTP {name}: direct {:>7.1} µs, proxy {:>7.1} µs, ratio {:.2}",
+            "plain HTTP {name}: direct {:>7.1} µs, bare hyper proxy {:>7.1} µs ({:.2}×), \
+             Gatehouse proxy {:>7.1} µs, ratio {:.2} (vs bare proxy {:.2}×)",
             dq.as_secs_f64() * 1e6,
+            bq.as_secs_f64() * 1e6,
+            bq.as_secs_f64() / dq.as_secs_f64(),
             pq.as_secs_f64() * 1e6,
-            pq.as_secs_f64() / dq.as_secs_f64()
+            pq.as_secs_f64() / dq.as_secs_f64(),
+            pq.as_secs_f64() / bq.as_secs_f64()
         );
     }
 
@@ -246,7 +314,9 @@ async fn main() {
     let conns = 64;
     let per = 100;
     let mut rates = Vec::new();
-    for through_proxy in [false, true] {
+    let bare = bare_proxy(plain).await;
+    // 0: direct, 1: bare hyper proxy, 2: Gatehouse.
+    for path in 0..3 {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..conns {
@@ -257,19 +327,21 @@ async fn main() {
                 ph_plain.clone(),
             );
             tasks.push(tokio::spawn(async move {
-                let target = if through_proxy { proxy } else { plain };
+                let target = [plain, bare, proxy][path];
                 let mut s = sender(TcpStream::connect(target).await.unwrap()).await;
                 for _ in 0..per {
-                    if through_proxy {
-                        get(
-                            &mut s,
-                            &abs,
-                            &host,
-                            &[("proxy-authorization", &auth), ("authorization", &ph)],
-                        )
-                        .await;
-                    } else {
-                        get(&mut s, "/x", &host, &[("authorization", "Bearer direct")]).await;
+                    match path {
+                        0 => get(&mut s, "/x", &host, &[("authorization", "Bearer direct")]).await,
+                        1 => get(&mut s, &abs, &host, &[("authorization", "Bearer direct")]).await,
+                        _ => {
+                            get(
+                                &mut s,
+                                &abs,
+                                &host,
+                                &[("proxy-authorization", &auth), ("authorization", &ph)],
+                            )
+                            .await
+                        }
                     }
                 }
             }));
@@ -280,10 +352,14 @@ async fn main() {
         rates.push(f64::from(conns * per) / start.elapsed().as_secs_f64());
     }
     println!(
-        "plain HTTP at {conns} connections: direct {:.0} req/s, proxy {:.0} req/s, ratio {:.2}",
+        "plain HTTP at {conns} connections: direct {:.0} req/s, bare hyper proxy {:.0} req/s ({:.2}), \
+         Gatehouse proxy {:.0} req/s, ratio {:.2} (vs bare proxy {:.2})",
         rates[0],
         rates[1],
-        rates[1] / rates[0]
+        rates[1] / rates[0],
+        rates[2],
+        rates[2] / rates[0],
+        rates[2] / rates[1]
     );
 
     // 3. CONNECT setup with auth vs bare TCP connect.
