@@ -633,7 +633,22 @@ async fn the_owner_takes_back_the_credential_through_the_gate(engine: Engine) {
     assert_eq!(w.status("dbx").await["valid"], true);
 }
 
+async fn deprovisioning_the_owner_revokes_the_upstream_tokens(engine: Engine) {
+    let w = world(engine, "expire").await;
+    w.bootstrap().await;
+    assert_eq!(w.fake.live_minted().len(), 1);
+    let (code, body) =
+        w.s.json(Method::DELETE, "/v1/owners/alice@x.org", Some(&w.op), None)
+            .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        w.fake.live_minted().is_empty(),
+        "a removed owner's upstream tokens do not outlive them"
+    );
+}
+
 on_both_engines!(
+    deprovisioning_the_owner_revokes_the_upstream_tokens,
     the_owner_takes_back_the_credential_through_the_gate,
     bootstrap_exchanges_the_pasted_token_for_a_minted_one_and_revokes_it,
     bootstrap_refuses_empty_foreign_and_mismatched_tokens,

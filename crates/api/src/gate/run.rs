@@ -164,16 +164,19 @@ async fn prepare(
             requester_secret: None,
             respond: Respond::JobsDeleted,
         },
-        GatedCall::OwnerDeprovision { email } => Prepared {
-            action: GatedAction::DeprovisionOwner {
-                owner: email.clone(),
-                token_expiry: now + longest_token_lifetime(),
-            },
-            audit: vec![ctx.event("owner.deprovision", email.as_str())],
-            result: json!({ "deprovisioned": email.as_str() }),
-            requester_secret: None,
-            respond: Respond::Ok(json!({ "deprovisioned": email.as_str() })),
-        },
+        GatedCall::OwnerDeprovision { email } => {
+            take_back_upstreams(st, email).await;
+            Prepared {
+                action: GatedAction::DeprovisionOwner {
+                    owner: email.clone(),
+                    token_expiry: now + longest_token_lifetime(),
+                },
+                audit: vec![ctx.event("owner.deprovision", email.as_str())],
+                result: json!({ "deprovisioned": email.as_str() }),
+                requester_secret: None,
+                respond: Respond::Ok(json!({ "deprovisioned": email.as_str() })),
+            }
+        }
         GatedCall::UpstreamRevoke { name } => {
             let taken = crate::upstream::revoke::take_back(st, owner, name).await?;
             let shown = json!({ "upstream": name, "revoked_token_ids": taken.revoked });
@@ -222,6 +225,26 @@ async fn prepare(
             respond: Respond::NoContent,
         },
     })
+}
+
+/// Before an owner goes, the tokens Gatehouse minted at their upstreams
+/// are revoked there (their state goes with the owner, and nothing would
+/// revoke them later). Best effort: an unreachable upstream does not keep
+/// an owner from being removed; its tokens then lapse at their lifetime,
+/// and the failure is in the log.
+async fn take_back_upstreams(st: &AppState, owner: &Email) {
+    for upstream in st.upstreams.iter() {
+        let name = &upstream.config.name;
+        if !crate::upstream::same_person(owner.as_str(), upstream.config.owner.as_str()) {
+            continue;
+        }
+        match crate::upstream::revoke::take_back(st, owner, name).await {
+            Ok(_) | Err(ApiError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::warn!(upstream = %name, "revoking upstream tokens of a deprovisioned owner failed: {}", e.message())
+            }
+        }
+    }
 }
 
 /// The one way a gated call takes effect.
