@@ -93,6 +93,13 @@ async fn job(s: &TestServer, session: &str, agent: &str, secrets: &[&str]) -> (S
     )
 }
 
+/// 200 while `token` works, 401 once it is revoked.
+async fn whoami_status(s: &TestServer, token: &str) -> u16 {
+    s.json(Method::GET, "/v1/auth/whoami", Some(token), None)
+        .await
+        .0
+}
+
 async fn approval(s: &TestServer, token: &str, id: &str) -> Value {
     let (status, body) = s
         .json(
@@ -783,12 +790,7 @@ async fn deprovisioning_an_owner_removes_everything_but_the_audit(engine: Engine
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "executed", "{body}");
     for token in [&w.alice, &alice_job, &alice_api] {
-        assert_eq!(
-            s.json(Method::GET, "/v1/auth/whoami", Some(token), None)
-                .await
-                .0,
-            401
-        );
+        assert_eq!(whoami_status(s, token).await, 401);
     }
     assert_eq!(secret_value(s, ALICE, "TOKEN").await, None);
     assert!(s
@@ -849,12 +851,7 @@ async fn deleting_all_jobs_waits_for_a_human_and_then_revokes_them(engine: Engin
     let (status, held) = s.json(Method::DELETE, "/v1/jobs", Some(&bot), None).await;
     assert_eq!(status, 202, "{held}");
     for t in [&first, &second] {
-        assert_eq!(
-            s.json(Method::GET, "/v1/auth/whoami", Some(t), None)
-                .await
-                .0,
-            200
-        );
+        assert_eq!(whoami_status(s, t).await, 200);
     }
     let (status, body) = decide(
         s,
@@ -866,12 +863,7 @@ async fn deleting_all_jobs_waits_for_a_human_and_then_revokes_them(engine: Engin
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "executed");
     for t in [&first, &second] {
-        assert_eq!(
-            s.json(Method::GET, "/v1/auth/whoami", Some(t), None)
-                .await
-                .0,
-            401
-        );
+        assert_eq!(whoami_status(s, t).await, 401);
     }
     let (status, body) = s
         .json(Method::DELETE, "/v1/jobs", Some(&w.alice), None)
@@ -895,12 +887,7 @@ async fn configured_verbs_are_gated_too(engine: Engine) {
         )
         .await;
     assert_eq!(status, 202, "{held}");
-    assert_eq!(
-        s.json(Method::GET, "/v1/auth/whoami", Some(&job_token), None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(whoami_status(s, &job_token).await, 200);
     let (status, body) = decide(
         s,
         &w.alice,
@@ -910,12 +897,7 @@ async fn configured_verbs_are_gated_too(engine: Engine) {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "executed");
-    assert_eq!(
-        s.json(Method::GET, "/v1/auth/whoami", Some(&job_token), None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(whoami_status(s, &job_token).await, 401);
 }
 
 async fn new_pending_approvals_are_announced_without_secret_values(engine: Engine) {
