@@ -4,7 +4,8 @@
 //! calls [`Authenticator::authenticate`], which calls
 //! [`Authenticator::verify`], which calls the domain's one token verifier
 //! (signature, claims *and* revocation). No route reads a token any other
-//! way. A test enumerates the router to prove it.
+//! way. A test enumerates the router to prove it. The extractors then
+//! hold the caller to the matched route's rule (`access.rs`).
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -280,10 +281,14 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        state
+        let principal = state
             .auth
             .authenticate(&parts.method, &parts.headers, peer_ip(parts))
-            .await
+            .await?;
+        // The matched route's rule (scope, classes, operator), before the
+        // handler runs.
+        crate::access::admit(state, parts, &principal).await?;
+        Ok(principal)
     }
 }
 
@@ -323,7 +328,10 @@ impl FromRequestParts<AppState> for JobCredential {
         let claims = state.auth.check(token, peer_ip(parts))?;
         let uniform =
             || ApiError::forbidden("forbidden", "no credentials are available to this token");
-        if claims.cls != CredentialClass::Job {
+        let scopes = ScopeSet::parse(&claims.scope).map_err(|_| uniform())?;
+        if crate::access::admit_claims(parts, claims.cls, scopes)?.is_err()
+            || claims.cls != CredentialClass::Job
+        {
             return Err(uniform());
         }
         let (_, job_id) = claims.sub.split_once('/').ok_or_else(uniform)?;

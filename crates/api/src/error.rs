@@ -64,6 +64,11 @@ impl ApiError {
         Self::Internal { reference }
     }
 
+    /// The error code a caller would see.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
     /// The message a caller would see.
     pub fn message(&self) -> String {
         self.parts().2
@@ -138,6 +143,7 @@ impl From<AccessDenied> for ApiError {
             AccessDenied::InsufficientScope(_) => "insufficient_scope",
             AccessDenied::HumanSessionRequired => "human_session_required",
             AccessDenied::OperatorRequired => "operator_required",
+            AccessDenied::ClassNotAdmitted(_) => "credential_class_not_admitted",
         };
         Self::forbidden(code, d.to_string())
     }

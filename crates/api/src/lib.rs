@@ -5,6 +5,7 @@
 //! answers only at this edge (`error::ApiError`).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod egress_bridge;

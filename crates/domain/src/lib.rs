@@ -6,6 +6,7 @@
 //! directly and reused by the API, the egress proxy and the CLI alike.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod approvals;
 pub mod audit;
 pub mod clock;

@@ -185,7 +185,7 @@ pub struct Principal {
     pub expires_at: Option<UnixTime>,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum AccessDenied {
     #[error("this credential lacks the scope {0}")]
     InsufficientScope(&'static str),
@@ -193,6 +193,8 @@ pub enum AccessDenied {
     HumanSessionRequired,
     #[error("only the operator may do this")]
     OperatorRequired,
+    #[error("{0} credentials may not call this route")]
+    ClassNotAdmitted(&'static str),
 }
 
 impl Principal {

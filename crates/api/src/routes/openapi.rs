@@ -13,8 +13,15 @@ pub async fn document() -> Json<Value> {
             "operationId": format!("{}_{}", spec.method.as_str().to_ascii_lowercase(), spec.path.trim_matches('/').replace(['/', '{', '}', '.', '-'], "_")),
             "responses": { "default": { "description": "JSON; errors are {\"error\":{\"code\",\"message\"}}" } },
         });
-        if spec.access == Access::Authenticated {
-            operation["security"] = json!([{ "bearer": [] }, { "session": [] }]);
+        if let (Access::Authenticated, Some(rule)) = (spec.access, spec.rule) {
+            // The route table's rule: the scope in the security
+            // requirement, the admitted classes beside it.
+            let scopes: Vec<&str> = rule.scope.map(|s| s.as_str()).into_iter().collect();
+            operation["security"] = json!([{ "bearer": scopes }, { "session": scopes }]);
+            operation["x-gatehouse-classes"] =
+                json!(rule.classes.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+            operation["x-gatehouse-operator-only"] = json!(rule.operator);
+            operation["description"] = json!(rule.describe());
         }
         let params: Vec<Value> = spec
             .path

@@ -6,19 +6,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 
 use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::codes::{code_digest, code_matches, human_code};
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::{Email, Principal, Role};
-use gatehouse_store::{NewOwner, StoreError};
+use gatehouse_store::{NewOwner, RevocationKind, StoreError};
 
 use crate::auth::peer_ip_of;
 use crate::error::{ApiError, ApiResult};
 use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
+use crate::keys::longest_token_lifetime;
 use crate::request_id::RequestId;
 use crate::routes::bootstrap::session_response;
 use crate::state::{audit_event, AppState};
@@ -31,15 +33,16 @@ pub struct NewOwnerRequest {
     email: String,
 }
 
-/// Operator session only. 201 with a one-time login code (24 h) for a new
-/// owner; for an existing owner, 200 with a fresh code replacing the old.
+/// Operator session only (the route's rule). 201 with a one-time login
+/// code (24 h) for a new owner; an existing owner is `409`: asking again
+/// never hands the operator a way into someone's account (that is
+/// [`recover`], which the owner sees).
 pub async fn create(
     principal: Principal,
     State(st): State<AppState>,
     request: RequestId,
     ApiJson(body): ApiJson<NewOwnerRequest>,
 ) -> ApiResult<Response> {
-    principal.require_operator_session()?;
     let email = Email::parse(&body.email).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let now = st.now();
     let owner = NewOwner {
@@ -49,15 +52,16 @@ pub async fn create(
         created_at: now,
     };
     let event = audit_event(&principal, "owner.create", email.as_str(), "ok", &request);
-    let status = match st.store.create_owner(&owner, event, now).await {
-        Ok(()) => StatusCode::CREATED,
-        Err(StoreError::Conflict(_)) => StatusCode::OK,
+    match st.store.create_owner(&owner, event, now).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict(format!(
+                "{email} is already an owner; POST /v1/owners/{email}/recover revokes their tokens and issues a new code"
+            )))
+        }
         Err(e) => return Err(e.into()),
-    };
-    let code = human_code();
-    st.store
-        .set_login_code(&email, &code_digest(&code), now + LOGIN_CODE_TTL)
-        .await?;
+    }
+    let code = issue_login_code(&st, &email, now).await?;
     let event = audit_event(
         &principal,
         "owner.login_code",
@@ -67,10 +71,61 @@ pub async fn create(
     );
     st.store.append_audit(event, now).await?;
     Ok((
-        status,
+        StatusCode::CREATED,
         Json(json!({ "email": email.as_str(), "login_code": code })),
     )
         .into_response())
+}
+
+async fn issue_login_code(st: &AppState, email: &Email, now: UnixTime) -> ApiResult<String> {
+    let code = human_code();
+    st.store
+        .set_login_code(email, &code_digest(&code), now + LOGIN_CODE_TTL)
+        .await?;
+    Ok(code)
+}
+
+/// Operator session only (the route's rule). Account recovery: every
+/// token of the owner is revoked (sessions included, one owner
+/// watermark), then a new one-time login code (24 h) is issued and
+/// returned. Audited under that owner, so they see it in their own
+/// `GET /v1/audit`. An unknown owner is `404`.
+pub async fn recover(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(email): Path<String>,
+    request: RequestId,
+) -> ApiResult<Json<Value>> {
+    let email = Email::parse(&email).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if st.store.owner(&email).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no owner {email}")));
+    }
+    let now = st.now();
+    let mut event = audit_event(
+        &principal,
+        "owner.recover",
+        email.as_str(),
+        "ok: every token revoked, login code issued",
+        &request,
+    );
+    event.owner = email.as_str().into();
+    // Revoked first: if issuing the code fails, the owner is locked out
+    // until the operator asks again, never left with live old tokens.
+    let revocation = st
+        .store
+        .revoke(
+            RevocationKind::Owner {
+                owner: email.clone(),
+            },
+            now,
+            now + longest_token_lifetime(),
+            event,
+            now,
+        )
+        .await?;
+    st.auth.revocations.apply(&revocation);
+    let code = issue_login_code(&st, &email, now).await?;
+    Ok(Json(json!({ "email": email.as_str(), "login_code": code })))
 }
 
 #[derive(Deserialize)]
@@ -136,8 +191,9 @@ pub async fn login(
     session_response(&st, &email, role, StatusCode::OK, &request).await
 }
 
-/// The operator (a non-interactive operator credential is held for
-/// approval: `owner.deprovision` is gated). Removes the owner with their
+/// The operator's account, any class but a job (the route's rule; a
+/// non-interactive operator credential is held for approval:
+/// `owner.deprovision` is gated). Removes the owner with their
 /// data key, secrets, jobs, agents and hooks, and revokes every token of
 /// theirs; the audit log keeps their history. The operator cannot
 /// deprovision themself.
@@ -148,12 +204,6 @@ pub async fn deprovision(
     headers: HeaderMap,
     request: RequestId,
 ) -> ApiResult<Response> {
-    if !principal.is_operator() {
-        return Err(ApiError::forbidden(
-            "operator_required",
-            "only the operator may deprovision an owner",
-        ));
-    }
     let email = Email::parse(&email).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if email == principal.owner {
         return Err(ApiError::Conflict(

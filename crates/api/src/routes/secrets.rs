@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::names::{normalise_host_pattern, validate_secret_name};
-use gatehouse_domain::{CredentialClass, Email, Principal, Scope, SecretBytes};
+use gatehouse_domain::{CredentialClass, Email, Principal, SecretBytes};
 use gatehouse_store::SecretRecord;
 
 use crate::error::{ApiError, ApiResult};
@@ -122,7 +122,6 @@ pub async fn put(
     request: RequestId,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> ApiResult<Response> {
-    principal.require_scope(Scope::SecretsWrite)?;
     checked_name(&name)?;
     let value = body.value.0;
     if value.is_empty() {
@@ -184,7 +183,8 @@ async fn refuse_self_targeted(st: &AppState, principal: &Principal, name: &str) 
     Ok(())
 }
 
-/// Any credential of the owner: names and metadata, never values.
+/// Scope `secrets:write` (there is no read scope: seeing which secrets
+/// exist is part of managing them): names and metadata, never values.
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let secrets = st.store.list_secrets(&principal.owner).await?;
     Ok(Json(secrets.iter().map(metadata).collect()))
@@ -198,7 +198,6 @@ pub async fn delete(
     headers: HeaderMap,
     request: RequestId,
 ) -> ApiResult<Response> {
-    principal.require_scope(Scope::SecretsWrite)?;
     checked_name(&name)?;
     refuse_self_targeted(&st, &principal, &name).await?;
     gate(

@@ -1,14 +1,17 @@
 //! The one-shot exchange behind `PUT /v1/upstreams/{name}/credential`.
 //!
-//! Order of checks (SPEC §8): an empty token is `400`; a caller who is not
-//! the upstream's owner `403`. Then the pasted token is checked by the
-//! upstream's whoami with that token alone — never a fallback to a token
-//! Gatehouse holds — so a refused token is `400` even while Gatehouse has
-//! a valid one; an identity other than the owner is `403
-//! identity_mismatch`; a credential still active and unexpired is `409`
-//! (allowed again once expired). Only then is a short-lived token minted, verified,
-//! installed (with the secret) in one transaction, and the pasted token
-//! revoked. Every refusal is audited with its reason, never the token.
+//! Order of checks: only a human session reaches this at all (the route
+//! table's rule, enforced by the `Principal` extractor). A caller who is
+//! not the upstream's owner is `403`; then the single-shot guard: a
+//! credential still active and unexpired is `409` (allowed again once
+//! expired), before the body is looked at, so a second paste while one is
+//! active never reaches the upstream. Then an empty or malformed token is
+//! `400`; then the pasted token is checked by the upstream's whoami with
+//! that token alone — never a fallback to a token Gatehouse holds — and an
+//! identity other than the owner is `403 identity_mismatch`. Only then is
+//! a short-lived token minted, verified, installed (with the secret) in
+//! one transaction, and the pasted token revoked. Every refusal is audited
+//! with its reason, never the token.
 
 use gatehouse_domain::{Principal, SecretBytes};
 use gatehouse_store::{StoreError, UpstreamInstall, UpstreamTokenState};
@@ -76,6 +79,48 @@ pub async fn bootstrap(
     request: &RequestId,
 ) -> ApiResult<Value> {
     let c = &upstream.config;
+    if !same_person(principal.owner.as_str(), c.owner.as_str()) {
+        let e = ApiError::forbidden(
+            "not_upstream_owner",
+            "only the upstream's owner may set its credential",
+        );
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "not the upstream's owner",
+            e,
+        )
+        .await);
+    }
+    // One exchange at a time per upstream in this process (the store's
+    // install refuses a second one across replicas); held before the
+    // single-shot check so a paste racing an exchange waits and then
+    // sees it active.
+    let _local = upstream.local.lock().await;
+    // The single-shot guard comes before anything reads the pasted token:
+    // while a credential is active, a paste never reaches the upstream.
+    let active = st
+        .store
+        .upstream_state(&c.name)
+        .await?
+        .and_then(|s| s.current)
+        .is_some_and(|t| t.expires_at > st.now());
+    if active {
+        let e = ApiError::Conflict(
+            "a credential is active; it can be set again once it has expired".into(),
+        );
+        return Err(refuse(
+            st,
+            principal,
+            upstream,
+            request,
+            "a credential is active",
+            e,
+        )
+        .await);
+    }
     let pasted = SecretBytes::new(
         token
             .expose_str()
@@ -103,35 +148,6 @@ pub async fn bootstrap(
         )
         .await);
     }
-    if !same_person(principal.owner.as_str(), c.owner.as_str()) {
-        let e = ApiError::forbidden(
-            "not_upstream_owner",
-            "only the upstream's owner may set its credential",
-        );
-        return Err(refuse(
-            st,
-            principal,
-            upstream,
-            request,
-            "not the upstream's owner",
-            e,
-        )
-        .await);
-    }
-    if let Err(denied) = principal.require_human() {
-        return Err(refuse(
-            st,
-            principal,
-            upstream,
-            request,
-            "not a human session",
-            denied.into(),
-        )
-        .await);
-    }
-    // One exchange at a time per upstream in this process; the store's
-    // install refuses a second one across replicas.
-    let _local = upstream.local.lock().await;
 
     let identity = match upstream.driver.whoami(&pasted).await {
         Ok(i) => i,
@@ -146,28 +162,6 @@ pub async fn bootstrap(
             "the token belongs to someone other than the upstream's owner",
         );
         return Err(refuse(st, principal, upstream, request, "identity_mismatch", e).await);
-    }
-    // Checked after validation, so a token the upstream refuses is 400
-    // whatever Gatehouse holds: validation never leans on another token.
-    let active = st
-        .store
-        .upstream_state(&c.name)
-        .await?
-        .and_then(|s| s.current)
-        .is_some_and(|t| t.expires_at > st.now());
-    if active {
-        let e = ApiError::Conflict(
-            "a credential is active; it can be set again once it has expired".into(),
-        );
-        return Err(refuse(
-            st,
-            principal,
-            upstream,
-            request,
-            "a credential is active",
-            e,
-        )
-        .await);
     }
     let pasted_id = match identity.token_id {
         Some(id) => Some(id),
