@@ -202,10 +202,13 @@ impl Authenticator {
         });
     }
 
-    /// Signs a new token. Its `iat` is placed after any revocation
-    /// watermark of its subject, so a token minted in the same second as a
-    /// "revoke everything" is not born revoked.
-    pub fn issue(
+    /// Signs a new token. Its `iat` is placed after every subject or owner
+    /// watermark the store holds for it (the domain's
+    /// `token::watermark::issued_at`), so a token minted in the same second
+    /// as a "revoke everything" is not born revoked, and a later
+    /// revocation, whose watermark reaches this `iat`, covers it. Recording
+    /// the token checks that again under the store's writers' lock.
+    pub async fn issue(
         &self,
         class: CredentialClass,
         subject: &str,
@@ -217,17 +220,23 @@ impl Authenticator {
             .keys
             .active()
             .ok_or_else(|| ApiError::internal("no active signing key"))?;
-        let mut now = self.now();
-        if let Some(watermark) = self.revocations.watermark_for(owner.as_str(), subject) {
-            now = now.max(watermark + 1);
-        }
-        let claims = new_claims(&self.policy, class, subject, owner, scopes, ttl, now)
+        let parent = match class {
+            CredentialClass::Job => subject.split_once('/').map(|(agent, _)| agent),
+            _ => None,
+        };
+        let floor = self.store.issuance_floor(owner, subject, parent).await?;
+        let iat = gatehouse_domain::token::watermark::issued_at(self.now(), floor);
+        let claims = new_claims(&self.policy, class, subject, owner, scopes, ttl, iat)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok((jws::sign(&claims, &kid, &key), claims))
     }
 
     /// Mints a human session for an owner.
-    pub fn issue_session(&self, owner: &Email, role: Role) -> Result<(String, Claims), ApiError> {
+    pub async fn issue_session(
+        &self,
+        owner: &Email,
+        role: Role,
+    ) -> Result<(String, Claims), ApiError> {
         self.issue(
             CredentialClass::Session,
             owner.as_str(),
@@ -235,6 +244,7 @@ impl Authenticator {
             ScopeSet::for_role(role),
             None,
         )
+        .await
     }
 
     pub fn now(&self) -> UnixTime {

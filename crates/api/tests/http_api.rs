@@ -171,18 +171,16 @@ async fn operator_adds_owners_who_log_in_with_a_one_time_code(engine: Engine) {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "operator_required");
 
-    // Re-issuing a code for an existing owner replaces the old one.
+    // Login codes expire after 24 h.
     let (status, body) = s
         .json(
             Method::POST,
             "/v1/owners",
             Some(&op),
-            Some(json!({"email": "alice@x.org"})),
+            Some(json!({"email": "carol@x.org"})),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-
-    // Login codes expire after 24 h.
+    assert_eq!(status, 201, "{body}");
     let code = body["login_code"].as_str().unwrap().to_string();
     s.clock.advance(24 * 3600 + 1);
     let (status, _) = s
@@ -190,7 +188,7 @@ async fn operator_adds_owners_who_log_in_with_a_one_time_code(engine: Engine) {
             Method::POST,
             "/v1/login",
             None,
-            Some(json!({"email": "alice@x.org", "code": code})),
+            Some(json!({"email": "carol@x.org", "code": code})),
         )
         .await;
     assert_eq!(status, 401);
@@ -494,8 +492,24 @@ async fn revoked_or_invalid_tokens_are_refused_on_every_route(engine: Engine) {
     parts[2] = &tampered_sig;
     let tampered = parts.join(".");
     let oversized = format!("{op}{}", "A".repeat(5000));
-    // A valid token, then revoked by jti from a second session.
-    let revoked = s.owner(&op, "op@x.org").await;
+    // A valid token, then revoked by jti.
+    s.json(
+        Method::POST,
+        "/v1/agents",
+        Some(&op),
+        Some(json!({"name": "bot"})),
+    )
+    .await;
+    let (status, minted) = s
+        .json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&op),
+            Some(json!({"class": "agent", "subject": "bot", "scope": "secrets:write tokens:write jobs:create jobs:read hooks:write audit:read"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    let revoked = minted["token"].as_str().unwrap().to_string();
     let (_, me) = s
         .json(Method::GET, "/v1/auth/whoami", Some(&revoked), None)
         .await;
@@ -925,7 +939,22 @@ async fn revoking_a_subject_or_an_owner_ends_all_their_tokens_but_not_later_ones
     );
 
     let alice = s.owner(&op, "alice@x.org").await;
-    let alice2 = s.owner(&op, "alice@x.org").await;
+    s.json(
+        Method::POST,
+        "/v1/agents",
+        Some(&alice),
+        Some(json!({"name": "helper"})),
+    )
+    .await;
+    let (_, minted) = s
+        .json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&alice),
+            Some(json!({"class": "agent", "subject": "helper"})),
+        )
+        .await;
+    let alice2 = minted["token"].as_str().unwrap().to_string();
     let (status, _) = s
         .json(
             Method::POST,
@@ -944,7 +973,25 @@ async fn revoking_a_subject_or_an_owner_ends_all_their_tokens_but_not_later_ones
             "sessions included"
         );
     }
-    let alice3 = s.owner(&op, "alice@x.org").await;
+    let (status, recovered) = s
+        .json(
+            Method::POST,
+            "/v1/owners/alice@x.org/recover",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{recovered}");
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "alice@x.org", "code": recovered["login_code"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let alice3 = body["token"].as_str().unwrap().to_string();
     assert_eq!(
         s.json(Method::GET, "/v1/auth/whoami", Some(&alice3), None)
             .await
@@ -1137,7 +1184,7 @@ async fn rotated_signing_keys_verify_until_their_last_token_expires(engine: Engi
         200,
         "old tokens still verify"
     );
-    let fresh = s.owner(&op, "op@x.org").await;
+    let fresh = s.owner(&op, "fresh@x.org").await;
     let header = fresh.split('.').next().unwrap();
     let header: Value =
         serde_json::from_slice(&gatehouse_domain::token::jws::b64_decode(header).unwrap()).unwrap();

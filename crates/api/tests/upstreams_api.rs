@@ -322,29 +322,36 @@ async fn bootstrap_refuses_empty_foreign_and_mismatched_tokens(engine: Engine) {
     assert!(!audit.contains(&bobs_pat.value));
 }
 
-async fn a_refused_token_is_400_even_while_gatehouse_holds_a_valid_one(engine: Engine) {
+async fn a_second_paste_while_active_is_409_and_never_reaches_the_upstream(engine: Engine) {
     let w = world(engine, "expire").await;
-    w.bootstrap().await;
-    let before = w.fake.calls().len();
-    let (code, body) = w
-        .put_credential(&w.alice, "dbx", "dapi-not-a-real-token")
-        .await;
+    let bob = w.s.owner(&w.op, "bob@x.org").await;
+    // The owner check comes first: someone else is 403 even with an empty body.
+    let (code, body) = w.put_credential(&bob, "dbx", "").await;
     assert_eq!(
         (code, body["error"]["code"].as_str()),
-        (400, Some("invalid_token")),
+        (403, Some("not_upstream_owner")),
         "{body}"
     );
-    // One whoami, made with the pasted token alone (the fake did not know
-    // it), and nothing else.
-    let calls = w.fake.calls()[before..].to_vec();
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert!(calls[0].path.ends_with("/scim/v2/Me") && calls[0].caller.is_none());
-
-    // A good token while one is active: 409, and it is left alone.
+    w.bootstrap().await;
+    let before = w.fake.calls().len();
+    // While a credential is active, no paste is looked at, let alone sent
+    // to the upstream: a good one, a bad one, an empty one.
     let second = w.fake.seed_pat(ALICE);
-    let (code, _) = w.put_credential(&w.alice, "dbx", &second.value).await;
-    assert_eq!(code, 409);
+    for pasted in [second.value.as_str(), "dapi-not-a-real-token", "", "  "] {
+        let (code, body) = w.put_credential(&w.alice, "dbx", pasted).await;
+        assert_eq!(code, 409, "{body}");
+    }
+    assert_eq!(
+        w.fake.calls().len(),
+        before,
+        "{:?}",
+        &w.fake.calls()[before..]
+    );
     assert!(w.fake.token(&second.id).deleted_at.is_none());
+    assert!(w
+        .audit_text()
+        .await
+        .contains("refused: a credential is active"));
 
     // Once expired (no rotation: nobody ticked), the owner may again.
     w.s.clock.advance(901);
@@ -534,10 +541,13 @@ async fn only_a_human_session_of_the_owner_may_bootstrap(engine: Engine) {
         "{body}"
     );
     assert!(w.fake.calls().is_empty());
-    assert!(w
-        .audit_text()
-        .await
-        .contains("refused: not a human session"));
+    // Refused by the route's rule, before the handler: audited as such.
+    let audit = w.audit_text().await;
+    assert!(
+        audit.contains("denied:human_session_required")
+            && audit.contains("PUT /v1/upstreams/{name}/credential"),
+        "{audit}"
+    );
 }
 
 async fn the_generic_driver_is_described_in_config(engine: Engine) {
@@ -652,7 +662,7 @@ on_both_engines!(
     the_owner_takes_back_the_credential_through_the_gate,
     bootstrap_exchanges_the_pasted_token_for_a_minted_one_and_revokes_it,
     bootstrap_refuses_empty_foreign_and_mismatched_tokens,
-    a_refused_token_is_400_even_while_gatehouse_holds_a_valid_one,
+    a_second_paste_while_active_is_409_and_never_reaches_the_upstream,
     rotation_overlaps_at_most_two_tokens_and_idle_mints_nothing,
     keep_alive_rotates_while_idle,
     a_failed_revoke_is_retried_with_backoff_and_the_new_token_kept,

@@ -131,7 +131,17 @@ macro_rules! gated_helpers {
             }
 
             /// Persists a revocation and tells every replica, in `tx`.
+            /// Records a revocation. A subject or owner watermark is
+            /// raised to the latest `iat` already issued in its scope
+            /// (read under the chain-head lock), so it covers every token
+            /// issued before it whatever the second boundaries; its expiry
+            /// moves with it, so the row outlives the tokens it covers.
             async fn revoke_in(tx: &mut Tx<'_>, kind: RevocationKind, not_before: UnixTime, expires_at: UnixTime, now: UnixTime) -> Result<Revocation> {
+                Self::lock_chain_in(tx).await?;
+                let latest = Self::latest_issued_in(tx, &kind).await?;
+                let raised = gatehouse_domain::token::watermark::revocation_watermark(not_before, latest);
+                let expires_at = expires_at.saturating_add(raised - not_before);
+                let not_before = raised;
                 let (k, owner, subject, jti) = kind_to_columns(&kind);
                 let row = sqlx::query(
                     "INSERT INTO revocations (kind, owner, subject, jti, not_before, expires_at, created_at) \

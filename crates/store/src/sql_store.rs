@@ -161,7 +161,79 @@ macro_rules! sql_store {
                 Ok(record)
             }
 
+            /// Takes the chain-head row lock (a no-op write; SQLite holds
+            /// its write lock already), so what the transaction reads
+            /// next includes every write committed before it, on any
+            /// replica. Issues and revocations both take it before
+            /// reading each other's stamps.
+            async fn lock_chain_in(tx: &mut Tx<'_>) -> Result<()> {
+                sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// The highest subject or owner watermark covering a token of
+            /// (owner, subject), and of its agent `parent` for a job.
+            async fn covering_watermark<'e, E>(e: E, owner: &Email, subject: &str, parent: Option<&str>) -> Result<Option<UnixTime>>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let row = sqlx::query(
+                    "SELECT MAX(not_before) AS m FROM revocations WHERE (kind = 'owner' AND owner = $1) \
+                     OR (kind = 'subject' AND (owner = $1 OR owner = '') AND (subject = $2 OR subject = $3))",
+                )
+                .bind(owner.as_str())
+                .bind(subject)
+                .bind(parent.unwrap_or(subject))
+                .fetch_one(e)
+                .await?;
+                Ok(row.try_get::<Option<i64>, _>("m")?)
+            }
+
+            /// The latest `iat` of the tokens a revocation of `kind`
+            /// covers (a subject's jobs included), for its watermark.
+            async fn latest_issued_in(tx: &mut Tx<'_>, kind: &RevocationKind) -> Result<Option<UnixTime>> {
+                let job_prefix = |subject: &str| (format!("{subject}/"), i32::try_from(subject.len() + 1).unwrap_or(i32::MAX));
+                let row = match kind {
+                    RevocationKind::Jti { .. } => return Ok(None),
+                    RevocationKind::Owner { owner } => {
+                        sqlx::query("SELECT MAX(iat) AS m FROM issued_tokens WHERE owner = $1")
+                            .bind(owner.as_str())
+                            .fetch_one(&mut **tx)
+                            .await?
+                    }
+                    RevocationKind::Subject { owner, subject } => {
+                        let (prefix, len) = job_prefix(subject);
+                        sqlx::query(
+                            "SELECT MAX(iat) AS m FROM issued_tokens WHERE ($1 = '' OR owner = $1) \
+                             AND (subject = $2 OR (cls = 'job' AND substr(subject, 1, $3) = $4))",
+                        )
+                        .bind(owner.as_ref().map_or("", |o| o.as_str()))
+                        .bind(subject)
+                        .bind(len)
+                        .bind(prefix)
+                        .fetch_one(&mut **tx)
+                        .await?
+                    }
+                };
+                Ok(row.try_get::<Option<i64>, _>("m")?)
+            }
+
+            /// Records an issued token. Under the chain-head lock, its
+            /// `iat` must be above every watermark covering it: a
+            /// revocation that committed while the token was being signed
+            /// makes the issue fail rather than hand out a dead token.
             async fn insert_issued(tx: &mut Tx<'_>, t: &IssuedToken) -> Result<()> {
+                Self::lock_chain_in(tx).await?;
+                let parent = match t.class {
+                    gatehouse_domain::CredentialClass::Job => t.subject.split_once('/').map(|(agent, _)| agent),
+                    _ => None,
+                };
+                let covering = Self::covering_watermark(&mut **tx, &t.owner, &t.subject, parent).await?;
+                if covering.is_some_and(|w| gatehouse_domain::token::watermark::covers(w, t.iat)) {
+                    return Err(StoreError::Conflict("a revocation covering this token was recorded while it was being issued"));
+                }
                 sqlx::query(
                     "INSERT INTO issued_tokens (jti, owner, subject, cls, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
@@ -647,6 +719,10 @@ macro_rules! sql_store {
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn issuance_floor(&self, owner: &Email, subject: &str, parent: Option<&str>) -> Result<Option<UnixTime>> {
+                Self::covering_watermark(&self.pool, owner, subject, parent).await
             }
 
             async fn issued_token(&self, jti: &str) -> Result<Option<IssuedToken>> {

@@ -111,6 +111,16 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEvent,
         now: UnixTime,
     ) -> Result<()>;
+    /// The highest subject or owner watermark that would cover a new
+    /// token of (owner, subject) — and of its agent `parent`, for a job —
+    /// so it can be stamped after it (`token::watermark::issued_at`).
+    /// Recording the token checks again under the writers' lock.
+    async fn issuance_floor(
+        &self,
+        owner: &Email,
+        subject: &str,
+        parent: Option<&str>,
+    ) -> Result<Option<UnixTime>>;
     async fn issued_token(&self, jti: &str) -> Result<Option<IssuedToken>>;
     /// The owner's tokens that have not yet expired, newest first.
     async fn issued_tokens(&self, owner: &Email, now: UnixTime) -> Result<Vec<IssuedToken>>;

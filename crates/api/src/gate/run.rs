@@ -134,9 +134,10 @@ async fn prepare(
             scope,
             ttl_seconds,
         } => {
-            let (token, claims) =
-                st.auth
-                    .issue(CredentialClass::Api, subject, owner, *scope, *ttl_seconds)?;
+            let (token, claims) = st
+                .auth
+                .issue(CredentialClass::Api, subject, owner, *scope, *ttl_seconds)
+                .await?;
             let (issued, event) = tokens::issued_record(&claims, &ctx.actor, &ctx.request_id)?;
             let shown = json!({
                 "jti": claims.jti,

@@ -105,7 +105,7 @@ pub async fn session_response(
     status: StatusCode,
     request: &RequestId,
 ) -> ApiResult<Response> {
-    let (token, claims) = st.auth.issue_session(email, role)?;
+    let (token, claims) = st.auth.issue_session(email, role).await?;
     crate::routes::tokens::record_issued(st, &claims, email.as_str(), request).await?;
     let cookie = session_cookie(&token, claims.exp - claims.iat, st.config.cookies_secure());
     let body =

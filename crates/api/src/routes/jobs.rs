@@ -150,13 +150,16 @@ pub async fn create(
 
     let job_id = gatehouse_domain::codes::random_id();
     let subject = job_subject(&body.agent, &job_id);
-    let (token, claims) = st.auth.issue(
-        CredentialClass::Job,
-        &subject,
-        &owner,
-        ScopeSet::of(&[Scope::CredentialsRead]),
-        body.ttl_seconds,
-    )?;
+    let (token, claims) = st
+        .auth
+        .issue(
+            CredentialClass::Job,
+            &subject,
+            &owner,
+            ScopeSet::of(&[Scope::CredentialsRead]),
+            body.ttl_seconds,
+        )
+        .await?;
     let now = st.now();
     let mut placeholders = Vec::new();
     let mut env = serde_json::Map::new();

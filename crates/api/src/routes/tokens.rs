@@ -141,13 +141,16 @@ pub async fn mint(
             ),
         });
     }
-    let (token, claims) = st.auth.issue(
-        class,
-        &body.subject,
-        &principal.owner,
-        scopes,
-        body.ttl_seconds,
-    )?;
+    let (token, claims) = st
+        .auth
+        .issue(
+            class,
+            &body.subject,
+            &principal.owner,
+            scopes,
+            body.ttl_seconds,
+        )
+        .await?;
     record_issued(&st, &claims, &principal.subject, &request).await?;
     Ok((
         StatusCode::CREATED,
@@ -295,6 +298,8 @@ pub async fn revoke(
     Ok(Json(if is_jti {
         json!({ "revoked": if already { 0 } else { 1 } })
     } else {
-        json!({ "revoked": { "all-before": now } })
+        // The store may have raised the watermark past `now` to cover a
+        // token issued within this second (`token::watermark`).
+        json!({ "revoked": { "all-before": revocation.not_before } })
     }))
 }

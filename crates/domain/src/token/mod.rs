@@ -9,6 +9,7 @@ pub mod claims;
 pub mod jws;
 pub mod policy;
 pub mod verify;
+pub mod watermark;
 
 pub use claims::Claims;
 pub use policy::{LifetimeError, TokenPolicy};
