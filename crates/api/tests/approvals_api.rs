@@ -487,10 +487,11 @@ async fn deleting_or_revoking_the_requester_expires_its_requests(engine: Engine)
     let w = world(engine, &[]).await;
     let s = &w.s;
     agent(s, &w.op, "bot").await;
-    // A job's request dies with the job (its scope-free token can still
-    // ask for an owner's deprovisioning, which is gated).
+    // A job's request dies with the job. Job tokens reach no gated route
+    // over HTTP (SPEC §2), so the job's request is handed to the gate
+    // directly, as a route admitting jobs would.
     let (job_id, job_token) = job(s, &w.op, "bot", &[]).await;
-    let (status, held) = s
+    let (status, route) = s
         .json(
             Method::DELETE,
             "/v1/owners/alice@example.com",
@@ -498,8 +499,42 @@ async fn deleting_or_revoking_the_requester_expires_its_requests(engine: Engine)
             None,
         )
         .await;
-    assert_eq!(status, 202, "{held}");
-    let by_job = held["approval_id"].as_str().unwrap().to_string();
+    assert_eq!(status, 403, "{route}");
+    let me = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&job_token), None)
+        .await
+        .1;
+    let principal = gatehouse_domain::Principal {
+        subject: me["sub"].as_str().unwrap().into(),
+        owner: Email::parse(OP).unwrap(),
+        class: gatehouse_domain::CredentialClass::Job,
+        scopes: gatehouse_domain::ScopeSet::parse(me["scope"].as_str().unwrap()).unwrap(),
+        role: gatehouse_domain::Role::Operator,
+        jti: me["jti"].as_str().map(str::to_string),
+        expires_at: me["exp"].as_i64(),
+    };
+    let held = gatehouse_api::gate::gate(
+        s.state(),
+        &principal,
+        &axum::http::HeaderMap::new(),
+        &gatehouse_api::request_id::RequestId("test".into()),
+        gatehouse_api::gate::GatedCall::OwnerDeprovision {
+            email: Email::parse(ALICE).unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.status(), 202);
+    let pending = s
+        .json(
+            Method::GET,
+            "/v1/approvals?status=pending",
+            Some(&w.op),
+            None,
+        )
+        .await
+        .1;
+    let by_job = pending[0]["approval_id"].as_str().unwrap().to_string();
     // An agent's request dies when the agent's tokens are revoked.
     let bot = mint(s, &w.op, "agent", "bot", "secrets:write").await;
     let (status, held) = s.put_secret(&bot, "X", "value").await;

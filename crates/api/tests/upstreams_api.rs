@@ -420,8 +420,27 @@ async fn rotation_overlaps_at_most_two_tokens_and_idle_mints_nothing(engine: Eng
     assert_eq!(w.fake.calls().len(), before_idle);
     assert!(w.fake.live_minted().is_empty());
 
-    // Back, the owner bootstraps again.
-    let alice = w.s.owner(&w.op, ALICE).await;
+    // Back (recovered by the operator, signed in with the new code), the
+    // owner bootstraps again.
+    let (code, recovered) =
+        w.s.json(
+            Method::POST,
+            &format!("/v1/owners/{ALICE}/recover"),
+            Some(&w.op),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{recovered}");
+    let (code, body) =
+        w.s.json(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": ALICE, "code": recovered["login_code"]})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let alice = body["token"].as_str().unwrap().to_string();
     let pat = w.fake.seed_pat(ALICE);
     let (code, body) = w.put_credential(&alice, "dbx", &pat.value).await;
     assert_eq!(code, 200, "{body}");
@@ -600,12 +619,34 @@ async fn the_owner_takes_back_the_credential_through_the_gate(engine: Engine) {
     w.bootstrap().await;
     let minted = w.fake.live_minted();
     assert_eq!(minted.len(), 1);
-    // Another owner may not; alice's api token waits for a human.
+    // Another owner may not; alice's api token needs secrets:write, and
+    // with it waits for a human.
     let (code, _) = w.s.json(Method::DELETE, path, Some(&w.op), None).await;
     assert_eq!(code, 403);
-    let (code, held) =
+    let (code, body) =
         w.s.json(Method::DELETE, path, Some(&w.alice_api), None)
             .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let (code, api) =
+        w.s.json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&w.alice),
+            Some(json!({"class": "api", "subject": "ops", "scope": "secrets:write"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{api}");
+    let (code, held) =
+        w.s.json(
+            Method::DELETE,
+            path,
+            Some(api["token"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(code, 202, "{held}");
     assert_eq!(w.fake.live_minted().len(), 1, "nothing happens while held");
     assert_eq!(w.status("dbx").await["valid"], true);
