@@ -10,6 +10,7 @@
 //! stamp to key finds the oldest in O(log n). No unsafe code, no linked
 //! list.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -44,22 +45,33 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         self.entries.is_empty()
     }
 
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
         self.entries.contains_key(key)
     }
 
     /// The value for `key`, without counting as a use.
-    pub fn peek(&self, key: &K) -> Option<&V> {
+    pub fn peek<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         self.entries.get(key).map(|(v, _)| v)
     }
 
     /// The value for `key`, marked as just used.
-    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+    pub fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
         let (value, stamp) = self.entries.get_mut(key)?;
-        self.tick += 1;
-        self.order.remove(stamp);
-        self.order.insert(self.tick, key.clone());
-        *stamp = self.tick;
+        // The index gives its own copy of the key back: no clone.
+        if let Some(owned) = self.order.remove(stamp) {
+            self.tick += 1;
+            self.order.insert(self.tick, owned);
+            *stamp = self.tick;
+        }
         Some(value)
     }
 
@@ -87,7 +99,10 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         &mut entry.0
     }
 
-    pub fn remove(&mut self, key: &K) -> Option<V> {
+    pub fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let (value, stamp) = self.entries.remove(key)?;
         self.order.remove(&stamp);
         Some(value)

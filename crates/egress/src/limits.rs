@@ -84,8 +84,7 @@ impl AuditGate {
     pub fn pass(&self, key: &str, now: UnixTime) -> bool {
         let (period, per_period) = (self.period, self.per_period);
         locked(&self.state, |st| {
-            let key = key.to_string();
-            if st.seen.get_mut(&key).is_some_and(|t| *t > now - period) {
+            if st.seen.get_mut(key).is_some_and(|t| *t > now - period) {
                 return false;
             }
             if now >= st.period_start.saturating_add(period) {
@@ -104,7 +103,7 @@ impl AuditGate {
                 return false;
             }
             st.passed += 1;
-            *st.seen.get_or_insert_with(key, || now) = now;
+            *st.seen.get_or_insert_with(key.to_string(), || now) = now;
             true
         })
     }
