@@ -228,7 +228,7 @@ impl Slot {
         tokio::select! {
             () = work => {}
             why = &mut self.ended => {
-                tracing::info!(job = %self.job, reason = ?why.ok(), "closing a connection: its token is no longer valid");
+                tracing::debug!(job = %self.job, reason = ?why.ok(), "closing a connection: its token is no longer valid");
             }
             () = activity.idle_for(idle) => {
                 tracing::debug!(job = %self.job, "closing an idle connection");
