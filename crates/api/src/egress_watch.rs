@@ -7,7 +7,9 @@
 //!   verifier would stop accepting it (`exp` plus the skew allowance).
 //! - `revoked`: the view's own rule (`Revocations::covers`): the jti (a
 //!   deleted job's token is revoked by jti), the subject's and the owner's
-//!   watermarks, and the agent's for a job token.
+//!   watermarks, and the agent's for a job token. A view that cannot be
+//!   confirmed (`revocation.max_staleness_seconds`) vouches for no token:
+//!   open connections close as new requests get `503` (fail closed).
 //! - `revocations`: the view's change feed, fed by this node's own
 //!   revocations, PostgreSQL NOTIFY from other replicas, the 0.5 s
 //!   incremental read and the full resync, so the CLI's writes and other
@@ -62,7 +64,10 @@ impl TokenWatch for ApiDirectory {
 
     fn revoked(&self, lease: &Lease) -> bool {
         match self.state() {
-            Ok(st) => st.auth.revocations.covers(&claims_of(lease)),
+            Ok(st) => {
+                let view = &st.auth.revocations;
+                !view.is_fresh() || view.covers(&claims_of(lease))
+            }
             // The server is gone: nothing vouches for the token any more.
             Err(_) => true,
         }

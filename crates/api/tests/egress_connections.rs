@@ -319,7 +319,45 @@ async fn the_connection_limit_and_idle_time_come_from_the_configuration(engine: 
     assert_eq!(status, 200);
 }
 
+async fn rename_table(s: &TestServer, engine: Engine, from: &str, to: &str) {
+    let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+    match engine {
+        Engine::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+        Engine::Postgres => {
+            let pool = sqlx::PgPool::connect(&s.database_url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+async fn a_node_that_cannot_confirm_revocations_closes_open_connections(engine: Engine) {
+    let w = world(
+        engine,
+        &[("GATEHOUSE_REVOCATION_MAX_STALENESS_SECONDS", "1")],
+    )
+    .await;
+    let (s, op) = (&w.s, w.op.as_str());
+    let (_, token, _) = job(s, op, None).await;
+    let mut conns = open(&w, s, &token).await;
+    // The revocation sync can no longer read: nothing vouches for the
+    // token any more, so its connections go as new requests get 503.
+    rename_table(s, engine, "revocations", "revocations_away").await;
+    assert!(
+        ends(&mut conns.tunnel).await,
+        "the tunnel outlived the view"
+    );
+    assert!(
+        ends(&mut conns.tls).await,
+        "the intercepted connection outlived the view"
+    );
+    rename_table(s, engine, "revocations_away", "revocations").await;
+}
+
 on_both_engines!(
+    a_node_that_cannot_confirm_revocations_closes_open_connections,
     every_way_a_token_ends_closes_its_open_connections,
     the_connection_limit_and_idle_time_come_from_the_configuration,
 );
