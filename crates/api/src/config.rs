@@ -135,6 +135,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("egress", "allow_private_cidrs", Kind::List),
     ("egress", "static_hosts", Kind::Map),
     ("egress", "extra_root_certs", Kind::List),
+    ("egress", "tunnel_idle_seconds", Kind::Integer),
+    ("egress", "max_connections_per_job", Kind::Integer),
     ("egress.judge", "url", Kind::Text),
     ("egress.judge", "timeout_ms", Kind::Integer),
 ];

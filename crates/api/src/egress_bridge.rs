@@ -50,7 +50,7 @@ impl ApiDirectory {
         }
     }
 
-    fn state(&self) -> Result<Arc<Inner>, String> {
+    pub(crate) fn state(&self) -> Result<Arc<Inner>, String> {
         self.state
             .upgrade()
             .ok_or_else(|| "server stopped".to_string())
@@ -289,6 +289,11 @@ pub fn build_engine(
         },
         placeholder_prefix: config.placeholder_prefix.clone(),
         extra_root_certs: config.egress.extra_root_certs.clone(),
+        // `server.header_timeout_seconds` feeds this once the API's
+        // listener has it; until then the spec's 10 s.
+        header_timeout: gatehouse_egress::DEFAULT_HEADER_TIMEOUT,
+        tunnel_idle: config.egress.tunnel_idle,
+        max_connections_per_job: config.egress.max_connections_per_job,
     };
     let engine = gatehouse_egress::Engine::new(
         settings,

@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod config;
 pub mod egress_bridge;
+pub mod egress_watch;
 pub mod error;
 pub mod gate;
 pub mod job_credentials;

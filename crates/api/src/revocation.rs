@@ -10,6 +10,11 @@
 //! moment they commit. If the view has not been confirmed against the
 //! store for `max_staleness`, it answers "unavailable" and every token is
 //! refused (503): a replica that cannot see revocations fails closed.
+//!
+//! Every change to the view (a new jti, a raised watermark) is announced
+//! on a watch channel ([`Revocations::subscribe`]): the egress proxy
+//! closes the open connections of tokens that stopped being valid the
+//! moment a revocation reaches the node, whichever way it came.
 
 use papaya::{Equivalent, HashMap};
 use std::hash::{Hash, Hasher};
@@ -69,6 +74,8 @@ struct Inner {
     /// Milliseconds after `epoch` of the last confirmation.
     confirmed_ms: AtomicU64,
     max_staleness: Duration,
+    /// Bumped whenever the view changed.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -90,16 +97,30 @@ impl Revocations {
             epoch: Instant::now(),
             confirmed_ms: AtomicU64::new(0),
             max_staleness,
+            changed: tokio::sync::watch::channel(0).0,
         }))
     }
 
+    /// A receiver that changes whenever a revocation changes the view.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.changed.subscribe()
+    }
+
     pub fn apply(&self, r: &Revocation) {
+        if self.merge(r) {
+            self.0.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.0.last_id.fetch_max(r.id, Ordering::SeqCst);
+    }
+
+    /// Merges `r` into the maps; true when the view changed (a resync
+    /// re-applies what it already holds, which announces nothing).
+    fn merge(&self, r: &Revocation) -> bool {
         match &r.kind {
-            RevocationKind::Jti { jti } => {
-                if let Some(key) = jti_key(jti) {
-                    self.0.jtis.pin().insert(key, r.expires_at);
-                }
-            }
+            RevocationKind::Jti { jti } => match jti_key(jti) {
+                Some(key) => self.0.jtis.pin().insert(key, r.expires_at).is_none(),
+                None => false,
+            },
             RevocationKind::Subject { owner, subject } => {
                 let key = SubjectKey {
                     owner: owner
@@ -108,21 +129,22 @@ impl Revocations {
                         .unwrap_or_default(),
                     subject: subject.clone(),
                 };
-                self.0.subjects.pin().update_or_insert(
-                    key,
-                    |nb| (*nb).max(r.not_before),
-                    r.not_before,
-                );
+                let subjects = self.0.subjects.pin();
+                let before = subjects.get(&key).copied();
+                subjects.update_or_insert(key, |nb| (*nb).max(r.not_before), r.not_before);
+                before.is_none_or(|nb| nb < r.not_before)
             }
             RevocationKind::Owner { owner } => {
-                self.0.owners.pin().update_or_insert(
+                let owners = self.0.owners.pin();
+                let before = owners.get(owner.as_str()).copied();
+                owners.update_or_insert(
                     owner.as_str().to_string(),
                     |nb| (*nb).max(r.not_before),
                     r.not_before,
                 );
+                before.is_none_or(|nb| nb < r.not_before)
             }
         }
-        self.0.last_id.fetch_max(r.id, Ordering::SeqCst);
     }
 
     pub fn last_id(&self) -> i64 {
@@ -316,5 +338,42 @@ mod tests {
         assert_eq!(v.revoked_jtis(), 1);
         v.drop_expired(501, 86400);
         assert_eq!(v.revoked_jtis(), 0);
+    }
+
+    #[test]
+    fn new_revocations_are_announced_and_reapplied_ones_are_not() {
+        let v = fresh();
+        let mut rx = v.subscribe();
+        let c = claims("a@x.org", "bot", 100);
+        let r = Revocation {
+            id: 1,
+            kind: RevocationKind::Jti { jti: c.jti.clone() },
+            not_before: 0,
+            expires_at: c.exp,
+        };
+        v.apply(&r);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        v.apply(&r);
+        assert!(!rx.has_changed().unwrap(), "a resync announces nothing");
+        let owner = Revocation {
+            id: 2,
+            kind: RevocationKind::Owner {
+                owner: Email::parse("a@x.org").unwrap(),
+            },
+            not_before: 100,
+            expires_at: 1000,
+        };
+        v.apply(&owner);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        v.apply(&Revocation {
+            not_before: 50,
+            ..owner
+        });
+        assert!(
+            !rx.has_changed().unwrap(),
+            "a lower watermark changes nothing"
+        );
     }
 }

@@ -8,16 +8,20 @@
 //! could otherwise rotate addresses freely); IPv4-mapped IPv6 counts as
 //! the IPv4 address.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::lru::Lru;
 
-/// Sources remembered at most; beyond it the quietest are forgotten,
-/// which errs towards letting a source try again, never towards skipping
-/// a check.
-const MAX_SOURCES: usize = 10_000;
+/// Sources remembered at most (by default): a hard cap. Beyond it the
+/// source used least recently is forgotten, which errs towards letting a
+/// source try again, never towards skipping a check, and never pushes
+/// out a source that is still trying before quieter ones. Each entry
+/// holds at most `limit` timestamps, so memory is bounded by
+/// `MAX_SOURCES × limit` whatever the number of sources.
+pub const MAX_SOURCES: usize = 10_000;
 
 /// The key a source is counted under.
 pub fn source_bucket(ip: IpAddr) -> IpAddr {
@@ -35,19 +39,40 @@ pub fn source_bucket(ip: IpAddr) -> IpAddr {
 pub struct FailureWindow {
     limit: usize,
     window: i64,
-    failures: Mutex<HashMap<IpAddr, VecDeque<UnixTime>>>,
+    failures: Mutex<Lru<IpAddr, VecDeque<UnixTime>>>,
 }
 
 impl FailureWindow {
+    /// A window remembering at most [`MAX_SOURCES`] sources.
     pub fn new(limit: usize, window: i64) -> Self {
+        Self::with_capacity(limit, window, MAX_SOURCES)
+    }
+
+    /// A window remembering at most `max_sources` sources (least recently
+    /// used forgotten first).
+    pub fn with_capacity(limit: usize, window: i64, max_sources: usize) -> Self {
         Self {
             limit: limit.max(1),
             window,
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Lru::new(max_sources)),
         }
     }
 
-    fn with_map<T>(&self, f: impl FnOnce(&mut HashMap<IpAddr, VecDeque<UnixTime>>) -> T) -> T {
+    /// Sources currently remembered (never above the capacity).
+    pub fn len(&self) -> usize {
+        self.with_map(|map| map.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most sources this window remembers.
+    pub fn capacity(&self) -> usize {
+        self.with_map(|map| map.capacity())
+    }
+
+    fn with_map<T>(&self, f: impl FnOnce(&mut Lru<IpAddr, VecDeque<UnixTime>>) -> T) -> T {
         // A poisoned lock still holds a usable map: counting goes on.
         match self.failures.lock() {
             Ok(mut guard) => f(&mut guard),
@@ -59,9 +84,16 @@ impl FailureWindow {
     pub fn blocked_for(&self, source: IpAddr, now: UnixTime) -> Option<u64> {
         let (limit, window) = (self.limit, self.window);
         self.with_map(|map| {
-            let q = map.get_mut(&source_bucket(source))?;
+            let key = source_bucket(source);
+            // Asking counts as use: a blocked source that keeps trying
+            // stays remembered (and blocked) ahead of quiet ones.
+            let q = map.get_mut(&key)?;
             while q.front().is_some_and(|t| *t <= now - window) {
                 q.pop_front();
+            }
+            if q.is_empty() {
+                map.remove(&key);
+                return None;
             }
             if q.len() >= limit {
                 q.front()
@@ -75,11 +107,10 @@ impl FailureWindow {
     pub fn record_failure(&self, source: IpAddr, now: UnixTime) {
         let (limit, window) = (self.limit, self.window);
         self.with_map(|map| {
-            let key = source_bucket(source);
-            if map.len() >= MAX_SOURCES && !map.contains_key(&key) {
-                map.retain(|_, q| q.back().is_some_and(|t| *t > now - window));
+            let q = map.get_or_insert_with(source_bucket(source), VecDeque::new);
+            while q.front().is_some_and(|t| *t <= now - window) {
+                q.pop_front();
             }
-            let q = map.entry(key).or_default();
             q.push_back(now);
             // Only the newest `limit` failures can decide a block.
             while q.len() > limit {
@@ -153,5 +184,138 @@ mod tests {
         assert!(w.blocked_for(src, 12).is_some());
         w.clear(src);
         assert_eq!(w.blocked_for(src, 12), None);
+    }
+
+    fn nth_source(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    #[test]
+    fn a_hundred_thousand_sources_stay_within_the_cap() {
+        let w = FailureWindow::with_capacity(20, 300, 1_000);
+        for i in 0..100_000 {
+            w.record_failure(nth_source(i), 1000 + i64::from(i / 1000));
+            assert!(w.len() <= 1_000);
+        }
+        assert_eq!(w.len(), 1_000);
+        // The newest sources are the ones remembered, with their count.
+        w.record_failure(nth_source(99_999), 1100);
+        assert_eq!(w.len(), 1_000);
+        assert!(w.blocked_for(nth_source(0), 1100).is_none(), "evicted");
+    }
+
+    #[test]
+    fn an_active_source_outlives_a_flood_of_idle_ones() {
+        let w = FailureWindow::with_capacity(3, 300, 100);
+        let attacker = ip("198.51.100.7");
+        for t in 0..3 {
+            w.record_failure(attacker, 1000 + t);
+        }
+        assert!(w.blocked_for(attacker, 1003).is_some());
+        // 100,000 one-shot sources churn through the cap while the blocked
+        // source keeps asking: it stays remembered, and blocked.
+        for i in 0..100_000u32 {
+            w.record_failure(nth_source(i), 1003);
+            if i % 50 == 0 {
+                assert!(w.blocked_for(attacker, 1003).is_some(), "after {i}");
+            }
+        }
+        assert!(w.len() <= 100);
+        assert_eq!(w.blocked_for(attacker, 1003), Some(297));
+        // A source that went quiet is forgotten first.
+        let quiet = ip("198.51.100.8");
+        w.record_failure(quiet, 1003);
+        for i in 0..100u32 {
+            w.record_failure(nth_source(200_000 + i), 1004);
+            if i % 10 == 0 {
+                assert!(w.blocked_for(attacker, 1004).is_some());
+            }
+        }
+        assert!(w.blocked_for(attacker, 1004).is_some());
+        assert!(w.blocked_for(quiet, 1004).is_none());
+    }
+
+    #[test]
+    fn expired_entries_free_their_room() {
+        let w = FailureWindow::with_capacity(2, 60, 10);
+        w.record_failure(ip("192.0.2.1"), 0);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.blocked_for(ip("192.0.2.1"), 61), None);
+        assert_eq!(w.len(), 0);
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Fail(u8, i64),
+            Ask(u8, i64),
+            Clear(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..12, 0i64..5).prop_map(|(s, dt)| Op::Fail(s, dt)),
+                (0u8..12, 0i64..5).prop_map(|(s, dt)| Op::Ask(s, dt)),
+                (0u8..12).prop_map(Op::Clear),
+            ]
+        }
+
+        /// The naive rule, unbounded: the newest failures inside the
+        /// window, per source.
+        fn blocked(
+            model: &HashMap<u8, Vec<i64>>,
+            s: u8,
+            now: i64,
+            limit: usize,
+            window: i64,
+        ) -> Option<u64> {
+            let live: Vec<i64> = model
+                .get(&s)
+                .map(|v| v.iter().copied().filter(|t| *t > now - window).collect())
+                .unwrap_or_default();
+            let live = &live[live.len().saturating_sub(limit)..];
+            (live.len() >= limit).then(|| u64::try_from((live[0] + window - now).max(1)).unwrap())
+        }
+
+        proptest! {
+            /// With room for every source the counts are exactly the naive
+            /// rule's; with less room, a remembered source never counts more
+            /// failures than it had and the cap always holds.
+            #[test]
+            fn counts_match_the_naive_rule(ops in proptest::collection::vec(op(), 1..300), cap in 1usize..16) {
+                let (limit, window) = (3usize, 7i64);
+                let w = FailureWindow::with_capacity(limit, window, cap);
+                let mut model: HashMap<u8, Vec<i64>> = HashMap::new();
+                let mut now = 0i64;
+                for op in ops {
+                    match op {
+                        Op::Fail(s, dt) => {
+                            now += dt;
+                            w.record_failure(nth_source(u32::from(s)), now);
+                            model.entry(s).or_default().push(now);
+                        }
+                        Op::Ask(s, dt) => {
+                            now += dt;
+                            let got = w.blocked_for(nth_source(u32::from(s)), now);
+                            let want = blocked(&model, s, now, limit, window);
+                            if cap >= 12 {
+                                prop_assert_eq!(got, want);
+                            } else if want.is_none() {
+                                prop_assert_eq!(got, None, "never blocks a source the rule lets through");
+                            }
+                        }
+                        Op::Clear(s) => {
+                            w.clear(nth_source(u32::from(s)));
+                            model.remove(&s);
+                        }
+                    }
+                    prop_assert!(w.len() <= cap);
+                }
+            }
+        }
     }
 }

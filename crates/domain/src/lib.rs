@@ -16,6 +16,7 @@ pub mod egress;
 pub mod email;
 pub mod failure_window;
 pub mod jobs;
+pub mod lru;
 pub mod master_key;
 pub mod names;
 pub mod principal;

@@ -125,9 +125,41 @@ pub struct EgressAudit {
     pub source: IpAddr,
 }
 
+/// What the proxy keeps about the token an open connection (a tunnel, an
+/// intercepted connection, a kept upstream connection) was opened with:
+/// enough to tell, at any later moment, whether that token still stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job: JobIdentity,
+    pub jti: String,
+    /// The token's `iat`: subject, agent and owner watermarks compare it.
+    pub issued_at: UnixTime,
+    /// When the verifier stops accepting the token (its `exp` plus the
+    /// clock skew allowance).
+    pub ends_at: UnixTime,
+}
+
+/// How open connections learn that their token stopped being valid
+/// (SPEC §6, revocation reaches open connections). A supertrait of
+/// [`JobDirectory`], so no directory can leave it out.
+pub trait TokenWatch: Send + Sync {
+    /// The lease of a job token that verifies now (the one verifier:
+    /// signature, claims, revocation).
+    fn lease(&self, token: &str) -> Result<Lease, AuthFailure>;
+
+    /// Whether the token behind `lease` is revoked now: by jti (a deleted
+    /// job's token is revoked by jti), by its subject, its agent or its
+    /// owner. Expiry is the proxy's to check, against `ends_at`.
+    fn revoked(&self, lease: &Lease) -> bool;
+
+    /// A receiver that changes whenever a revocation reaches this node
+    /// (its own, another replica's, or one written by the CLI).
+    fn revocations(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
 /// The API's side of the proxy.
 #[async_trait]
-pub trait JobDirectory: Send + Sync + 'static {
+pub trait JobDirectory: TokenWatch + Send + Sync + 'static {
     /// Verifies a job token with the one token verifier (signature,
     /// claims, revocation) and that its job is live.
     async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, AuthFailure>;

@@ -15,9 +15,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
-use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Mutex;
 
 use crate::admit::{Admitted, Context};
@@ -42,15 +42,20 @@ pub(crate) async fn serve(
     job: JobIdentity,
     admitted: Admitted,
     tls: Arc<ServerConfig>,
-    upgraded: Upgraded,
+    client: impl AsyncRead + AsyncWrite + Unpin,
 ) {
-    let stream = match tokio_rustls::TlsAcceptor::from(tls)
-        .accept(TokioIo::new(upgraded))
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
+    // The handshake is bounded like a request head: a client that opens
+    // a tunnel and never speaks does not hold it.
+    let header_timeout = engine.settings.header_timeout;
+    let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(client);
+    let stream = match tokio::time::timeout(header_timeout, handshake).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             tracing::debug!(host = %admitted.host, "intercepted TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(host = %admitted.host, "intercepted TLS handshake timed out");
             return;
         }
     };
@@ -68,7 +73,7 @@ pub(crate) async fn serve(
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(crate::HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .await
     {

@@ -16,10 +16,13 @@
 //! Files: `proxy.rs` (listener, dispatch, `CONNECT`), `admit.rs` (the one
 //! check and dialling), `forward.rs` (one request upstream), `intercept.rs`
 //! (TLS termination), `relay.rs`, `swap.rs`, `echo.rs`, `ca.rs`, `tls.rs`,
-//! `resolver.rs`, `judge.rs`, `limits.rs`, `refusal.rs`, `directory.rs`.
+//! `resolver.rs`, `judge.rs`, `limits.rs`, `refusal.rs`, `directory.rs`,
+//! `connections.rs` (open connections: per-job limit, idle timeout, and
+//! closing them when their token stops being valid).
 
 mod admit;
 pub mod ca;
+pub mod connections;
 pub mod directory;
 pub mod echo;
 mod forward;
@@ -45,16 +48,20 @@ use gatehouse_domain::egress::EgressPolicy;
 pub use admit::{proxy_token, Admitted};
 pub use ca::CertAuthority;
 pub use directory::{
-    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease,
+    TokenWatch,
 };
 pub use judge::{Judge, JudgeSettings};
 pub use proxy::serve;
 pub use refusal::Refusal;
 pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};
 
-/// A client that does not finish a request head within this is dropped
-/// (slow-header clients would otherwise hold connections forever).
-pub(crate) const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Default of [`Settings::header_timeout`] (SPEC §6: 10 s).
+pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Default of [`Settings::tunnel_idle`] (`egress.tunnel_idle_seconds`).
+pub const DEFAULT_TUNNEL_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+/// Default of [`Settings::max_connections_per_job`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_JOB: usize = 256;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of everything the proxy sends.
@@ -68,6 +75,17 @@ pub struct Settings {
     /// digits that is not the job's own is refused.
     pub placeholder_prefix: String,
     pub extra_root_certs: Vec<PathBuf>,
+    /// A client that has not sent a whole request head this long after
+    /// its connection opened (or its previous response) is disconnected,
+    /// on the listener and inside intercepted connections; it also bounds
+    /// the client's TLS handshake there. Slow-header clients would
+    /// otherwise hold connections forever.
+    pub header_timeout: std::time::Duration,
+    /// Tunnels (byte-exact or intercepted) with no traffic in either
+    /// direction for this long are closed.
+    pub tunnel_idle: std::time::Duration,
+    /// Open connections a job may hold; the next one is `429`.
+    pub max_connections_per_job: usize,
 }
 
 /// The proxy engine: shared by the listener, the interceptor and the relay.
@@ -84,8 +102,11 @@ pub struct Engine {
     pub failures: limits::FailureWindow,
     /// Swaps audited once per job+secret+host a minute.
     pub swap_audit: limits::AuditGate,
-    /// Refusals audited once per source+reason+host a minute.
+    /// Refusals audited once per source+reason+host a minute, and at
+    /// most [`limits::REFUSAL_AUDITS_PER_MINUTE`] a minute overall.
     pub refusal_audit: limits::AuditGate,
+    /// Tunnels and intercepted connections open now, per job and token.
+    pub connections: Arc<connections::Connections>,
 }
 
 impl Engine {
@@ -98,6 +119,7 @@ impl Engine {
         judge: Option<Judge>,
     ) -> Result<Self, ca::CaError> {
         let upstream_tls = tls::upstream_config(&settings.extra_root_certs)?;
+        let connections = connections::Connections::new(settings.max_connections_per_job);
         Ok(Self {
             settings,
             resolver,
@@ -108,7 +130,12 @@ impl Engine {
             judge,
             failures: limits::placeholder_failures(),
             swap_audit: limits::AuditGate::new(60),
-            refusal_audit: limits::AuditGate::new(60),
+            refusal_audit: limits::AuditGate::bounded(
+                60,
+                limits::MAX_ENTRIES,
+                limits::REFUSAL_AUDITS_PER_MINUTE,
+            ),
+            connections,
         })
     }
 }

@@ -25,8 +25,10 @@ use crate::admit::Context;
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
 
-/// Serves the proxy on `listener` until `stop` turns true.
+/// Serves the proxy on `listener` until `stop` turns true; the warden
+/// that closes connections whose token stopped being valid runs as long.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(crate::connections::warden(engine.clone(), stop.clone()));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -40,6 +42,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
         };
         let _ = stream.set_nodelay(true);
         let engine = engine.clone();
+        let header_timeout = engine.settings.header_timeout;
         tokio::spawn(async move {
             let upstream = Arc::new(Mutex::new(None));
             let service = service_fn(move |req| {
@@ -49,7 +52,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(crate::HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await
@@ -62,10 +65,13 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
 
 /// A client connection's upstream connection for plain requests, kept
 /// while the client keeps its connection and reused only when its peer is
-/// among the addresses the current request's check returned.
+/// among the addresses the current request's check returned, for the same
+/// job, while the token it was opened with stands.
 struct Pooled {
     peer: SocketAddr,
     sender: SendRequest<Body>,
+    /// Its place among the job's open connections.
+    slot: crate::connections::Slot,
 }
 
 type Upstream = Arc<Mutex<Option<Pooled>>>;
@@ -118,6 +124,8 @@ async fn connect(
     ctx.host = Some(target.host().to_string());
     let view = engine.view(&job).await?;
     let admitted = engine.admit(&job, &view, target, "CONNECT", peer).await?;
+    let slot = engine.open_connection(&token)?;
+    let idle = engine.settings.tunnel_idle;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let intercept = match &engine.ca {
         Some(ca) if view.binds(&admitted.host, engine.clock.now()) => Some(
@@ -132,8 +140,11 @@ async fn connect(
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        crate::intercept::serve(engine, peer, token, job, admitted, tls, upgraded)
-                            .await
+                        let client = slot.track(TokioIo::new(upgraded));
+                        let work = crate::intercept::serve(
+                            engine, peer, token, job, admitted, tls, client,
+                        );
+                        slot.hold(idle, work).await
                     }
                     Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
                 }
@@ -144,8 +155,11 @@ async fn connect(
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        let mut client = TokioIo::new(upgraded);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        let mut client = slot.track(TokioIo::new(upgraded));
+                        let work = async move {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        };
+                        slot.hold(idle, work).await
                     }
                     Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
                 }
@@ -163,7 +177,7 @@ async fn plain(
     upstream: &Upstream,
 ) -> Result<Response<Body>, Refusal> {
     engine.throttle(peer)?;
-    let (job, _token) = engine.authenticate(req.headers(), peer).await?;
+    let (job, token) = engine.authenticate(req.headers(), peer).await?;
     ctx.job = Some(job.clone());
     let uri = req.uri();
     if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
@@ -184,16 +198,26 @@ async fn plain(
     let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
     let used = crate::forward::prepare(engine, &mut req, &admitted.host, &authority, &view)?;
     let mut slot = upstream.lock().await;
-    let reusable = slot
-        .as_ref()
-        .is_some_and(|p| !p.sender.is_closed() && admitted.addrs.contains(&p.peer));
+    let reusable = slot.as_mut().is_some_and(|p| {
+        !p.sender.is_closed()
+            && admitted.addrs.contains(&p.peer)
+            && p.slot.job_id() == job.job_id
+            && !p.slot.is_ended()
+    });
     if !reusable {
+        // The old connection (if any) gives its place back first.
+        *slot = None;
+        let held = engine.open_connection(&token)?;
         let stream = crate::admit::dial(&admitted.addrs).await?;
         let peer = stream
             .peer_addr()
             .map_err(|e| Refusal::BadGateway(e.to_string()))?;
         let sender = crate::forward::handshake(stream).await?;
-        *slot = Some(Pooled { peer, sender });
+        *slot = Some(Pooled {
+            peer,
+            sender,
+            slot: held,
+        });
     }
     let pooled = slot
         .as_mut()

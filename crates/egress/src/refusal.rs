@@ -38,6 +38,9 @@ pub enum Refusal {
     Judge(String),
     /// Too many failed placeholder resolutions from this source.
     Throttled { retry_after: u64 },
+    /// The job already holds `egress.max_connections_per_job` open
+    /// connections.
+    TooManyConnections { limit: usize },
     /// The upstream could not be reached or answered garbage.
     BadGateway(String),
     /// A failure of ours; logged, answered generically.
@@ -53,7 +56,7 @@ impl Refusal {
             | Self::PlaceholderNotAllowed { .. }
             | Self::ForeignPlaceholder => Some("not_allowed"),
             Self::Judge(_) => Some("judge"),
-            Self::Throttled { .. } => Some("throttled"),
+            Self::Throttled { .. } | Self::TooManyConnections { .. } => Some("throttled"),
             Self::ProxyAuth
             | Self::RelayAuth
             | Self::Unavailable
@@ -83,7 +86,9 @@ impl Refusal {
             | Self::PlaceholderNotAllowed { .. }
             | Self::ForeignPlaceholder
             | Self::Judge(_) => StatusCode::FORBIDDEN,
-            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled { .. } | Self::TooManyConnections { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,7 +104,7 @@ impl Refusal {
             Self::HostNotAllowed(_) | Self::PlaceholderNotAllowed { .. } => "not_allowed",
             Self::ForeignPlaceholder => "forbidden",
             Self::Judge(_) => "judge",
-            Self::Throttled { .. } => "throttled",
+            Self::Throttled { .. } | Self::TooManyConnections { .. } => "throttled",
             Self::BadGateway(_) => "bad_gateway",
             Self::Internal(_) => "internal",
         }
@@ -125,6 +130,9 @@ impl Refusal {
             Self::Throttled { retry_after } => {
                 format!("too many failed placeholder uses; retry in {retry_after} s")
             }
+            Self::TooManyConnections { limit } => format!(
+                "this job already holds {limit} open connections through the proxy; close one first"
+            ),
             Self::BadGateway(m) => format!("upstream: {m}"),
             Self::Internal(_) => "internal error".into(),
         }
@@ -174,6 +182,15 @@ impl Refusal {
             _ => {}
         }
         resp
+    }
+}
+
+impl From<crate::directory::AuthFailure> for Refusal {
+    fn from(e: crate::directory::AuthFailure) -> Self {
+        match e {
+            crate::directory::AuthFailure::Refused => Self::ProxyAuth,
+            crate::directory::AuthFailure::Unavailable => Self::Unavailable,
+        }
     }
 }
 

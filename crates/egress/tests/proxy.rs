@@ -543,8 +543,11 @@ async fn a_revoked_token_is_refused_inside_an_open_intercepted_tunnel() {
     assert_eq!(r.status(), 200);
     let _ = http_body_util::BodyExt::collect(r.into_body()).await;
     p.directory.revoke(TOKEN);
-    let r = sender.send_request(req()).await.unwrap();
-    assert_eq!(r.status(), 407);
+    // The connection is closed under the client (tests/connections.rs); a
+    // request that races the close is refused, never forwarded.
+    if let Ok(r) = sender.send_request(req()).await {
+        assert_eq!(r.status(), 407);
+    }
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
 }
 

@@ -21,6 +21,8 @@ pub(super) struct RawEgress {
     allow_private_cidrs: Option<Vec<String>>,
     static_hosts: Option<BTreeMap<String, String>>,
     extra_root_certs: Option<Vec<String>>,
+    tunnel_idle_seconds: Option<i64>,
+    max_connections_per_job: Option<i64>,
     #[serde(default)]
     judge: RawJudge,
 }
@@ -47,6 +49,12 @@ pub struct EgressConfig {
     /// Normalised name → address.
     pub static_hosts: BTreeMap<String, IpAddr>,
     pub extra_root_certs: Vec<PathBuf>,
+    /// `egress.tunnel_idle_seconds` (default 300): a tunnel with no
+    /// traffic in either direction this long is closed.
+    pub tunnel_idle: Duration,
+    /// `egress.max_connections_per_job` (default 256): open connections a
+    /// job may hold through the proxy; the next one is `429`.
+    pub max_connections_per_job: usize,
     pub judge: Option<JudgeConfig>,
 }
 
@@ -106,6 +114,20 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
         .into_iter()
         .map(PathBuf::from)
         .collect();
+    let idle = raw.tunnel_idle_seconds.unwrap_or(300);
+    if !(1..=86_400).contains(&idle) {
+        return Err(invalid(
+            "egress.tunnel_idle_seconds",
+            format!("{idle} is outside 1..=86400"),
+        ));
+    }
+    let max_connections = raw.max_connections_per_job.unwrap_or(256);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(invalid(
+            "egress.max_connections_per_job",
+            format!("{max_connections} is outside 1..=1000000"),
+        ));
+    }
     let judge = match raw.judge.url {
         None => None,
         Some(url) => {
@@ -131,6 +153,8 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
         allow_private_cidrs,
         static_hosts,
         extra_root_certs,
+        tunnel_idle: Duration::from_secs(idle as u64),
+        max_connections_per_job: max_connections as usize,
         judge,
     })
 }
@@ -152,7 +176,8 @@ impl EgressConfig {
             .collect();
         let mut out = format!(
             "[egress]\nlisten = {:?}\nplaceholder_ttl_seconds = {placeholder_ttl_seconds}\n\
-             allowed_ports = [{}]\nallow_private_cidrs = [{}]\nextra_root_certs = [{}]\n\n\
+             allowed_ports = [{}]\nallow_private_cidrs = [{}]\nextra_root_certs = [{}]\n\
+             tunnel_idle_seconds = {}\nmax_connections_per_job = {}\n\n\
              [egress.static_hosts]\n{}",
             self.listen.to_string(),
             ports.join(", "),
@@ -168,6 +193,8 @@ impl EgressConfig {
                     .map(|p| p.display().to_string())
                     .collect()
             ),
+            self.tunnel_idle.as_secs(),
+            self.max_connections_per_job,
             hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),
         );
         if let Some(j) = &self.judge {

@@ -129,6 +129,8 @@ fn egress_defaults_and_environment_lists_and_maps() {
     assert_eq!(c.egress.listen.to_string(), "127.0.0.1:8271");
     assert_eq!(c.egress.allowed_ports, vec![80, 443]);
     assert!(c.egress.judge.is_none());
+    assert_eq!(c.egress.tunnel_idle.as_secs(), 300);
+    assert_eq!(c.egress.max_connections_per_job, 256);
     let c = Config::load(
         None,
         &env(&[
@@ -145,6 +147,8 @@ fn egress_defaults_and_environment_lists_and_maps() {
             ("GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS", "/tmp/a.pem"),
             ("GATEHOUSE_EGRESS_JUDGE_URL", "http://127.0.0.1:9/judge"),
             ("GATEHOUSE_EGRESS_JUDGE_TIMEOUT_MS", "250"),
+            ("GATEHOUSE_EGRESS_TUNNEL_IDLE_SECONDS", "7"),
+            ("GATEHOUSE_EGRESS_MAX_CONNECTIONS_PER_JOB", "3"),
         ]),
     )
     .unwrap();
@@ -161,6 +165,8 @@ fn egress_defaults_and_environment_lists_and_maps() {
     assert_eq!(c.egress.extra_root_certs, vec![PathBuf::from("/tmp/a.pem")]);
     let judge = c.egress.judge.as_ref().unwrap();
     assert_eq!(judge.timeout.as_millis(), 250);
+    assert_eq!(c.egress.tunnel_idle.as_secs(), 7);
+    assert_eq!(c.egress.max_connections_per_job, 3);
     let printed = c.render_masked();
     assert!(printed.contains("[egress.judge]"), "{printed}");
     assert!(
@@ -182,6 +188,9 @@ fn egress_typos_and_sloppy_exceptions_are_refused() {
         ("GATEHOUSE_EGRESS_STATIC_HOSTS", "127.0.0.1=127.0.0.1"),
         ("GATEHOUSE_EGRESS_JUDGE_URL", "ftp://judge"),
         ("GATEHOUSE_EGRESS_LISTEN", "nowhere"),
+        ("GATEHOUSE_EGRESS_TUNNEL_IDLE_SECONDS", "0"),
+        ("GATEHOUSE_EGRESS_MAX_CONNECTIONS_PER_JOB", "0"),
+        ("GATEHOUSE_EGRESS_MAX_CONNECTIONS_PER_JOB", "many"),
     ] {
         assert!(
             Config::load(None, &env(&[(var, value)])).is_err(),

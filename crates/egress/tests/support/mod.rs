@@ -16,7 +16,7 @@ use gatehouse_domain::egress::{Cidr, EgressPolicy};
 use gatehouse_domain::secret::SecretBytes;
 use gatehouse_egress::{
     AuthFailure, Binding, CertAuthority, EgressAudit, Engine, Inject, JobDirectory, JobIdentity,
-    JobView, Judge, Settings, StubResolver,
+    JobView, Judge, Lease, Settings, StubResolver, TokenWatch,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,6 +42,10 @@ pub struct FakeDirectory {
     pub allow_hosts: Mutex<Vec<String>>,
     pub secrets: Mutex<Vec<SecretSpec>>,
     pub audits: Mutex<Vec<EgressAudit>>,
+    /// When leases of the token end (the token's exp plus skew).
+    pub ends_at: Mutex<i64>,
+    /// Bumped on every revocation, as the API's view does.
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl FakeDirectory {
@@ -50,6 +54,31 @@ impl FakeDirectory {
     }
     pub fn revoke(&self, token: &str) {
         self.revoked.lock().unwrap().insert(token.to_string());
+        self.changes.send_modify(|n| *n += 1);
+    }
+}
+
+/// The fake token's jti is the token itself.
+impl TokenWatch for FakeDirectory {
+    fn lease(&self, token: &str) -> Result<Lease, AuthFailure> {
+        if token == TOKEN && !self.revoked.lock().unwrap().contains(token) {
+            Ok(Lease {
+                job: job(),
+                jti: token.to_string(),
+                issued_at: 0,
+                ends_at: *self.ends_at.lock().unwrap(),
+            })
+        } else {
+            Err(AuthFailure::Refused)
+        }
+    }
+
+    fn revoked(&self, lease: &Lease) -> bool {
+        self.revoked.lock().unwrap().contains(&lease.jti)
+    }
+
+    fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 
@@ -123,6 +152,11 @@ pub struct ProxyOptions {
 
 /// The proxy with 127.0.0.0/8 let through (test upstreams live there).
 pub async fn proxy(opts: ProxyOptions) -> Proxy {
+    proxy_with(opts, |_| {}).await
+}
+
+/// As [`proxy`], with the settings adjusted by `tweak` (timeouts, limits).
+pub async fn proxy_with(opts: ProxyOptions, tweak: impl FnOnce(&mut Settings)) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let ca = CertAuthority::load_or_create(dir.path()).unwrap();
     let ca_file = dir.path().join(gatehouse_egress::ca::CA_CERT_FILE);
@@ -131,17 +165,23 @@ pub async fn proxy(opts: ProxyOptions) -> Proxy {
         allow_hosts: Mutex::new(opts.allow_hosts.iter().map(|s| s.to_string()).collect()),
         secrets: Mutex::new(opts.secrets),
         audits: Mutex::new(Vec::new()),
+        ends_at: Mutex::new(i64::MAX),
+        changes: tokio::sync::watch::channel(0).0,
     });
     let resolver = StubResolver::new();
     let clock = ManualClock::new(SystemClock.now());
-    let settings = Settings {
+    let mut settings = Settings {
         policy: EgressPolicy {
             allow_private_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
             allowed_ports: opts.ports,
         },
         placeholder_prefix: "gh_ph_".into(),
         extra_root_certs: opts.extra_roots,
+        header_timeout: gatehouse_egress::DEFAULT_HEADER_TIMEOUT,
+        tunnel_idle: gatehouse_egress::DEFAULT_TUNNEL_IDLE,
+        max_connections_per_job: gatehouse_egress::DEFAULT_MAX_CONNECTIONS_PER_JOB,
     };
+    tweak(&mut settings);
     let engine = Arc::new(
         Engine::new(
             settings,
