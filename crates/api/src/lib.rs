@@ -10,6 +10,7 @@ pub mod config;
 pub mod egress_bridge;
 pub mod error;
 pub mod gate;
+pub mod job_build;
 pub mod job_credentials;
 pub mod json;
 pub mod keys;

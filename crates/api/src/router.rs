@@ -86,6 +86,12 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Auth,
             agents::set_egress,
         ),
+        at(
+            Method::PUT,
+            "/v1/agents/{name}/secrets",
+            Auth,
+            agents::set_secrets,
+        ),
         at(Method::POST, "/v1/tokens", Auth, tokens::mint),
         at(Method::GET, "/v1/tokens", Auth, tokens::list),
         at(Method::POST, "/v1/tokens/revoke", Auth, tokens::revoke),

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod egress;
 pub mod email;
 pub mod failure_window;
+pub mod grant_ceiling;
 pub mod jobs;
 pub mod master_key;
 pub mod names;

@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_agent_egress.sql"),
         include_str!("../migrations/postgres/0007_agent_egress.sql"),
     ),
+    (
+        8,
+        "agent secret ceilings and claimed executions",
+        include_str!("../migrations/sqlite/0008_gates.sql"),
+        include_str!("../migrations/postgres/0008_gates.sql"),
+    ),
 ];
 
 #[derive(Clone, Copy)]
