@@ -332,3 +332,12 @@ on_both_engines!(
     an_agent_value_grant_waits_for_a_human_and_its_job_token_is_shown_once,
     an_api_token_an_agent_asked_for_is_revoked_with_the_agent,
 );
+
+/// Only the gate writes secrets: the store's one gate key (without which
+/// no gated action, and so no secret write, runs) was taken at start by
+/// the server's gate; nothing else in the process can get another.
+#[tokio::test]
+async fn the_running_server_gate_holds_the_stores_only_key() {
+    let s = server(Engine::Sqlite).await;
+    assert!(s.state().store.take_gate_key().is_none());
+}

@@ -124,7 +124,7 @@ pub enum GatedAction {
     /// Creates a job held for `job.grant_values`, as `Store::create_job`
     /// would; fails if the agent or a granted secret is gone.
     CreateJob {
-        job: JobRecord,
+        job: Box<JobRecord>,
         placeholders: Vec<PlaceholderRecord>,
         token: IssuedToken,
     },

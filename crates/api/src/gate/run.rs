@@ -245,7 +245,7 @@ async fn prepare(
                 respond: Respond::Created(built.answer()),
                 audit: vec![event],
                 action: GatedAction::CreateJob {
-                    job: built.job,
+                    job: Box::new(built.job),
                     placeholders: built.placeholders,
                     token: built.issued,
                 },
