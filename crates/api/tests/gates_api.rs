@@ -8,7 +8,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{server, Engine, TestServer};
+use support::{server, Engine, NowForTest, TestServer};
 
 const ALICE: &str = "alice@x.org";
 
@@ -327,7 +327,57 @@ async fn an_api_token_an_agent_asked_for_is_revoked_with_the_agent(engine: Engin
     );
 }
 
+async fn an_execution_interrupted_mid_call_is_failed_by_the_sweeper_and_never_rerun(
+    engine: Engine,
+) {
+    let w = world(engine).await;
+    let bot = w.mint("agent", "bot", "secrets:write").await;
+    let (status, held) =
+        w.s.json(
+            Method::PUT,
+            "/v1/secrets/NEW",
+            Some(&bot),
+            Some(json!({"value": "v", "allowed_hosts": ["api.github.com"]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{held}");
+    let id = held["approval_id"].as_str().unwrap();
+    // Approved and claimed by an executor that then died before its
+    // action committed, as a server killed mid-call leaves it. Written in
+    // one statement, so no sweeper runs it in between as merely approved.
+    let claim = format!(
+        "UPDATE approvals SET status = 'executing', updated_at = {} WHERE id = '{id}'",
+        w.s.clock.now_for_test()
+    );
+    match engine {
+        Engine::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&w.s.database_url).await.unwrap();
+            sqlx::query(&claim).execute(&pool).await.unwrap();
+        }
+        Engine::Postgres => {
+            let pool = sqlx::PgPool::connect(&w.s.database_url).await.unwrap();
+            sqlx::query(&claim).execute(&pool).await.unwrap();
+        }
+    }
+
+    let sweep = || gatehouse_api::gate::sweeper::sweep(w.s.state());
+    sweep().await;
+    assert_eq!(w.poll(&w.alice, id).await["status"], "executing");
+    w.s.clock
+        .advance(gatehouse_api::gate::sweeper::INTERRUPTED_AFTER + 1);
+    sweep().await;
+    let failed = w.poll(&w.alice, id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"], "interrupted");
+    sweep().await;
+    let (_, secrets) =
+        w.s.json(Method::GET, "/v1/secrets", Some(&w.alice), None)
+            .await;
+    assert!(!secrets.to_string().contains("NEW"), "never run: {secrets}");
+}
+
 on_both_engines!(
+    an_execution_interrupted_mid_call_is_failed_by_the_sweeper_and_never_rerun,
     an_agent_grants_only_secrets_a_human_put_in_its_ceiling,
     an_agent_value_grant_waits_for_a_human_and_its_job_token_is_shown_once,
     an_api_token_an_agent_asked_for_is_revoked_with_the_agent,
