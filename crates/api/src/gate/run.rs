@@ -392,12 +392,9 @@ fn failure_error(verb: Verb, reason: String) -> ApiError {
             ApiError::NotFound(reason)
         }
         Verb::SecretWrite | Verb::TokenMintApi => ApiError::forbidden("owner_unknown", reason),
-        Verb::JobGrantValues => ApiError::Unprocessable {
-            code: "unknown_secret",
-            message: reason,
-        },
         Verb::UpstreamRevoke => ApiError::Conflict(reason),
-        Verb::JobDeleteAll => ApiError::Unprocessable {
+        // The agent or a granted secret went away meanwhile.
+        Verb::JobDeleteAll | Verb::JobGrantValues => ApiError::Unprocessable {
             code: "failed",
             message: reason,
         },
