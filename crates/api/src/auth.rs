@@ -220,10 +220,7 @@ impl Authenticator {
             .keys
             .active()
             .ok_or_else(|| ApiError::internal("no active signing key"))?;
-        let parent = match class {
-            CredentialClass::Job => subject.split_once('/').map(|(agent, _)| agent),
-            _ => None,
-        };
+        let parent = gatehouse_domain::token::watermark::parent_subject(class, subject);
         let floor = self.store.issuance_floor(owner, subject, parent).await?;
         let iat = gatehouse_domain::token::watermark::issued_at(self.now(), floor);
         let claims = new_claims(&self.policy, class, subject, owner, scopes, ttl, iat)

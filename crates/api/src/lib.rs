@@ -12,6 +12,7 @@ pub mod egress_bridge;
 pub mod egress_watch;
 pub mod error;
 pub mod gate;
+pub mod job_build;
 pub mod job_credentials;
 pub mod json;
 pub mod keys;

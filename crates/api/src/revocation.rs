@@ -193,13 +193,11 @@ impl Revocations {
     }
 
     /// Whether these claims are revoked, freshness aside (for listings).
-    /// A job token (`<agent>/<job>`) also dies with its agent, so revoking
-    /// an agent ends the whole chain.
+    /// A job token (`<agent>/<job>`), and an api token an agent's approved
+    /// request produced (`<agent>/<subject>`), also die with their agent,
+    /// so revoking an agent ends the whole chain.
     pub fn covers(&self, c: &Claims) -> bool {
-        let parent = match c.cls {
-            gatehouse_domain::CredentialClass::Job => c.sub.split_once('/').map(|(agent, _)| agent),
-            _ => None,
-        };
+        let parent = gatehouse_domain::token::watermark::parent_subject(c.cls, &c.sub);
         jti_key(&c.jti).is_some_and(|k| self.0.jtis.pin().contains_key(&k))
             || self
                 .watermark_for(&c.owner, &c.sub)
@@ -375,5 +373,29 @@ mod tests {
             !rx.has_changed().unwrap(),
             "a lower watermark changes nothing"
         );
+    }
+
+    #[test]
+    fn tokens_under_an_agent_die_with_it_and_agents_do_not_nest() {
+        let v = fresh();
+        v.apply(&Revocation {
+            id: 3,
+            kind: RevocationKind::Subject {
+                owner: Some(Email::parse("a@x.org").unwrap()),
+                subject: "bot".into(),
+            },
+            not_before: 100,
+            expires_at: 1000,
+        });
+        let with = |cls, sub: &str| Claims {
+            cls,
+            ..claims("a@x.org", sub, 100)
+        };
+        use gatehouse_domain::CredentialClass::{Agent, Api, Job};
+        assert_eq!(v.is_revoked(&with(Job, "bot/j1")), Ok(true));
+        assert_eq!(v.is_revoked(&with(Api, "bot/ci")), Ok(true));
+        assert_eq!(v.is_revoked(&with(Api, "ci")), Ok(false));
+        assert_eq!(v.is_revoked(&with(Api, "other/ci")), Ok(false));
+        assert_eq!(v.is_revoked(&with(Agent, "bot/x")), Ok(false));
     }
 }

@@ -173,6 +173,12 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             agents::set_egress,
         ),
         at(
+            Method::PUT,
+            "/v1/agents/{name}/secrets",
+            needs(Some(JobsCreate), NOT_JOB),
+            agents::set_secrets,
+        ),
+        at(
             Method::POST,
             "/v1/tokens",
             needs(Some(TokensWrite), NOT_JOB),

@@ -103,6 +103,11 @@ pub async fn start(
         })?;
     let upstreams =
         crate::upstream::Upstreams::new(&config.upstreams, &http, &config.tokens.issuer);
+    let gatekeeper = crate::gate::Gatekeeper::new(store.take_gate_key().ok_or_else(|| {
+        StartError::Store(gatehouse_store::StoreError::Backend(
+            "the store's gate key was taken already".into(),
+        ))
+    })?);
     let state = AppState(Arc::new(Inner {
         config,
         store: store.clone(),
@@ -118,6 +123,7 @@ pub async fn start(
         upstreams,
         egress: std::sync::OnceLock::new(),
         egress_addr: std::sync::OnceLock::new(),
+        gatekeeper,
     }));
 
     let engine = crate::egress_bridge::build_engine(&state)?;

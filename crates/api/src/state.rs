@@ -36,6 +36,8 @@ pub struct Inner {
     /// The egress proxy engine (set once at start), for the relay route
     /// and the CA certificate route.
     pub egress: std::sync::OnceLock<Arc<gatehouse_egress::Engine>>,
+    /// The one key to the store's gated actions; only `gate` reads it.
+    pub gatekeeper: crate::gate::Gatekeeper,
     /// Where the proxy listens (reported to `gatehouse exec`).
     pub egress_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }

@@ -171,6 +171,14 @@ fn request_for(verb: Verb) -> Option<(Method, &'static str, Option<Value>)> {
             Some(json!({ "allow_hosts": ["api.github.com"] })),
         )),
         Verb::UpstreamRevoke => Some((Method::DELETE, "/v1/upstreams/dbx/credential", None)),
+        // Within the agent's ceiling (set by the test), by value.
+        Verb::JobGrantValues => Some((
+            Method::POST,
+            "/v1/jobs",
+            Some(json!({ "agent": "bot", "grants": [
+                { "env_var": "EXISTING_VALUE", "secret": "EXISTING", "mode": "value" }
+            ] })),
+        )),
         // Not gated by default.
         Verb::JobDelete => None,
     }
@@ -209,6 +217,15 @@ async fn every_gated_verb_is_held_for_every_non_interactive_class(engine: Engine
     let s = &w.s;
     agent(s, &w.op, "bot").await;
     assert_eq!(s.put_secret(&w.op, "EXISTING", "old-value").await.0, 201);
+    let (status, body) = s
+        .json(
+            Method::PUT,
+            "/v1/agents/bot/secrets",
+            Some(&w.op),
+            Some(json!({ "secrets": ["EXISTING"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (_job_id, job_token) = job(s, &w.op, "bot", &[]).await;
     let api = mint(s, &w.op, "api", "automation", ALL_SCOPES).await;
     let agent_token = mint(
@@ -268,7 +285,7 @@ async fn every_gated_verb_is_held_for_every_non_interactive_class(engine: Engine
             );
         }
     }
-    assert_eq!(checked, 7 * 2);
+    assert_eq!(checked, 8 * 2);
     let pending = s
         .json(
             Method::GET,
@@ -622,8 +639,19 @@ async fn an_approved_api_token_is_shown_only_to_its_requester(engine: Engine) {
     assert!(approval(s, &w.alice, id).await["result"]
         .get("token")
         .is_none());
+    // Another token of the same subject is not the requesting credential:
+    // it never sees the token (and does not use up its one showing).
+    let same_subject = mint(s, &w.alice, "api", "automation", "tokens:write").await;
+    let other = approval(s, &same_subject, id).await;
+    assert_eq!(other["status"], "executed", "{other}");
+    assert!(other["result"].get("token").is_none(), "{other}");
     let polled = approval(s, &automation, id).await;
     let token = polled["result"]["token"].as_str().unwrap();
+    // Shown once: the next poll of the requester has it no more.
+    let again = approval(s, &automation, id).await;
+    assert_eq!(again["status"], "executed");
+    assert!(again["result"].get("token").is_none(), "{again}");
+    assert_eq!(again["result"]["jti"], polled["result"]["jti"]);
     let (status, me) = s
         .json(Method::GET, "/v1/auth/whoami", Some(token), None)
         .await;

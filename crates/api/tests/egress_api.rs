@@ -240,7 +240,7 @@ async fn an_agent_policy_holds_every_job_of_the_agent(engine: Engine) {
     let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
     assert_eq!(
         agents,
-        json!([{"name": "bot", "allow_hosts": ["other.test"]}])
+        json!([{"name": "bot", "allow_hosts": ["other.test"], "secrets": []}])
     );
     let (status, job) = s
         .json(

@@ -684,6 +684,81 @@ async fn the_owner_takes_back_the_credential_through_the_gate(engine: Engine) {
     assert_eq!(w.status("dbx").await["valid"], true);
 }
 
+async fn an_approved_revoke_claims_first_and_calls_the_upstream_once_across_replicas(
+    engine: Engine,
+) {
+    let w = world(engine, "expire").await;
+    w.bootstrap().await;
+    let replica = w.s.replica().await;
+    let path = "/v1/upstreams/dbx/credential";
+    let (code, held) =
+        w.s.json(Method::DELETE, path, Some(&w.alice_api), None)
+            .await;
+    assert_eq!(code, 202, "{held}");
+    let id = held["approval_id"].as_str().unwrap().to_string();
+    let deletes_before = w.fake.calls_to("/token/delete");
+
+    // The human's approval runs it, and its revoke call hangs upstream.
+    w.fake.stall_next("/token/delete");
+    let decision = {
+        let request =
+            w.s.client
+                .post(format!("{}/v1/approvals/{id}/decision", w.s.url))
+                .bearer_auth(&w.alice)
+                .json(&json!({"decision": "approve"}));
+        tokio::spawn(async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    w.fake
+        .wait_stalled(std::time::Duration::from_secs(10))
+        .await;
+    // Claimed while it calls out: neither replica's sweeper runs it again.
+    let (code, seen) = replica
+        .json(
+            Method::GET,
+            &format!("/v1/approvals/{id}"),
+            Some(&w.alice),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["status"], "executing", "{seen}");
+    gatehouse_api::gate::sweeper::sweep(replica.state()).await;
+    gatehouse_api::gate::sweeper::sweep(w.s.state()).await;
+    w.fake.release();
+    let (code, decided) = decision.await.unwrap();
+    assert_eq!(code, 200, "{decided}");
+    // Whichever executor won the claim (the decision, or a replica's
+    // background sweeper in between) finishes it.
+    let started = Instant::now();
+    loop {
+        let (_, seen) =
+            w.s.json(
+                Method::GET,
+                &format!("/v1/approvals/{id}"),
+                Some(&w.alice),
+                None,
+            )
+            .await;
+        if seen["status"] == "executed" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never executed: {seen}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        w.fake.calls_to("/token/delete") - deletes_before,
+        1,
+        "the upstream saw exactly one revoke"
+    );
+    assert!(w.fake.live_minted().is_empty());
+}
+
 async fn deprovisioning_the_owner_revokes_the_upstream_tokens(engine: Engine) {
     let w = world(engine, "expire").await;
     w.bootstrap().await;
@@ -699,6 +774,7 @@ async fn deprovisioning_the_owner_revokes_the_upstream_tokens(engine: Engine) {
 }
 
 on_both_engines!(
+    an_approved_revoke_claims_first_and_calls_the_upstream_once_across_replicas,
     deprovisioning_the_owner_revokes_the_upstream_tokens,
     the_owner_takes_back_the_credential_through_the_gate,
     bootstrap_exchanges_the_pasted_token_for_a_minted_one_and_revokes_it,

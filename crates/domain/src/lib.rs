@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod egress;
 pub mod email;
 pub mod failure_window;
+pub mod grant_ceiling;
 pub mod jobs;
 pub mod lru;
 pub mod master_key;

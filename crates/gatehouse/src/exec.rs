@@ -101,6 +101,14 @@ pub async fn exec(args: ExecArgs) -> Result<ExitCode> {
         .call(Method::POST, "/v1/jobs", Some(body))
         .await
         .context("creating the job")?;
+    if let Some(id) = job["approval_id"].as_str() {
+        // A value grant asked for by an agent or api token waits for a
+        // human (`job.grant_values`); the job token is then shown once,
+        // to this token, at the approval.
+        anyhow::bail!(
+            "the job waits for a human's approval (job.grant_values): /v1/approvals/{id}"
+        );
+    }
     let job_id = job["job_id"].as_str().unwrap_or_default().to_string();
     let job_token = job["job_token"].as_str().unwrap_or_default().to_string();
     let result = run(&args.command, &job, &job_token, &proxy, &ca_pem).await;

@@ -1,11 +1,19 @@
 //! Approval rows and the gated actions the store runs, atomically with
 //! the approval's move to `executed`.
+//!
+//! Secrets are written and deleted only by gated actions: the store has
+//! no other write path for them (its own upstream rotation aside, which
+//! replaces `upstream.<name>` inside `upstream_switch`'s transaction), and
+//! [`Store::run_gated`](crate::Store::run_gated) takes a [`GateKey`] that
+//! the store hands out once, to the gate.
 
 use gatehouse_domain::approvals::{ApprovalStatus, Decision};
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::{CredentialClass, Email};
 
-use crate::model::{IssuedToken, PutOutcome, Revocation, SecretRecord};
+use crate::model::{
+    IssuedToken, JobRecord, PlaceholderRecord, PutOutcome, Revocation, SecretRecord,
+};
 
 /// Who asked for a held verb.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +115,38 @@ pub enum GatedAction {
         agent: String,
         allow_hosts: Option<String>,
     },
+    /// Sets an agent's secret ceiling: JSON array text of secret names.
+    SetAgentSecrets {
+        owner: Email,
+        agent: String,
+        secrets: String,
+    },
+    /// Creates a job held for `job.grant_values`, as `Store::create_job`
+    /// would; fails if the agent or a granted secret is gone.
+    CreateJob {
+        job: Box<JobRecord>,
+        placeholders: Vec<PlaceholderRecord>,
+        token: IssuedToken,
+    },
+}
+
+/// The right to run gated actions, and so to write or delete secrets.
+/// It cannot be built outside this crate; each store hands out one, once
+/// ([`Store::take_gate_key`](crate::Store::take_gate_key)), and the API
+/// gives it to its gate at start.
+///
+/// ```compile_fail
+/// let key = gatehouse_store::GateKey { _private: () };
+/// ```
+#[derive(Debug)]
+pub struct GateKey {
+    _private: (),
+}
+
+impl GateKey {
+    pub(crate) fn new() -> Self {
+        Self { _private: () }
+    }
 }
 
 /// An agent as stored.
@@ -115,6 +155,9 @@ pub struct AgentRecord {
     pub name: String,
     /// JSON array of host patterns every job of the agent is held to.
     pub allow_hosts: Option<String>,
+    /// JSON array of the secret names jobs created by the agent's own
+    /// credentials may be granted; `None`: none.
+    pub secrets: Option<String>,
     pub created_at: UnixTime,
 }
 
@@ -140,6 +183,9 @@ pub enum ActionEffect {
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub approval_id: String,
+    /// The run claimed the approval first (`executing`, for a verb that
+    /// calls out); otherwise it must still be `approved`.
+    pub claimed: bool,
     /// JSON text shown to requester and deciders.
     pub result: String,
     pub sealed_result: Option<Vec<u8>>,

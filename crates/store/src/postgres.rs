@@ -9,6 +9,8 @@ use crate::migrations::{migrator, Dialect};
 
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Whether the one [`crate::GateKey`] was handed out.
+    pub(crate) gate_key_taken: std::sync::atomic::AtomicBool,
 }
 
 const REVOCATION_CHANNEL: &str = "gatehouse_revocations";
@@ -80,7 +82,10 @@ impl PgStore {
         // The migrator takes an advisory lock, so replicas starting at
         // once apply each migration exactly once.
         migrator(Dialect::Postgres).run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            gate_key_taken: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 }
 

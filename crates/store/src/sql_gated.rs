@@ -7,6 +7,13 @@
 //! the action and commits both; every other replica or request matches
 //! nothing and does nothing. A crash before the commit leaves the request
 //! `approved`, to be run by the next sweep.
+//!
+//! A verb that calls out to another system cannot put that call inside a
+//! transaction, so it claims first: `approved → executing` (the same
+//! one-winner `UPDATE`), then the call, then `executing → executed` with
+//! the action, or `failed`. A crash after the claim leaves it `executing`;
+//! it is never run again (the call may have happened), and the sweeper
+//! marks it `failed` ("interrupted") once the claim is old.
 
 /// Which pending approvals a change cuts from under them.
 pub(crate) enum ExpireWhere<'a> {
@@ -312,6 +319,37 @@ macro_rules! gated_helpers {
                             .await?;
                         if done.rows_affected() == 1 { ActionEffect::Done } else { ActionEffect::Failed(format!("no agent named {agent}")) }
                     }
+                    GatedAction::SetAgentSecrets { owner, agent, secrets } => {
+                        let done = sqlx::query("UPDATE agents SET secrets = $1 WHERE owner = $2 AND name = $3")
+                            .bind(secrets)
+                            .bind(owner.as_str())
+                            .bind(agent)
+                            .execute(&mut **tx)
+                            .await?;
+                        if done.rows_affected() == 1 { ActionEffect::Done } else { ActionEffect::Failed(format!("no agent named {agent}")) }
+                    }
+                    GatedAction::CreateJob { job, placeholders, token } => {
+                        let agent = sqlx::query("SELECT 1 AS one FROM agents WHERE owner = $1 AND name = $2")
+                            .bind(job.owner.as_str())
+                            .bind(&job.agent)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                        if agent.is_none() {
+                            return Ok(ActionEffect::Failed(format!("no agent named {}", job.agent)));
+                        }
+                        for g in &job.grants {
+                            let exists = sqlx::query("SELECT 1 AS one FROM secrets WHERE owner = $1 AND name = $2")
+                                .bind(job.owner.as_str())
+                                .bind(&g.secret)
+                                .fetch_optional(&mut **tx)
+                                .await?;
+                            if exists.is_none() {
+                                return Ok(ActionEffect::Failed(format!("grant {}: its secret no longer exists", g.env_var)));
+                            }
+                        }
+                        Self::create_job_in(tx, job, placeholders, token).await?;
+                        ActionEffect::Done
+                    }
                     GatedAction::DeprovisionOwner { owner, token_expiry } => {
                         if !Self::owner_exists_in(tx, owner).await? {
                             return Ok(ActionEffect::Failed(format!("no owner {owner}")));
@@ -326,6 +364,51 @@ macro_rules! gated_helpers {
                         ActionEffect::Revoked(vec![revocation])
                     }
                 })
+            }
+
+            /// A job with its grants, placeholders and token row, in `tx`.
+            async fn create_job_in(tx: &mut Tx<'_>, job: &JobRecord, placeholders: &[PlaceholderRecord], token: &IssuedToken) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO jobs (id, owner, agent, created_by, token_jti, packages, allow_hosts, grant_count, \
+                     created_at, expires_at, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
+                )
+                .bind(&job.id)
+                .bind(job.owner.as_str())
+                .bind(&job.agent)
+                .bind(&job.created_by)
+                .bind(&job.token_jti)
+                .bind(&job.packages)
+                .bind(&job.allow_hosts)
+                .bind(job.grants.len() as i64)
+                .bind(job.created_at)
+                .bind(job.expires_at)
+                .execute(&mut **tx)
+                .await?;
+                for g in &job.grants {
+                    sqlx::query("INSERT INTO job_grants (job_id, env_var, secret, mode) VALUES ($1, $2, $3, $4)")
+                        .bind(&job.id)
+                        .bind(&g.env_var)
+                        .bind(&g.secret)
+                        .bind(g.mode.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for p in placeholders {
+                    sqlx::query(
+                        "INSERT INTO placeholders (placeholder, owner, job_id, secret, allowed_hosts, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&p.placeholder)
+                    .bind(p.owner.as_str())
+                    .bind(&p.job_id)
+                    .bind(&p.secret)
+                    .bind(&p.allowed_hosts)
+                    .bind(p.expires_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Self::insert_issued(tx, token).await?;
+                Ok(())
             }
 
             async fn owner_exists_in(tx: &mut Tx<'_>, owner: &Email) -> Result<bool> {
@@ -463,14 +546,16 @@ macro_rules! gated_methods {
         async fn gated_run_gated(&self, action: &GatedAction, completion: Option<&Completion>, audit: Vec<AuditEvent>, now: UnixTime) -> Result<RunResult> {
             let mut tx = self.begin_write().await?;
             if let Some(c) = completion {
+                let from = if c.claimed { ApprovalStatus::Executing } else { ApprovalStatus::Approved };
                 let claimed = sqlx::query(
                     "UPDATE approvals SET status = 'executed', result = $1, sealed_result = $2, updated_at = $3 \
-                     WHERE id = $4 AND status = 'approved'",
+                     WHERE id = $4 AND status = $5",
                 )
                 .bind(&c.result)
                 .bind(&c.sealed_result)
                 .bind(now)
                 .bind(&c.approval_id)
+                .bind(from.as_str())
                 .execute(&mut *tx)
                 .await?;
                 if claimed.rows_affected() != 1 {
@@ -492,7 +577,7 @@ macro_rules! gated_methods {
 
         async fn gated_fail_approval(&self, id: &str, error: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
             let mut tx = self.begin_write().await?;
-            let done = sqlx::query("UPDATE approvals SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'approved'")
+            let done = sqlx::query("UPDATE approvals SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status IN ('approved', 'executing')")
                 .bind(error)
                 .bind(now)
                 .bind(id)
@@ -504,6 +589,65 @@ macro_rules! gated_methods {
             Self::append_in(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(true)
+        }
+
+        async fn gated_claim_approval(&self, id: &str, now: UnixTime) -> Result<bool> {
+            // One statement, one winner: PostgreSQL re-checks the WHERE
+            // after waiting for a concurrent claimer's row lock; SQLite
+            // runs writers one at a time.
+            let done = sqlx::query("UPDATE approvals SET status = 'executing', updated_at = $1 WHERE id = $2 AND status = 'approved'")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn gated_fail_interrupted(&self, claimed_before: UnixTime, now: UnixTime) -> Result<Vec<ApprovalRecord>> {
+            let due = sqlx::query("SELECT 1 AS one FROM approvals WHERE status = 'executing' AND updated_at <= $1 LIMIT 1")
+                .bind(claimed_before)
+                .fetch_optional(&self.pool)
+                .await?;
+            if due.is_none() {
+                return Ok(Vec::new());
+            }
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(
+                "UPDATE approvals SET status = 'failed', error = 'interrupted', updated_at = $1 \
+                 WHERE status = 'executing' AND updated_at <= $2 RETURNING *",
+            )
+            .bind(now)
+            .bind(claimed_before)
+            .fetch_all(&mut *tx)
+            .await?;
+            let failed = rows.iter().map(approval_from_row).collect::<Result<Vec<_>>>()?;
+            for a in &failed {
+                let event = gatehouse_domain::audit::AuditEvent {
+                    actor: "gatehouse".into(),
+                    cls: "system".into(),
+                    owner: a.owner.as_str().into(),
+                    action: "approval.fail".into(),
+                    target: format!("{} {}", a.id, a.verb),
+                    outcome: "failed: interrupted".into(),
+                    request_id: String::new(),
+                };
+                Self::append_in(&mut tx, event, now).await?;
+            }
+            tx.commit().await?;
+            Ok(failed)
+        }
+
+        async fn gated_take_approval_result(&self, id: &str, jti: &str, now: UnixTime) -> Result<bool> {
+            let done = sqlx::query(
+                "UPDATE approvals SET sealed_result = NULL, updated_at = $1 \
+                 WHERE id = $2 AND requester_jti = $3 AND status = 'executed' AND sealed_result IS NOT NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(jti)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
         }
 
         async fn gated_expire_approvals(&self, now: UnixTime) -> Result<Vec<ApprovalRecord>> {
@@ -529,12 +673,17 @@ macro_rules! gated_methods {
         }
 
         async fn gated_agents(&self, owner: &Email) -> Result<Vec<AgentRecord>> {
-            let rows = sqlx::query("SELECT name, allow_hosts, created_at FROM agents WHERE owner = $1 ORDER BY name")
+            let rows = sqlx::query("SELECT name, allow_hosts, secrets, created_at FROM agents WHERE owner = $1 ORDER BY name")
                 .bind(owner.as_str())
                 .fetch_all(&self.pool)
                 .await?;
             rows.iter()
-                .map(|r| Ok(AgentRecord { name: r.try_get("name")?, allow_hosts: r.try_get("allow_hosts")?, created_at: r.try_get("created_at")? }))
+                .map(|r| Ok(AgentRecord {
+                    name: r.try_get("name")?,
+                    allow_hosts: r.try_get("allow_hosts")?,
+                    secrets: r.try_get("secrets")?,
+                    created_at: r.try_get("created_at")?,
+                }))
                 .collect()
         }
 

@@ -192,7 +192,8 @@ macro_rules! sql_store {
             }
 
             /// The latest `iat` of the tokens a revocation of `kind`
-            /// covers (a subject's jobs included), for its watermark.
+            /// covers (what lives under a subject included: `parent_subject`), for
+            /// its watermark.
             async fn latest_issued_in(tx: &mut Tx<'_>, kind: &RevocationKind) -> Result<Option<UnixTime>> {
                 let job_prefix = |subject: &str| (format!("{subject}/"), i32::try_from(subject.len() + 1).unwrap_or(i32::MAX));
                 let row = match kind {
@@ -207,7 +208,7 @@ macro_rules! sql_store {
                         let (prefix, len) = job_prefix(subject);
                         sqlx::query(
                             "SELECT MAX(iat) AS m FROM issued_tokens WHERE ($1 = '' OR owner = $1) \
-                             AND (subject = $2 OR (cls = 'job' AND substr(subject, 1, $3) = $4))",
+                             AND (subject = $2 OR (cls IN ('job', 'api') AND substr(subject, 1, $3) = $4))",
                         )
                         .bind(owner.as_ref().map_or("", |o| o.as_str()))
                         .bind(subject)
@@ -226,10 +227,7 @@ macro_rules! sql_store {
             /// makes the issue fail rather than hand out a dead token.
             async fn insert_issued(tx: &mut Tx<'_>, t: &IssuedToken) -> Result<()> {
                 Self::lock_chain_in(tx).await?;
-                let parent = match t.class {
-                    gatehouse_domain::CredentialClass::Job => t.subject.split_once('/').map(|(agent, _)| agent),
-                    _ => None,
-                };
+                let parent = gatehouse_domain::token::watermark::parent_subject(t.class, &t.subject);
                 let covering = Self::covering_watermark(&mut **tx, &t.owner, &t.subject, parent).await?;
                 if covering.is_some_and(|w| gatehouse_domain::token::watermark::covers(w, t.iat)) {
                     return Err(StoreError::Conflict("a revocation covering this token was recorded while it was being issued"));
@@ -410,8 +408,20 @@ macro_rules! sql_store {
             async fn decide_approval(&self, id: &str, d: &ApprovalDecision, audit: AuditEvent, now: UnixTime) -> Result<DecideResult> {
                 self.gated_decide_approval(id, d, audit, now).await
             }
-            async fn run_gated(&self, action: &GatedAction, completion: Option<&Completion>, audit: Vec<AuditEvent>, now: UnixTime) -> Result<RunResult> {
+            fn take_gate_key(&self) -> Option<GateKey> {
+                (!self.gate_key_taken.swap(true, std::sync::atomic::Ordering::SeqCst)).then(GateKey::new)
+            }
+            async fn run_gated(&self, _key: &GateKey, action: &GatedAction, completion: Option<&Completion>, audit: Vec<AuditEvent>, now: UnixTime) -> Result<RunResult> {
                 self.gated_run_gated(action, completion, audit, now).await
+            }
+            async fn claim_approval(&self, id: &str, now: UnixTime) -> Result<bool> {
+                self.gated_claim_approval(id, now).await
+            }
+            async fn fail_interrupted(&self, claimed_before: UnixTime, now: UnixTime) -> Result<Vec<ApprovalRecord>> {
+                self.gated_fail_interrupted(claimed_before, now).await
+            }
+            async fn take_approval_result(&self, id: &str, jti: &str, now: UnixTime) -> Result<bool> {
+                self.gated_take_approval_result(id, jti, now).await
             }
             async fn fail_approval(&self, id: &str, error: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
                 self.gated_fail_approval(id, error, audit, now).await
@@ -644,14 +654,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn put_secret(&self, s: &SecretRecord, audit: AuditEvent, now: UnixTime) -> Result<PutOutcome> {
-                let mut tx = self.begin_write().await?;
-                let outcome = Self::put_secret_in(&mut tx, s).await?;
-                Self::append_in(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(outcome)
-            }
-
             async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>> {
                 let row = sqlx::query("SELECT * FROM secrets WHERE owner = $1 AND name = $2")
                     .bind(owner.as_str())
@@ -670,21 +672,6 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(|r| secret_from_row(r, false)).collect()
-            }
-
-            async fn delete_secret(&self, owner: &Email, name: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query("DELETE FROM secrets WHERE owner = $1 AND name = $2")
-                    .bind(owner.as_str())
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                Self::append_in(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(true)
             }
 
             async fn create_agent(&self, owner: &Email, name: &str, audit: AuditEvent, now: UnixTime) -> Result<()> {
@@ -744,46 +731,7 @@ macro_rules! sql_store {
 
             async fn create_job(&self, job: &JobRecord, placeholders: &[PlaceholderRecord], token: &IssuedToken, audit: AuditEvent, now: UnixTime) -> Result<()> {
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO jobs (id, owner, agent, created_by, token_jti, packages, allow_hosts, grant_count, \
-                     created_at, expires_at, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
-                )
-                .bind(&job.id)
-                .bind(job.owner.as_str())
-                .bind(&job.agent)
-                .bind(&job.created_by)
-                .bind(&job.token_jti)
-                .bind(&job.packages)
-                .bind(&job.allow_hosts)
-                .bind(job.grants.len() as i64)
-                .bind(job.created_at)
-                .bind(job.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                for g in &job.grants {
-                    sqlx::query("INSERT INTO job_grants (job_id, env_var, secret, mode) VALUES ($1, $2, $3, $4)")
-                        .bind(&job.id)
-                        .bind(&g.env_var)
-                        .bind(&g.secret)
-                        .bind(g.mode.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for p in placeholders {
-                    sqlx::query(
-                        "INSERT INTO placeholders (placeholder, owner, job_id, secret, allowed_hosts, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&p.placeholder)
-                    .bind(p.owner.as_str())
-                    .bind(&p.job_id)
-                    .bind(&p.secret)
-                    .bind(&p.allowed_hosts)
-                    .bind(p.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Self::insert_issued(&mut tx, token).await?;
+                Self::create_job_in(&mut tx, job, placeholders, token).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())

@@ -91,6 +91,9 @@ macro_rules! sql_upstream {
                 if let Some(pasted) = &install.pasted_id {
                     Self::insert_upstream_token_in(&mut tx, &install.name, pasted, "pasted", "pending_revoke", None, now).await?;
                 }
+                // The one secret write outside a gated action: the reserved
+                // `upstream.<name>` (no handler may write that name), kept in
+                // step with the state in this same transaction.
                 Self::put_secret_in(&mut tx, &install.secret).await?;
                 tx.commit().await?;
                 Ok(())
@@ -142,6 +145,8 @@ macro_rules! sql_upstream {
                 if let Some(old) = old {
                     Self::queue_upstream_revoke_in(&mut tx, name, &old, now).await?;
                 }
+                // As at install: the reserved `upstream.<name>` follows the
+                // switch in its transaction (not a handler's write).
                 Self::put_secret_in(&mut tx, secret).await?;
                 Self::append_in(&mut tx, audit, now).await?;
                 tx.commit().await?;

@@ -9,6 +9,8 @@ use crate::migrations::{migrator, Dialect};
 
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Whether the one [`crate::GateKey`] was handed out.
+    pub(crate) gate_key_taken: std::sync::atomic::AtomicBool,
 }
 
 impl SqliteStore {
@@ -26,7 +28,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         migrator(Dialect::Sqlite).run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            gate_key_taken: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 }
 

@@ -77,23 +77,10 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<()>;
 
-    // Secrets.
-    async fn put_secret(
-        &self,
-        secret: &SecretRecord,
-        audit: AuditEvent,
-        now: UnixTime,
-    ) -> Result<PutOutcome>;
+    // Secrets. Written and deleted only by gated actions (`run_gated`).
     async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>>;
     /// Metadata only: the `sealed` field of each record is left empty.
     async fn list_secrets(&self, owner: &Email) -> Result<Vec<SecretRecord>>;
-    async fn delete_secret(
-        &self,
-        owner: &Email,
-        name: &str,
-        audit: AuditEvent,
-        now: UnixTime,
-    ) -> Result<bool>;
 
     // Agents and issued tokens.
     async fn create_agent(
@@ -202,19 +189,27 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEvent,
         now: UnixTime,
     ) -> Result<DecideResult>;
+    /// The one key to [`Store::run_gated`]: `Some` the first time only.
+    /// The API takes it at start and gives it to its gate.
+    fn take_gate_key(&self) -> Option<GateKey>;
     /// Runs a gated action in one transaction with its audit records.
     /// With a completion it runs only if that approval is still
-    /// `approved`, and moves it to `executed` in the same transaction:
+    /// `approved` (or, when the completion says it was claimed,
+    /// `executing`), and moves it to `executed` in the same transaction:
     /// exactly once, whichever replica gets there first. An action whose
     /// target is gone changes nothing and comes back `Failed`.
     async fn run_gated(
         &self,
+        key: &GateKey,
         action: &GatedAction,
         completion: Option<&Completion>,
         audit: Vec<AuditEvent>,
         now: UnixTime,
     ) -> Result<RunResult>;
-    /// `approved → failed`; false when it was not `approved` any more.
+    /// `approved → executing`: one caller wins, across replicas; false for
+    /// everyone else. For verbs that call out, before the call.
+    async fn claim_approval(&self, id: &str, now: UnixTime) -> Result<bool>;
+    /// `approved | executing → failed`; false when it was neither.
     async fn fail_approval(
         &self,
         id: &str,
@@ -225,8 +220,21 @@ pub trait Store: Send + Sync + 'static {
     /// Pending approvals past their expiry become `expired` (audited).
     async fn expire_approvals(&self, now: UnixTime) -> Result<Vec<ApprovalRecord>>;
     /// Approved requests not yet run (after a restart, or a crash
-    /// between decision and execution), oldest first.
+    /// between decision and execution), oldest first. Never `executing`
+    /// ones: their outside call may have happened.
     async fn approved_approvals(&self, limit: i64) -> Result<Vec<ApprovalRecord>>;
+    /// `executing` approvals claimed at or before `claimed_before` (their
+    /// executor died mid-call) become `failed` ("interrupted"), audited;
+    /// they are never run again.
+    async fn fail_interrupted(
+        &self,
+        claimed_before: UnixTime,
+        now: UnixTime,
+    ) -> Result<Vec<ApprovalRecord>>;
+    /// Hands out the sealed part of an executed approval's result once:
+    /// clears it if `jti` is the requesting token's and it is still
+    /// there; true for the one caller that cleared it.
+    async fn take_approval_result(&self, id: &str, jti: &str, now: UnixTime) -> Result<bool>;
     /// The owner's agents with their egress policies, by name.
     async fn agents(&self, owner: &Email) -> Result<Vec<AgentRecord>>;
     /// Whether a live job of `agent` holds a grant of `secret`.

@@ -148,34 +148,16 @@ async fn secrets_are_scoped_to_their_owner(f: Fixture) {
             .unwrap();
     }
     assert_eq!(
-        s.put_secret(
-            &secret("a@x.org", "GH", b"sa"),
-            ev("secret.write", "a@x.org"),
-            2
-        )
-        .await
-        .unwrap(),
-        PutOutcome::Created
+        put_secret(&f, &secret("a@x.org", "GH", b"sa"), 2).await,
+        ActionEffect::Secret(PutOutcome::Created)
     );
     assert_eq!(
-        s.put_secret(
-            &secret("a@x.org", "GH", b"sa2"),
-            ev("secret.write", "a@x.org"),
-            3
-        )
-        .await
-        .unwrap(),
-        PutOutcome::Replaced
+        put_secret(&f, &secret("a@x.org", "GH", b"sa2"), 3).await,
+        ActionEffect::Secret(PutOutcome::Replaced)
     );
     assert_eq!(
-        s.put_secret(
-            &secret("b@x.org", "GH", b"sb"),
-            ev("secret.write", "b@x.org"),
-            3
-        )
-        .await
-        .unwrap(),
-        PutOutcome::Created
+        put_secret(&f, &secret("b@x.org", "GH", b"sb"), 3).await,
+        ActionEffect::Secret(PutOutcome::Created)
     );
     assert_eq!(
         s.secret(&email("a@x.org"), "GH")
@@ -197,14 +179,14 @@ async fn secrets_are_scoped_to_their_owner(f: Fixture) {
     let listed = s.list_secrets(&email("a@x.org")).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].sealed.is_empty(), "listing never carries values");
-    assert!(s
-        .delete_secret(&email("a@x.org"), "GH", ev("secret.delete", "a@x.org"), 4)
-        .await
-        .unwrap());
-    assert!(!s
-        .delete_secret(&email("a@x.org"), "GH", ev("secret.delete", "a@x.org"), 4)
-        .await
-        .unwrap());
+    assert_eq!(
+        delete_secret(&f, "a@x.org", "GH", 4).await,
+        ActionEffect::Done
+    );
+    assert_eq!(
+        delete_secret(&f, "a@x.org", "GH", 4).await,
+        ActionEffect::Failed("no secret named GH".into())
+    );
     assert!(s.secret(&email("b@x.org"), "GH").await.unwrap().is_some());
 }
 
@@ -689,7 +671,18 @@ async fn revocation_wakeups_arrive_on_postgres_only(f: Fixture) {
     }
 }
 
+async fn the_gate_key_is_handed_out_once_per_store(f: Fixture) {
+    assert!(
+        f.store.take_gate_key().is_none(),
+        "the fixture, like the API's gate, took it"
+    );
+    let other = connect(&f.url).await.unwrap();
+    assert!(other.take_gate_key().is_some());
+    assert!(other.take_gate_key().is_none());
+}
+
 conformance!(
+    the_gate_key_is_handed_out_once_per_store,
     claim_is_single_shot,
     concurrent_claims_have_one_winner,
     owners_are_unique_and_keep_their_data_key,

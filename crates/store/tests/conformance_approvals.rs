@@ -224,21 +224,24 @@ async fn an_approved_action_runs_exactly_once_across_replicas(f: Fixture) {
     setup(&f).await;
     approved(&f, "r1").await;
     let other = connect(&f.url).await.unwrap();
+    let other_key = Arc::new(other.take_gate_key().unwrap());
     let before = audit_len(&f.store).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let s = if i % 2 == 0 {
-            f.store.clone()
+        let (s, key) = if i % 2 == 0 {
+            (f.store.clone(), f.key.clone())
         } else {
-            other.clone()
+            (other.clone(), other_key.clone())
         };
         tasks.push(tokio::spawn(async move {
             let completion = Completion {
                 approval_id: "r1".into(),
+                claimed: false,
                 result: format!("{{\"by\":{i}}}"),
                 sealed_result: None,
             };
             s.run_gated(
+                &key,
                 &GatedAction::PutSecret(secret(ALICE, "K", format!("v{i}").as_bytes())),
                 Some(&completion),
                 vec![ev("secret.write", ALICE), ev("approval.execute", ALICE)],
@@ -272,12 +275,14 @@ async fn a_failed_action_leaves_nothing_half_done(f: Fixture) {
     let before = audit_len(&f.store).await;
     let completion = Completion {
         approval_id: "f1".into(),
+        claimed: false,
         result: "{}".into(),
         sealed_result: None,
     };
     let outcome = f
         .store
         .run_gated(
+            &f.key,
             &GatedAction::DeleteSecret {
                 owner: email(ALICE),
                 name: "MISSING".into(),
@@ -372,7 +377,190 @@ async fn revoking_the_requester_expires_only_its_pending_requests(f: Fixture) {
     assert_eq!(listed.len(), 2);
 }
 
+fn completion(id: &str, claimed: bool, sealed: Option<Vec<u8>>) -> Completion {
+    Completion {
+        approval_id: id.into(),
+        claimed,
+        result: "{}".into(),
+        sealed_result: sealed,
+    }
+}
+
+async fn run_put(f: &Fixture, c: &Completion, value: &[u8]) -> RunResult {
+    f.store
+        .run_gated(
+            &f.key,
+            &GatedAction::PutSecret(secret(ALICE, "K", value)),
+            Some(c),
+            vec![ev("approval.execute", ALICE)],
+            130,
+        )
+        .await
+        .unwrap()
+}
+
+async fn a_claim_has_one_winner_across_replicas_and_only_the_claimer_runs_it(f: Fixture) {
+    setup(&f).await;
+    approved(&f, "c1").await;
+    let other = connect(&f.url).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = if i % 2 == 0 {
+            f.store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            s.claim_approval("c1", 120).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "one claimer across replicas");
+    let c1 = f.store.approval("c1").await.unwrap().unwrap();
+    assert_eq!(c1.status, ApprovalStatus::Executing);
+    assert!(
+        f.store.approved_approvals(10).await.unwrap().is_empty(),
+        "a claimed approval is not left for the sweeper"
+    );
+    // Whoever did not claim it cannot run it as merely approved.
+    assert_eq!(
+        run_put(&f, &completion("c1", false, None), b"x").await,
+        RunResult::NotApproved
+    );
+    assert!(f.store.secret(&email(ALICE), "K").await.unwrap().is_none());
+    assert_eq!(
+        run_put(&f, &completion("c1", true, None), b"v").await,
+        RunResult::Ran(ActionEffect::Secret(PutOutcome::Created))
+    );
+    assert_eq!(
+        f.store.approval("c1").await.unwrap().unwrap().status,
+        ApprovalStatus::Executed
+    );
+    assert_eq!(
+        run_put(&f, &completion("c1", true, None), b"w").await,
+        RunResult::NotApproved,
+        "once"
+    );
+    assert!(!f.store.claim_approval("c1", 140).await.unwrap());
+}
+
+async fn an_interrupted_execution_fails_and_is_never_run_again(f: Fixture) {
+    setup(&f).await;
+    approved(&f, "i1").await;
+    assert!(f.store.claim_approval("i1", 120).await.unwrap());
+    assert!(
+        f.store.fail_interrupted(119, 500).await.unwrap().is_empty(),
+        "a recent claim is left to its executor"
+    );
+    let before = audit_len(&f.store).await;
+    let failed = f.store.fail_interrupted(120, 720).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(audit_len(&f.store).await, before + 1);
+    let i1 = f.store.approval("i1").await.unwrap().unwrap();
+    assert_eq!(i1.status, ApprovalStatus::Failed);
+    assert_eq!(i1.error.as_deref(), Some("interrupted"));
+    assert_eq!(
+        run_put(&f, &completion("i1", true, None), b"late").await,
+        RunResult::NotApproved,
+        "a late executor records nothing"
+    );
+    assert!(!f.store.claim_approval("i1", 730).await.unwrap());
+    assert!(f.store.approved_approvals(10).await.unwrap().is_empty());
+    // A claimed run that fails is recorded failed, from `executing`.
+    approved(&f, "i2").await;
+    assert!(f.store.claim_approval("i2", 120).await.unwrap());
+    assert!(f
+        .store
+        .fail_approval("i2", "upstream down", ev("approval.fail", ALICE), 121)
+        .await
+        .unwrap());
+    assert_eq!(
+        f.store.approval("i2").await.unwrap().unwrap().status,
+        ApprovalStatus::Failed
+    );
+}
+
+async fn a_produced_secret_is_taken_once_by_the_requesting_jti(f: Fixture) {
+    setup(&f).await;
+    approved(&f, "t1").await;
+    assert!(
+        !f.store
+            .take_approval_result("t1", "jti-t1", 125)
+            .await
+            .unwrap(),
+        "nothing before it ran"
+    );
+    assert_eq!(
+        run_put(&f, &completion("t1", false, Some(vec![9, 9])), b"v").await,
+        RunResult::Ran(ActionEffect::Secret(PutOutcome::Created))
+    );
+    assert!(!f
+        .store
+        .take_approval_result("t1", "jti-other", 131)
+        .await
+        .unwrap());
+    assert_eq!(
+        f.store.approval("t1").await.unwrap().unwrap().sealed_result,
+        Some(vec![9, 9])
+    );
+    let s = f.store.clone();
+    let other = connect(&f.url).await.unwrap();
+    let (a, b) = tokio::join!(
+        s.take_approval_result("t1", "jti-t1", 132),
+        other.take_approval_result("t1", "jti-t1", 132)
+    );
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1, "one taker");
+    assert_eq!(
+        f.store.approval("t1").await.unwrap().unwrap().sealed_result,
+        None
+    );
+}
+
+async fn an_agents_secret_ceiling_is_a_gated_action(f: Fixture) {
+    setup(&f).await;
+    f.store
+        .create_agent(&email(ALICE), "bot", ev("agent.create", ALICE), 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.agents(&email(ALICE)).await.unwrap()[0].secrets,
+        None
+    );
+    let set = |agent: &str| GatedAction::SetAgentSecrets {
+        owner: email(ALICE),
+        agent: agent.into(),
+        secrets: r#"["GH"]"#.into(),
+    };
+    assert_eq!(
+        f.store
+            .run_gated(&f.key, &set("bot"), None, vec![], 30)
+            .await
+            .unwrap(),
+        RunResult::Ran(ActionEffect::Done)
+    );
+    assert_eq!(
+        f.store.agents(&email(ALICE)).await.unwrap()[0]
+            .secrets
+            .as_deref(),
+        Some(r#"["GH"]"#)
+    );
+    assert_eq!(
+        f.store
+            .run_gated(&f.key, &set("nobody"), None, vec![], 31)
+            .await
+            .unwrap(),
+        RunResult::Ran(ActionEffect::Failed("no agent named nobody".into()))
+    );
+}
+
 conformance!(
+    a_claim_has_one_winner_across_replicas_and_only_the_claimer_runs_it,
+    an_interrupted_execution_fails_and_is_never_run_again,
+    a_produced_secret_is_taken_once_by_the_requesting_jti,
+    an_agents_secret_ceiling_is_a_gated_action,
     decisions_count_each_human_once_and_n_of_m,
     concurrent_decisions_on_two_replicas_are_counted_in_turn,
     an_approved_action_runs_exactly_once_across_replicas,

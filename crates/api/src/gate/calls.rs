@@ -8,6 +8,7 @@ use gatehouse_domain::approvals::{fingerprint, Verb};
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::secret::constant_time_eq;
 use gatehouse_domain::{Email, ScopeSet, SecretBytes};
+use gatehouse_store::{Grant, GrantMode};
 
 /// A secret write, validated.
 #[derive(Debug)]
@@ -18,6 +19,71 @@ pub struct SecretWrite {
     pub allowed_hosts: Vec<String>,
     /// The validated `inject` rule, if any.
     pub inject: Option<Value>,
+}
+
+/// A job creation, validated (the agent, grants, packages and hosts as
+/// `POST /v1/jobs` checked them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobPlan {
+    pub agent: String,
+    pub grants: Vec<Grant>,
+    pub packages: Vec<String>,
+    pub ttl_seconds: Option<i64>,
+    /// Normalised host patterns.
+    pub allow_hosts: Vec<String>,
+}
+
+impl JobPlan {
+    fn to_json(&self) -> Value {
+        json!({
+            "agent": self.agent,
+            "grants": self.grants.iter().map(|g| json!({
+                "env_var": g.env_var,
+                "secret": g.secret,
+                "mode": g.mode.as_str(),
+            })).collect::<Vec<_>>(),
+            "packages": self.packages,
+            "ttl_seconds": self.ttl_seconds,
+            "egress": { "allow_hosts": self.allow_hosts },
+        })
+    }
+
+    fn from_json(params: &Value) -> Result<JobPlan, String> {
+        let texts = |v: Option<&Value>, what: &str| -> Result<Vec<String>, String> {
+            v.and_then(Value::as_array)
+                .ok_or_else(|| format!("stored {what} are not a list"))?
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("stored {what} are not all text"))
+        };
+        let grants = params
+            .get("grants")
+            .and_then(Value::as_array)
+            .ok_or("stored grants are not a list")?
+            .iter()
+            .map(|g| {
+                let field = |k: &str| g.get(k).and_then(Value::as_str).map(str::to_string);
+                Some(Grant {
+                    env_var: field("env_var")?,
+                    secret: field("secret")?,
+                    mode: GrantMode::parse(&field("mode")?)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or("a stored grant is malformed")?;
+        Ok(JobPlan {
+            agent: params
+                .get("agent")
+                .and_then(Value::as_str)
+                .ok_or("stored parameters lack agent")?
+                .to_string(),
+            grants,
+            packages: texts(params.get("packages"), "packages")?,
+            ttl_seconds: params.get("ttl_seconds").and_then(Value::as_i64),
+            allow_hosts: texts(params.pointer("/egress/allow_hosts"), "allow_hosts")?,
+        })
+    }
 }
 
 /// One call of a gateable verb with everything it needs to run.
@@ -49,6 +115,14 @@ pub enum GatedCall {
         agent: String,
         allow_hosts: Option<Vec<String>>,
     },
+    /// An agent's secret ceiling (also `policy.change`): the secrets jobs
+    /// created by its own credentials may be granted.
+    AgentSecrets {
+        agent: String,
+        secrets: Vec<String>,
+    },
+    /// A job whose creator is not a human and that grants a value.
+    JobGrantValues(JobPlan),
 }
 
 impl GatedCall {
@@ -60,7 +134,8 @@ impl GatedCall {
             GatedCall::JobDeleteAll => Verb::JobDeleteAll,
             GatedCall::OwnerDeprovision { .. } => Verb::OwnerDeprovision,
             GatedCall::JobDelete { .. } => Verb::JobDelete,
-            GatedCall::PolicyChange { .. } => Verb::PolicyChange,
+            GatedCall::PolicyChange { .. } | GatedCall::AgentSecrets { .. } => Verb::PolicyChange,
+            GatedCall::JobGrantValues(_) => Verb::JobGrantValues,
             GatedCall::UpstreamRevoke { .. } => Verb::UpstreamRevoke,
         }
     }
@@ -104,6 +179,10 @@ impl GatedCall {
             GatedCall::PolicyChange { agent, allow_hosts } => {
                 (json!({ "agent": agent, "allow_hosts": allow_hosts }), None)
             }
+            GatedCall::AgentSecrets { agent, secrets } => {
+                (json!({ "agent": agent, "secrets": secrets }), None)
+            }
+            GatedCall::JobGrantValues(plan) => (plan.to_json(), None),
         }
     }
 
@@ -165,6 +244,18 @@ impl GatedCall {
             Verb::JobDelete => GatedCall::JobDelete {
                 id: text("job_id")?,
             },
+            Verb::PolicyChange if params.get("secrets").is_some() => GatedCall::AgentSecrets {
+                agent: text("agent")?,
+                secrets: params
+                    .get("secrets")
+                    .and_then(Value::as_array)
+                    .ok_or("stored secrets are not a list")?
+                    .iter()
+                    .map(|s| s.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("stored secrets are not all text")?,
+            },
+            Verb::JobGrantValues => GatedCall::JobGrantValues(JobPlan::from_json(params)?),
             Verb::PolicyChange => GatedCall::PolicyChange {
                 agent: text("agent")?,
                 allow_hosts: match params.get("allow_hosts") {
@@ -222,6 +313,32 @@ mod tests {
                 allow_hosts: None,
             },
             GatedCall::UpstreamRevoke { name: "dbx".into() },
+            GatedCall::AgentSecrets {
+                agent: "bot".into(),
+                secrets: vec!["GH".into(), "upstream.dbx".into()],
+            },
+            GatedCall::AgentSecrets {
+                agent: "bot".into(),
+                secrets: vec![],
+            },
+            GatedCall::JobGrantValues(JobPlan {
+                agent: "bot".into(),
+                grants: vec![
+                    Grant {
+                        env_var: "GH_TOKEN".into(),
+                        secret: "GH".into(),
+                        mode: GrantMode::Value,
+                    },
+                    Grant {
+                        env_var: "DB".into(),
+                        secret: "DB".into(),
+                        mode: GrantMode::Placeholder,
+                    },
+                ],
+                packages: vec!["jq".into()],
+                ttl_seconds: Some(600),
+                allow_hosts: vec!["api.github.com".into()],
+            }),
         ]
     }
 

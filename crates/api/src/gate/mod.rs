@@ -8,6 +8,10 @@
 //! answers `202` with no other effect. An approved request later runs
 //! through the very same [`run`] function, with the parameters stored at
 //! request time, exactly once (see the store's `run_gated`).
+//!
+//! The gate holds the store's one [`GateKey`] ([`Gatekeeper`]): the store
+//! runs gated actions, and so writes or deletes secrets, only for its
+//! holder, and nothing outside this module can read it.
 
 mod calls;
 mod notify;
@@ -27,14 +31,27 @@ use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::codes::random_id;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::{CredentialClass, Principal};
-use gatehouse_store::{ApprovalRecord, Requester};
+use gatehouse_store::{ApprovalRecord, GateKey, Requester};
 
 use crate::error::{ApiError, ApiResult};
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
-pub use calls::{GatedCall, SecretWrite};
+pub use calls::{GatedCall, JobPlan, SecretWrite};
 pub use run::{execute_approved, requester_result};
+
+/// The store's gate key, held for the gate's own use: the field is
+/// private to this module and its children.
+pub struct Gatekeeper {
+    key: GateKey,
+}
+
+impl Gatekeeper {
+    /// Taken once at start from [`gatehouse_store::Store::take_gate_key`].
+    pub fn new(key: GateKey) -> Self {
+        Self { key }
+    }
+}
 
 /// The header that, on an `api` token with `approval:bypass`, runs a
 /// gated verb directly. Its value is the reason, kept in the audit log.

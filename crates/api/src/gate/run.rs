@@ -32,6 +32,8 @@ struct Context {
     request_id: String,
     /// The approval this run completes.
     approval: Option<String>,
+    /// That approval was claimed (`executing`) before the run.
+    claimed: bool,
     /// Audit records written with the action (bypass, execution).
     extra_audit: Vec<AuditEvent>,
 }
@@ -215,6 +217,41 @@ async fn prepare(
                 respond: Respond::Ok(shown),
             }
         }
+        GatedCall::AgentSecrets { agent, secrets } => {
+            let shown = json!({ "name": agent, "secrets": secrets });
+            Prepared {
+                action: GatedAction::SetAgentSecrets {
+                    owner: owner.clone(),
+                    agent: agent.clone(),
+                    secrets: serde_json::to_string(secrets).map_err(ApiError::internal)?,
+                },
+                audit: vec![ctx.event(
+                    "policy.change",
+                    &format!("agent {agent} secrets: {}", secrets.join(" ")),
+                )],
+                result: shown.clone(),
+                requester_secret: None,
+                respond: Respond::Ok(shown),
+            }
+        }
+        GatedCall::JobGrantValues(plan) => {
+            // The ceiling again, as it stands now: a secret a human took
+            // out of it since the request is not granted by the approval.
+            crate::job_build::check_ceiling(st, owner, ctx.class, plan).await?;
+            let built = crate::job_build::build(st, owner, &ctx.actor, plan).await?;
+            let event = ctx.event("job.create", &built.job.id);
+            Prepared {
+                result: built.shown(),
+                requester_secret: Some(SecretBytes::from_string(built.token.clone())),
+                respond: Respond::Created(built.answer()),
+                audit: vec![event],
+                action: GatedAction::CreateJob {
+                    job: Box::new(built.job),
+                    placeholders: built.placeholders,
+                    token: built.issued,
+                },
+            }
+        }
         GatedCall::JobDelete { id } => Prepared {
             action: GatedAction::DeleteJob {
                 owner: owner.clone(),
@@ -258,6 +295,7 @@ async fn run(
     let mut prepared = prepare(st, &ctx, call, data_key).await?;
     let completion = ctx.approval.as_ref().map(|id| Completion {
         approval_id: id.clone(),
+        claimed: ctx.claimed,
         result: prepared.result.to_string(),
         sealed_result: prepared.requester_secret.as_ref().map(|secret| {
             crypto::seal(
@@ -272,7 +310,13 @@ async fn run(
     audit.append(&mut prepared.audit);
     let outcome = st
         .store
-        .run_gated(&prepared.action, completion.as_ref(), audit, st.now())
+        .run_gated(
+            &st.gatekeeper.key,
+            &prepared.action,
+            completion.as_ref(),
+            audit,
+            st.now(),
+        )
         .await?;
     Ok(match outcome {
         RunResult::NotApproved => Ran::NotApproved,
@@ -310,6 +354,7 @@ pub(super) async fn run_now(
         class: principal.class,
         request_id: request.0.clone(),
         approval: None,
+        claimed: false,
         extra_audit: bypass_event.into_iter().collect(),
     };
     match run(st, ctx, call, &data_key).await? {
@@ -349,7 +394,8 @@ fn failure_error(verb: Verb, reason: String) -> ApiError {
         }
         Verb::SecretWrite | Verb::TokenMintApi => ApiError::forbidden("owner_unknown", reason),
         Verb::UpstreamRevoke => ApiError::Conflict(reason),
-        Verb::JobDeleteAll => ApiError::Unprocessable {
+        // The agent or a granted secret went away meanwhile.
+        Verb::JobDeleteAll | Verb::JobGrantValues => ApiError::Unprocessable {
             code: "failed",
             message: reason,
         },
@@ -360,11 +406,22 @@ fn failure_error(verb: Verb, reason: String) -> ApiError {
 /// Safe to call from any number of requests and replicas at once: the
 /// store runs it for exactly one of them. Anything that prevents it from
 /// running ends the approval `failed` with the reason, nothing half-done.
+///
+/// A verb that calls out (an upstream's token API) first claims the
+/// approval (`approved → executing`); only the one claimer calls out, so
+/// the outside call happens at most once, and an executor that dies after
+/// the claim leaves it `executing` for the sweeper to fail, never re-run.
 pub async fn execute_approved(st: &AppState, approval: &ApprovalRecord) -> ApiResult<()> {
     let call = match decode(st, approval).await? {
         Ok(call) => call,
         Err(reason) => return fail(st, approval, &reason).await,
     };
+    let claimed = call.verb().calls_out();
+    if claimed && !st.store.claim_approval(&approval.id, st.now()).await? {
+        // Another request or replica claimed it (or it is no longer
+        // approved): it is theirs to run.
+        return Ok(());
+    }
     let Some(data_key) = st.data_key(&approval.owner).await? else {
         return fail(st, approval, "the owner no longer exists").await;
     };
@@ -385,6 +442,7 @@ pub async fn execute_approved(st: &AppState, approval: &ApprovalRecord) -> ApiRe
         class: requester.class,
         request_id: String::new(),
         approval: Some(approval.id.clone()),
+        claimed,
         extra_audit: vec![execute_event],
     };
     match run(st, ctx, &call, &data_key).await {

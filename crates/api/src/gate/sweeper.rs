@@ -3,6 +3,13 @@
 //! have not run (the server stopped between decision and execution, or a
 //! run hit a store outage) are run. Replicas may race here freely: the
 //! store runs each approved request exactly once.
+//!
+//! An `executing` approval (claimed by an executor that calls out) is
+//! never run here: its outside call may have happened. If it is still
+//! `executing` [`INTERRUPTED_AFTER`] seconds after its claim, its executor
+//! died mid-way; it becomes `failed` with the reason "interrupted" and a
+//! human asks again if they still want it. A live executor never takes
+//! that long: each outside call has a 10 s timeout.
 
 use std::time::Duration;
 
@@ -13,6 +20,9 @@ use crate::state::AppState;
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 50;
+/// Seconds after its claim that an `executing` approval counts as
+/// interrupted.
+pub const INTERRUPTED_AFTER: i64 = 600;
 
 pub async fn run(st: AppState, mut stop: watch::Receiver<bool>) {
     loop {
@@ -36,6 +46,14 @@ pub async fn expire_due(st: &AppState) {
 /// runs one before serving, so a restart finishes what was approved.
 pub async fn sweep(st: &AppState) {
     expire_due(st).await;
+    let now = st.now();
+    if let Err(e) = st
+        .store
+        .fail_interrupted(now - INTERRUPTED_AFTER, now)
+        .await
+    {
+        tracing::warn!("failing interrupted executions failed: {e}");
+    }
     let approved = match st.store.approved_approvals(BATCH).await {
         Ok(a) => a,
         Err(e) => {

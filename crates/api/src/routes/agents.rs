@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use gatehouse_domain::names::{normalise_host_pattern, validate_agent_name};
+use gatehouse_domain::names::{normalise_host_pattern, validate_agent_name, validate_secret_name};
 use gatehouse_domain::Principal;
 use gatehouse_store::StoreError;
 
@@ -49,7 +49,8 @@ pub async fn create(
     }
 }
 
-/// Scope `jobs:read`: the owner's agents with their egress policies.
+/// Scope `jobs:read`: the owner's agents with their egress policies
+/// and secret ceilings (`[]` until a human sets one).
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let agents = st.store.agents(&principal.owner).await?;
     Ok(Json(
@@ -61,10 +62,65 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
                     .as_deref()
                     .and_then(|h| serde_json::from_str(h).ok())
                     .unwrap_or(Value::Null);
-                json!({ "name": a.name, "allow_hosts": hosts })
+                let secrets: Value = a
+                    .secrets
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_else(|| json!([]));
+                json!({ "name": a.name, "allow_hosts": hosts, "secrets": secrets })
             })
             .collect(),
     ))
+}
+
+/// At most this many secrets in an agent's ceiling.
+const MAX_CEILING: usize = 128;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretCeiling {
+    /// Required: a missing field is not read as "none" or "all".
+    secrets: Vec<String>,
+}
+
+/// Scope `jobs:create`. The agent's secret ceiling: the secrets jobs
+/// created by the agent's own credentials (or api tokens) may be granted
+/// (SPEC §4). Names need not exist yet. A gated verb (`policy.change`):
+/// a human session sets it at once, anything else waits for a human.
+pub async fn set_secrets(
+    principal: Principal,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: RequestId,
+    ApiJson(body): ApiJson<SecretCeiling>,
+) -> ApiResult<Response> {
+    validate_agent_name(&name).map_err(|e| ApiError::BadRequest {
+        code: "invalid_name",
+        message: e.to_string(),
+    })?;
+    if body.secrets.len() > MAX_CEILING {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_CEILING} secrets"
+        )));
+    }
+    for secret in &body.secrets {
+        validate_secret_name(secret).map_err(|e| ApiError::BadRequest {
+            code: "invalid_name",
+            message: format!("secrets entry: {e}"),
+        })?;
+    }
+    let mut secrets = body.secrets;
+    secrets.sort();
+    secrets.dedup();
+    if !st.store.agent_exists(&principal.owner, &name).await? {
+        return Err(ApiError::NotFound(format!("no agent named {name}")));
+    }
+    let call = GatedCall::AgentSecrets {
+        agent: name,
+        secrets,
+    };
+    gate(&st, &principal, &headers, &request, call).await
 }
 
 /// At most this many patterns in an agent's policy.

@@ -33,18 +33,47 @@ fn may_see_as_decider(principal: &Principal, approval: &ApprovalRecord) -> bool 
     principal.is_human() && (principal.owner == approval.owner || principal.is_operator())
 }
 
-async fn view(st: &AppState, a: &ApprovalRecord, for_requester: bool) -> Value {
+/// The requesting token itself (by jti, not merely its subject): the one
+/// credential that may read what the approval produced for it.
+fn requesting_jti<'a>(principal: &'a Principal, approval: &ApprovalRecord) -> Option<&'a str> {
+    let jti = principal.jti.as_deref()?;
+    (is_requester(principal, approval) && approval.requester.jti.as_deref() == Some(jti))
+        .then_some(jti)
+}
+
+/// What the approval produced for its requester (a minted api token, a
+/// job token), shown once: taking it clears it from the store, so a
+/// second poll, or another token of the same subject, never sees it.
+async fn take_produced(st: &AppState, a: &ApprovalRecord, jti: Option<&str>) -> Option<String> {
+    let jti = jti?;
+    if a.status != ApprovalStatus::Executed || a.sealed_result.is_none() {
+        return None;
+    }
+    let secret = requester_result(st, a).await?;
+    match st.store.take_approval_result(&a.id, jti, st.now()).await {
+        Ok(true) => secret.expose_str().map(str::to_string),
+        Ok(false) => None,
+        Err(e) => {
+            tracing::warn!(approval = %a.id, "taking an approval's result failed: {e}");
+            None
+        }
+    }
+}
+
+async fn view(st: &AppState, a: &ApprovalRecord, requester_jti: Option<&str>) -> Value {
     let params: Value = serde_json::from_str(&a.params).unwrap_or(Value::Null);
     let mut result: Value = a
         .result
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(Value::Null);
-    if for_requester && a.status == ApprovalStatus::Executed {
-        if let Some(secret) = requester_result(st, a).await {
-            if let (Some(obj), Some(token)) = (result.as_object_mut(), secret.expose_str()) {
-                obj.insert("token".into(), json!(token));
-            }
+    if let Some(token) = take_produced(st, a, requester_jti).await {
+        let field = match a.verb.as_str() {
+            "job.grant_values" => "job_token",
+            _ => "token",
+        };
+        if let Some(obj) = result.as_object_mut() {
+            obj.insert(field.into(), json!(token));
         }
     }
     json!({
@@ -92,7 +121,7 @@ pub async fn list(
         None | Some("") => None,
         Some(s) => Some(ApprovalStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "status must be one of pending, approved, executed, failed, denied, expired, not {s:?}"
+                "status must be one of pending, approved, executing, executed, failed, denied, expired, not {s:?}"
             ))
         })?),
     };
@@ -111,7 +140,7 @@ pub async fn list(
     let approvals = st.store.approvals(&filter).await?;
     let mut out = Vec::with_capacity(approvals.len());
     for a in &approvals {
-        out.push(view(&st, a, is_requester(&principal, a)).await);
+        out.push(view(&st, a, requesting_jti(&principal, a)).await);
     }
     Ok(Json(out))
 }
@@ -130,7 +159,7 @@ pub async fn get(
         .filter(|a| is_requester(&principal, a) || may_see_as_decider(&principal, a))
         .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
     Ok(Json(
-        view(&st, &approval, is_requester(&principal, &approval)).await,
+        view(&st, &approval, requesting_jti(&principal, &approval)).await,
     ))
 }
 
@@ -218,5 +247,5 @@ pub async fn decide(
         .approval(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
-    Ok(Json(view(&st, &fresh, false).await))
+    Ok(Json(view(&st, &fresh, None).await))
 }

@@ -13,14 +13,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::grant_ceiling::GrantVerdict;
 use gatehouse_domain::jobs::{validate_env_vars, Package};
 use gatehouse_domain::names::normalise_host_pattern;
-use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
-use gatehouse_store::{Grant, GrantMode, IssuedToken, JobRecord, PlaceholderRecord};
+use gatehouse_domain::{CredentialClass, Email, Principal};
+use gatehouse_store::{Grant, GrantMode, JobRecord};
 
 use crate::auth::JobCredential;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall};
+use crate::gate::{gate, GatedCall, JobPlan};
+use crate::job_build::{build, check_ceiling};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
@@ -60,19 +62,19 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// The job id inside a job token's subject `<agent>/<job id>`.
-pub fn job_subject(agent: &str, job_id: &str) -> String {
-    format!("{agent}/{job_id}")
-}
+pub use crate::job_build::job_subject;
 
 /// A human session, or an agent (or api) token with `jobs:create` acting
-/// for itself. The job's owner is the caller's owner.
+/// for itself. The job's owner is the caller's owner. A non-interactive
+/// caller grants only secrets in the agent's ceiling, and a `value` grant
+/// from one waits for a human (`job.grant_values`, 202).
 pub async fn create(
     principal: Principal,
     State(st): State<AppState>,
+    headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<CreateJob>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     match principal.class {
         CredentialClass::Session | CredentialClass::Api => {}
         CredentialClass::Agent if principal.subject == body.agent => {}
@@ -87,16 +89,48 @@ pub async fn create(
         }
     }
     let owner = principal.owner.clone();
+    let plan = validate(&st, &owner, body).await?;
+    match check_ceiling(&st, &owner, principal.class, &plan).await? {
+        GrantVerdict::Hold => {
+            gate(
+                &st,
+                &principal,
+                &headers,
+                &request,
+                GatedCall::JobGrantValues(plan),
+            )
+            .await
+        }
+        GrantVerdict::Create => {
+            let built = build(&st, &owner, &principal.subject, &plan).await?;
+            let event = audit_event(&principal, "job.create", &built.job.id, "ok", &request);
+            st.store
+                .create_job(
+                    &built.job,
+                    &built.placeholders,
+                    &built.issued,
+                    event,
+                    st.now(),
+                )
+                .await?;
+            st.owner_cache.insert(&built.job.id, &owner);
+            Ok((StatusCode::CREATED, Json(built.answer())).into_response())
+        }
+    }
+}
+
+/// The request checked against the grammars and the owner's agents and
+/// secrets (`422` naming the entry).
+async fn validate(st: &AppState, owner: &Email, body: CreateJob) -> ApiResult<JobPlan> {
     validate_env_vars(body.grants.iter().map(|g| g.env_var.as_str()))
         .map_err(|e| unprocessable("invalid_grant", e.to_string()))?;
-    if !st.store.agent_exists(&owner, &body.agent).await? {
+    if !st.store.agent_exists(owner, &body.agent).await? {
         return Err(unprocessable(
             "unknown_agent",
             format!("agent {:?} is not registered", body.agent),
         ));
     }
     let mut grants = Vec::with_capacity(body.grants.len());
-    let mut bound_hosts = Vec::new();
     for g in &body.grants {
         let mode = match g.mode.as_deref() {
             None => GrantMode::Placeholder,
@@ -107,13 +141,12 @@ pub async fn create(
                 )
             })?,
         };
-        let secret = st.store.secret(&owner, &g.secret).await?.ok_or_else(|| {
-            unprocessable(
+        if st.store.secret(owner, &g.secret).await?.is_none() {
+            return Err(unprocessable(
                 "unknown_secret",
                 format!("grant {}: no secret named {:?}", g.env_var, g.secret),
-            )
-        })?;
-        bound_hosts.push((g.secret.clone(), secret.allowed_hosts.clone()));
+            ));
+        }
         grants.push(Grant {
             env_var: g.env_var.clone(),
             secret: g.secret.clone(),
@@ -147,80 +180,19 @@ pub async fn create(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-
-    let job_id = gatehouse_domain::codes::random_id();
-    let subject = job_subject(&body.agent, &job_id);
-    let (token, claims) = st
-        .auth
-        .issue(
-            CredentialClass::Job,
-            &subject,
-            &owner,
-            ScopeSet::of(&[Scope::CredentialsRead]),
-            body.ttl_seconds,
-        )
-        .await?;
-    let now = st.now();
-    let mut placeholders = Vec::new();
-    let mut env = serde_json::Map::new();
-    for g in grants.iter().filter(|g| g.mode == GrantMode::Placeholder) {
-        let placeholder = format!(
-            "{}{}",
-            st.config.placeholder_prefix,
-            hex::encode(gatehouse_domain::codes::random_array::<20>())
-        );
-        let hosts = bound_hosts
-            .iter()
-            .find(|(name, _)| *name == g.secret)
-            .map(|(_, h)| h.clone())
-            .unwrap_or_else(|| "[]".into());
-        env.insert(g.env_var.clone(), Value::String(placeholder.clone()));
-        placeholders.push(PlaceholderRecord {
-            placeholder,
-            owner: owner.clone(),
-            job_id: job_id.clone(),
-            secret: g.secret.clone(),
-            allowed_hosts: hosts,
-            expires_at: now + st.config.placeholder_ttl_seconds,
-        });
+    if let Some(ttl) = body.ttl_seconds {
+        st.auth
+            .policy
+            .lifetime(CredentialClass::Job, Some(ttl))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    let job = JobRecord {
-        id: job_id.clone(),
-        owner: owner.clone(),
-        agent: body.agent.clone(),
-        created_by: principal.subject.clone(),
-        token_jti: claims.jti.clone(),
-        packages: serde_json::to_string(&packages).map_err(ApiError::internal)?,
-        allow_hosts: serde_json::to_string(&allow_hosts).map_err(ApiError::internal)?,
-        created_at: now,
-        expires_at: claims.exp,
-        deleted_at: None,
-        grant_count: grants.len() as i64,
+    Ok(JobPlan {
+        agent: body.agent,
         grants,
-    };
-    let issued = IssuedToken {
-        jti: claims.jti.clone(),
-        owner: owner.clone(),
-        subject: subject.clone(),
-        class: CredentialClass::Job,
-        scope: claims.scope.clone(),
-        iat: claims.iat,
-        exp: claims.exp,
-    };
-    let event = audit_event(&principal, "job.create", &job_id, "ok", &request);
-    st.store
-        .create_job(&job, &placeholders, &issued, event, now)
-        .await?;
-    st.owner_cache.insert(&job_id, &owner);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "job_id": job_id,
-            "job_token": token,
-            "expires_at": rfc3339(claims.exp),
-            "env": env,
-        })),
-    ))
+        packages,
+        ttl_seconds: body.ttl_seconds,
+        allow_hosts,
+    })
 }
 
 fn job_json(job: &JobRecord) -> Value {

@@ -110,6 +110,13 @@ pub async fn mint(
         ));
     }
     if class == CredentialClass::Api {
+        // What an agent's request produces lives under the agent
+        // (`<agent>/<subject>`): revoking the agent (its subject) revokes
+        // it too, on every replica, with no lookup (SPEC §7).
+        let subject = match crate::gate::requester_of(&principal).agent {
+            Some(agent) => crate::job_build::job_subject(&agent, &body.subject),
+            None => body.subject,
+        };
         if let Some(ttl) = body.ttl_seconds {
             st.auth
                 .policy
@@ -117,7 +124,7 @@ pub async fn mint(
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
         let call = GatedCall::TokenMintApi {
-            subject: body.subject,
+            subject,
             scope: scopes,
             ttl_seconds: body.ttl_seconds,
         };

@@ -1,5 +1,7 @@
 //! The life of an approval: `pending → approved → executed | failed`,
-//! `pending → denied`, `pending → expired`.
+//! `pending → denied`, `pending → expired`; a verb that calls out to
+//! another system first claims its approval, `approved → executing →
+//! executed | failed`, so the call happens at most once (SPEC §7).
 
 use std::fmt;
 
@@ -7,6 +9,8 @@ use std::fmt;
 pub enum ApprovalStatus {
     Pending,
     Approved,
+    /// Claimed by one executor that is calling out; nobody else runs it.
+    Executing,
     Executed,
     Failed,
     Denied,
@@ -14,9 +18,10 @@ pub enum ApprovalStatus {
 }
 
 impl ApprovalStatus {
-    pub const ALL: [ApprovalStatus; 6] = [
+    pub const ALL: [ApprovalStatus; 7] = [
         ApprovalStatus::Pending,
         ApprovalStatus::Approved,
+        ApprovalStatus::Executing,
         ApprovalStatus::Executed,
         ApprovalStatus::Failed,
         ApprovalStatus::Denied,
@@ -27,6 +32,7 @@ impl ApprovalStatus {
         match self {
             ApprovalStatus::Pending => "pending",
             ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Executing => "executing",
             ApprovalStatus::Executed => "executed",
             ApprovalStatus::Failed => "failed",
             ApprovalStatus::Denied => "denied",
@@ -85,7 +91,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_round_trip_and_only_pending_and_approved_are_open() {
+    fn statuses_round_trip_and_only_pending_approved_and_executing_are_open() {
         for s in ApprovalStatus::ALL {
             assert_eq!(ApprovalStatus::parse(s.as_str()), Some(s));
         }
@@ -93,7 +99,14 @@ mod tests {
             .into_iter()
             .filter(|s| !s.is_final())
             .collect();
-        assert_eq!(open, [ApprovalStatus::Pending, ApprovalStatus::Approved]);
+        assert_eq!(
+            open,
+            [
+                ApprovalStatus::Pending,
+                ApprovalStatus::Approved,
+                ApprovalStatus::Executing
+            ]
+        );
     }
 
     #[test]

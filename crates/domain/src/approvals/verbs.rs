@@ -5,9 +5,9 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Every verb the gate knows how to hold and later run. The first seven
-/// are gated by default (SPEC §7); the others are gated only when the
-/// configuration adds them.
+/// Every verb the gate knows how to hold and later run. All but
+/// `job.delete` are gated by default (SPEC §7); it is gated only when the
+/// configuration adds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verb {
     TokenMintApi,
@@ -17,11 +17,14 @@ pub enum Verb {
     OwnerDeprovision,
     UpstreamRevoke,
     PolicyChange,
+    /// A job created by a non-interactive credential with a `value` grant:
+    /// the job would read a plaintext secret.
+    JobGrantValues,
     JobDelete,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 8] = [
+    pub const ALL: [Verb; 9] = [
         Verb::TokenMintApi,
         Verb::SecretWrite,
         Verb::SecretDelete,
@@ -29,11 +32,12 @@ impl Verb {
         Verb::OwnerDeprovision,
         Verb::UpstreamRevoke,
         Verb::PolicyChange,
+        Verb::JobGrantValues,
         Verb::JobDelete,
     ];
 
     /// Gated whatever the configuration says.
-    pub const DEFAULT_GATED: [Verb; 7] = [
+    pub const DEFAULT_GATED: [Verb; 8] = [
         Verb::TokenMintApi,
         Verb::SecretWrite,
         Verb::SecretDelete,
@@ -41,6 +45,7 @@ impl Verb {
         Verb::OwnerDeprovision,
         Verb::UpstreamRevoke,
         Verb::PolicyChange,
+        Verb::JobGrantValues,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,7 +57,26 @@ impl Verb {
             Verb::OwnerDeprovision => "owner.deprovision",
             Verb::UpstreamRevoke => "upstream.revoke",
             Verb::PolicyChange => "policy.change",
+            Verb::JobGrantValues => "job.grant_values",
             Verb::JobDelete => "job.delete",
+        }
+    }
+
+    /// Whether running the verb calls out to another system (an upstream's
+    /// token API). Such a run first claims its approval (`approved →
+    /// executing`), so the outside call happens at most once; a verb that
+    /// only changes the store needs no claim, its store transaction is
+    /// the claim.
+    pub fn calls_out(self) -> bool {
+        match self {
+            Verb::UpstreamRevoke | Verb::OwnerDeprovision => true,
+            Verb::TokenMintApi
+            | Verb::SecretWrite
+            | Verb::SecretDelete
+            | Verb::JobDeleteAll
+            | Verb::PolicyChange
+            | Verb::JobGrantValues
+            | Verb::JobDelete => false,
         }
     }
 
@@ -173,9 +197,16 @@ mod tests {
             "owner.deprovision",
             "upstream.revoke",
             "policy.change",
+            "job.grant_values",
         ];
         expected.sort_by_key(|n| Verb::parse(n));
         assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn only_verbs_that_reach_an_upstream_call_out() {
+        let out: Vec<_> = Verb::ALL.into_iter().filter(|v| v.calls_out()).collect();
+        assert_eq!(out, [Verb::OwnerDeprovision, Verb::UpstreamRevoke]);
     }
 
     #[test]

@@ -33,6 +33,18 @@ pub fn issued_at(now: UnixTime, covering: Option<UnixTime>) -> UnixTime {
     covering.map_or(now, |w| now.max(w.saturating_add(1)))
 }
 
+/// The agent a token lives under, whose revocation covers it too: a job
+/// token (`<agent>/<job>`) and an api token an agent's approved request
+/// produced (`<agent>/<subject>`). Agents and sessions have no parent.
+pub fn parent_subject(class: crate::CredentialClass, subject: &str) -> Option<&str> {
+    match class {
+        crate::CredentialClass::Job | crate::CredentialClass::Api => {
+            subject.split_once('/').map(|(agent, _)| agent)
+        }
+        crate::CredentialClass::Agent | crate::CredentialClass::Session => None,
+    }
+}
+
 /// Whether a watermark covers a token issued at `iat`.
 pub fn covers(watermark: UnixTime, iat: UnixTime) -> bool {
     iat <= watermark

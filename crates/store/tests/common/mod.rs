@@ -14,26 +14,32 @@ pub struct Fixture {
     /// The database URL, so a test can open a second replica on it.
     pub url: String,
     pub _dir: Option<tempfile::TempDir>,
+    /// The store's one gate key, taken as the API's gate would.
+    pub key: Arc<GateKey>,
 }
 
 pub async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     let store = connect(&url).await.unwrap();
+    let key = Arc::new(store.take_gate_key().unwrap());
     Fixture {
         store,
         url,
         _dir: Some(dir),
+        key,
     }
 }
 
 pub async fn postgres() -> Fixture {
     let url = fresh_postgres_url().await;
     let store = connect(&url).await.unwrap();
+    let key = Arc::new(store.take_gate_key().unwrap());
     Fixture {
         store,
         url,
         _dir: None,
+        key,
     }
 }
 
@@ -68,6 +74,42 @@ pub fn secret(owner: &str, name: &str, sealed: &[u8]) -> SecretRecord {
         inject: None,
         created_at: 5,
         updated_at: 5,
+    }
+}
+
+/// A secret write, the one way there is: a gated action.
+pub async fn put_secret(f: &Fixture, s: &SecretRecord, now: i64) -> ActionEffect {
+    match f
+        .store
+        .run_gated(
+            &f.key,
+            &GatedAction::PutSecret(s.clone()),
+            None,
+            vec![ev("secret.write", s.owner.as_str())],
+            now,
+        )
+        .await
+        .unwrap()
+    {
+        RunResult::Ran(effect) => effect,
+        RunResult::NotApproved => panic!("a direct run needs no approval"),
+    }
+}
+
+/// A secret delete, as a gated action.
+pub async fn delete_secret(f: &Fixture, owner: &str, name: &str, now: i64) -> ActionEffect {
+    let action = GatedAction::DeleteSecret {
+        owner: email(owner),
+        name: name.into(),
+    };
+    match f
+        .store
+        .run_gated(&f.key, &action, None, vec![ev("secret.delete", owner)], now)
+        .await
+        .unwrap()
+    {
+        RunResult::Ran(effect) => effect,
+        RunResult::NotApproved => panic!("a direct run needs no approval"),
     }
 }
 
