@@ -8,7 +8,10 @@
 //! the socket goes to a checked address. Hosts that a job's placeholders
 //! are bound to are intercepted (TLS terminated with Gatehouse's CA) so
 //! placeholders can be swapped for real values and echoed values masked;
-//! every other tunnel is passed through byte for byte.
+//! every other tunnel is passed through byte for byte. Swaps and `inject`
+//! rules need a [`VerifiedTls`] proof, which only a verified upstream
+//! handshake makes: plain `http://` requests carry no placeholder and get
+//! no injected header.
 //!
 //! Who a token belongs to and what a job holds come from the API crate
 //! through [`JobDirectory`]; this crate never reads the store.
@@ -45,12 +48,13 @@ use gatehouse_domain::egress::EgressPolicy;
 pub use admit::{proxy_token, Admitted};
 pub use ca::CertAuthority;
 pub use directory::{
-    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, ViewError,
 };
 pub use judge::{Judge, JudgeSettings};
 pub use proxy::serve;
 pub use refusal::Refusal;
 pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};
+pub use tls::VerifiedTls;
 
 /// A client that does not finish a request head within this is dropped
 /// (slow-header clients would otherwise hold connections forever).
