@@ -22,8 +22,9 @@
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::{Email, SecretBytes};
-use gatehouse_store::{GrantMode, StoreError};
+use gatehouse_store::{GrantMode, JobMaterial, StoreError};
 
+use crate::keys::MasterKeys;
 use crate::state::Inner;
 
 /// A verified job token: which job, for which owner, with which token id.
@@ -118,7 +119,8 @@ fn inject_rule(json: &str) -> Result<InjectRule, Unresolved> {
     })
 }
 
-/// Resolves everything `token`'s job may use, under the rules above.
+/// Resolves everything `token`'s job may use, under the rules above: the
+/// owner recorded for the job, then one store read, then [`open`].
 pub async fn resolve(st: &Inner, token: JobToken<'_>) -> Result<Resolved, Unresolved> {
     let owner = st
         .owner_cache
@@ -133,7 +135,21 @@ pub async fn resolve(st: &Inner, token: JobToken<'_>) -> Result<Resolved, Unreso
         .job_material(token.job_id, &owner)
         .await?
         .ok_or(Unresolved::Denied("job unknown"))?;
+    open(&st.master, token, &material, st.now())
+}
+
+/// The rules over what the store read for `token`'s job: no I/O.
+pub fn open(
+    master: &MasterKeys,
+    token: JobToken<'_>,
+    material: &JobMaterial,
+    now: UnixTime,
+) -> Result<Resolved, Unresolved> {
     let job = &material.job;
+    let owner = &job.owner;
+    if owner != token.owner || job.id != token.job_id {
+        return Err(Unresolved::Denied("token owner is not the job's owner"));
+    }
     if job.deleted_at.is_some() || job.token_jti != token.jti {
         return Err(Unresolved::Denied("job deleted or token not the job's"));
     }
@@ -144,11 +160,9 @@ pub async fn resolve(st: &Inner, token: JobToken<'_>) -> Result<Resolved, Unreso
         .data_key
         .as_ref()
         .ok_or(Unresolved::Denied("owner unknown"))?;
-    let key = st
-        .master
-        .unwrap_data_key(&owner, wrapped)
+    let key = master
+        .unwrap_data_key(owner, wrapped)
         .map_err(|_| Unresolved::Denied("data key does not open"))?;
-    let now = st.now();
     let mut grants = Vec::with_capacity(material.grants.len());
     for m in &material.grants {
         let secret = m

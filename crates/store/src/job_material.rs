@@ -66,7 +66,8 @@ pub(crate) fn assemble(
 ) -> JobMaterial {
     // Per grant (env_var), its secret row and every placeholder of its
     // secret, in row order.
-    let mut grouped: Vec<(Grant, Option<SecretMaterial>, Vec<(String, UnixTime)>)> = Vec::new();
+    type Placeholders = Vec<(String, UnixTime)>;
+    let mut grouped: Vec<(Grant, Option<SecretMaterial>, Placeholders)> = Vec::new();
     for row in rows {
         let Some(grant) = row.grant else { continue };
         match grouped.last_mut() {
