@@ -440,7 +440,41 @@ async fn a_deleted_grant_refuses_the_route_and_the_proxy_alike(engine: Engine) {
     assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
 }
 
+async fn a_secret_granted_twice_gives_two_working_placeholders(engine: Engine) {
+    let w = world(engine).await;
+    w.put_secret(
+        &w.s,
+        "gh",
+        json!({"value": REAL, "allowed_hosts": ["api.test"]}),
+    )
+    .await;
+    let (token, env) = w
+        .job(
+            json!([{"env_var": "GH_A", "secret": "gh"}, {"env_var": "GH_B", "secret": "gh"}]),
+            json!([]),
+        )
+        .await;
+    let (status, body) = credentials(&w.s, &token).await;
+    assert_eq!(status, 200, "{body}");
+    let shown: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    let mut given = vec![env["GH_A"].as_str().unwrap(), env["GH_B"].as_str().unwrap()];
+    let mut sorted = shown.clone();
+    sorted.sort();
+    given.sort();
+    assert_eq!(sorted, given, "each placeholder shown once");
+    for ph in given {
+        assert_eq!(w.relay(&w.s, "api.test", &token, Some(ph)).await.0, 200);
+        assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
+    }
+}
+
 on_both_engines!(
+    a_secret_granted_twice_gives_two_working_placeholders,
     plain_http_never_carries_a_real_value,
     a_placeholder_follows_its_secret_across_replace_and_delete,
     a_deleted_grant_refuses_the_route_and_the_proxy_alike,
