@@ -5,14 +5,18 @@
 //! Besides "never panics", asserts what the proxy promises: a swapped
 //! request towards an unbound host is refused, never sent with the value;
 //! a request it lets through towards a bound host holds no placeholder of
-//! the job any more; a guarded response never holds the real value.
+//! the job any more; a plain-HTTP request carrying the job's placeholder
+//! is always refused (its value never goes out in clear text), and one
+//! the plain check lets through carries none; the one placeholder rule
+//! agrees with both; a guarded response never holds the real value.
 #![no_main]
 
 use gatehouse_domain::SecretBytes;
 use gatehouse_egress::directory::{Binding, JobView};
 use gatehouse_egress::echo::guard_bytes;
 use gatehouse_egress::proxy_token;
-use gatehouse_egress::swap::apply;
+use gatehouse_egress::swap::{apply, placeholders_in, refuse_in_clear};
+use gatehouse_egress::VerifiedTls;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -66,9 +70,14 @@ fuzz_target!(|data: &[u8]| {
             .windows(PLACEHOLDER.len())
             .any(|w| w == PLACEHOLDER.as_bytes())
     });
+    // The request target, planted the same way.
+    let target = format!("/{}", text.lines().next().unwrap_or("")).replace("PH", PLACEHOLDER);
+    // Swaps need the proof of a verified TLS upstream; the fuzz target
+    // stands in for one (the `test-support` feature).
+    let tls = VerifiedTls::assumed_for_tests();
     for host in ["api.bound.test", "elsewhere.test"] {
         let mut h = headers.clone();
-        match apply(&mut h, &view, host, PREFIX, 0) {
+        match apply(&mut h, &view, host, PREFIX, 0, &tls) {
             Ok(_) => {
                 assert!(
                     !(carried && host == "elsewhere.test"),
@@ -79,7 +88,19 @@ fuzz_target!(|data: &[u8]| {
                     .windows(PLACEHOLDER.len())
                     .any(|w| w == PLACEHOLDER.as_bytes())));
             }
-            Err(_) => {}
+            Err(_) => {
+                // Refused only because the one rule refuses some value.
+                assert!(headers
+                    .values()
+                    .any(|v| placeholders_in(v.as_bytes(), &view, host, PREFIX, 0).is_err()));
+            }
+        }
+        match refuse_in_clear(&headers, &target, &view, host, PREFIX, 0) {
+            Ok(()) => assert!(
+                !carried && !target.contains(PLACEHOLDER),
+                "a placeholder passed in clear text"
+            ),
+            Err(refusal) => assert_eq!(refusal.deny_reason(), Some("not_allowed")),
         }
     }
 });

@@ -1,16 +1,15 @@
 //! The API's side of the egress proxy: [`gatehouse_egress::JobDirectory`]
-//! over the one token verifier and the store.
+//! over the one token verifier and the one job-credential resolver.
 //!
 //! - `verify`: `Authenticator::check` (signature, claims, revocation,
 //!   refusals audited), then the token must be a job token whose job is
 //!   live and whose recorded token is this one, for the recorded owner.
-//! - `view`: the job's allow list and, per grant, the secret's real value
-//!   (opened under the owner's data key), its placeholder and host
-//!   binding (copied onto the placeholder at grant time) and `inject`
-//!   rule. Views are kept [`VIEW_TTL`] seconds so a busy job does not
-//!   decrypt on every request; a deleted job's token is revoked, which the
-//!   verifier sees at once, so a kept view never outlives its job's
-//!   access.
+//! - `view`: [`crate::job_credentials::resolve`], the same resolution as
+//!   `GET /v1/job/credentials`, for every request: the job's allow list
+//!   and, per grant, the secret's real value, its placeholder, and the
+//!   secret's current host binding and `inject` rule. Nothing of a secret
+//!   is cached, so the request after a replace or a delete (on any
+//!   replica) sees it. A resolution that fails refuses the request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,25 +18,26 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::UnixTime;
-use gatehouse_domain::crypto::{self, Purpose};
+use gatehouse_domain::token::Claims;
 use gatehouse_domain::{CredentialClass, Email};
 use gatehouse_egress::{
-    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, ViewError,
 };
 
 use crate::error::ApiError;
+use crate::job_credentials::{JobToken, Resolved, Unresolved};
 use crate::state::Inner;
 
-/// Seconds a job's view is reused.
-pub const VIEW_TTL: i64 = 5;
-const MAX_VIEWS: usize = 10_000;
+/// Seconds a job token found to belong to a live job is believed to. It
+/// saves a store read per CONNECT; it grants nothing on its own: deleting
+/// a job revokes its token, which the verifier sees first, and every view
+/// re-checks the job.
+pub const LIVE_TTL: i64 = 5;
+const MAX_LIVE: usize = 10_000;
 
 pub struct ApiDirectory {
     state: Weak<Inner>,
-    views: Mutex<HashMap<String, (Arc<JobView>, UnixTime)>>,
-    /// Job token jtis found to belong to a live job, and when. Deleting a
-    /// job revokes its token, which the verifier sees first, so this only
-    /// saves the store lookup on the hot path.
+    /// Job token jtis found to belong to a live job, and when.
     live: Mutex<HashMap<String, UnixTime>>,
 }
 
@@ -45,7 +45,6 @@ impl ApiDirectory {
     pub fn new(state: Weak<Inner>) -> Self {
         Self {
             state,
-            views: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
         }
     }
@@ -55,107 +54,46 @@ impl ApiDirectory {
             .upgrade()
             .ok_or_else(|| "server stopped".to_string())
     }
-
-    fn cached(&self, job_id: &str, now: UnixTime) -> Option<Arc<JobView>> {
-        let views = self.views.lock().ok()?;
-        views
-            .get(job_id)
-            .filter(|(_, at)| now - at < VIEW_TTL)
-            .map(|(v, _)| v.clone())
-    }
-
-    fn keep(&self, job_id: &str, view: Arc<JobView>, now: UnixTime) {
-        if let Ok(mut views) = self.views.lock() {
-            if views.len() >= MAX_VIEWS {
-                views.retain(|_, (_, at)| now - *at < VIEW_TTL);
-                if views.len() >= MAX_VIEWS {
-                    views.clear();
-                }
-            }
-            views.insert(job_id.to_string(), (view, now));
-        }
-    }
 }
 
-fn hosts(json: &str) -> Vec<String> {
-    serde_json::from_str(json).unwrap_or_default()
-}
-
-async fn load_view(st: &Inner, job: &JobIdentity) -> Result<JobView, String> {
-    let owner = Email::parse(&job.owner).map_err(|_| "bad owner".to_string())?;
-    let record = st
-        .store
-        .job(&job.job_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .filter(|j| j.owner == owner && j.deleted_at.is_none())
-        .ok_or("job unknown")?;
-    let placeholders = st
-        .store
-        .job_placeholders(&job.job_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut bindings = Vec::new();
-    if !record.grants.is_empty() {
-        let key = st
-            .data_key(&owner)
-            .await
-            .map_err(|_| "data key".to_string())?
-            .ok_or("owner unknown")?;
-        for grant in &record.grants {
-            let Some(secret) = st
-                .store
-                .secret(&owner, &grant.secret)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
-                continue;
-            };
-            let Ok(value) = crypto::open(
-                &key,
-                Purpose::SecretValue,
-                &[owner.as_str(), &grant.secret],
-                &secret.sealed,
-            ) else {
-                tracing::warn!(job = %job.job_id, secret = %grant.secret, "a granted secret does not decrypt");
-                continue;
-            };
-            let placeholder = placeholders.iter().find(|p| p.secret == grant.secret);
-            let inject = secret
-                .inject
-                .as_deref()
-                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-                .and_then(|v| {
-                    Some(Inject {
-                        header: v.get("header")?.as_str()?.to_string(),
-                        format: v.get("format")?.as_str()?.to_string(),
-                    })
-                });
-            bindings.push(Binding {
-                secret: grant.secret.clone(),
-                placeholder: placeholder.map(|p| p.placeholder.clone()),
-                placeholder_expires_at: placeholder.map_or(0, |p| p.expires_at),
-                allowed_hosts: hosts(
-                    placeholder.map_or(secret.allowed_hosts.as_str(), |p| p.allowed_hosts.as_str()),
-                ),
-                value,
-                inject,
-            });
-        }
-    }
-    let agent_allow_hosts = st
-        .store
-        .agents(&owner)
-        .await
-        .map_err(|e| e.to_string())?
+/// The proxy's view of a resolved job.
+fn to_view(resolved: Resolved) -> JobView {
+    let bindings = resolved
+        .grants
         .into_iter()
-        .find(|a| a.name == record.agent)
-        .and_then(|a| a.allow_hosts)
-        .map(|h| hosts(&h));
-    Ok(JobView {
-        allow_hosts: hosts(&record.allow_hosts),
+        .map(|g| Binding {
+            secret: g.secret,
+            placeholder_expires_at: g.placeholder.as_ref().map_or(0, |p| p.1),
+            placeholder: g.placeholder.map(|p| p.0),
+            allowed_hosts: g.allowed_hosts,
+            value: g.value,
+            inject: g.inject.map(|r| Inject {
+                header: r.header,
+                format: r.format,
+            }),
+        })
+        .collect();
+    JobView {
+        allow_hosts: resolved.allow_hosts,
         bindings,
-        agent_allow_hosts,
+        agent_allow_hosts: resolved.agent_allow_hosts,
+    }
+}
+
+/// The job a verified token names: a job token (`<agent>/<job id>`) of a
+/// well-formed owner, or refused. One reading for requests and leases.
+pub(crate) fn job_identity(claims: &Claims) -> Result<JobIdentity, AuthFailure> {
+    if claims.cls != CredentialClass::Job {
+        return Err(AuthFailure::Refused);
+    }
+    let (agent, job_id) = claims.sub.split_once('/').ok_or(AuthFailure::Refused)?;
+    let owner = Email::parse(&claims.owner).map_err(|_| AuthFailure::Refused)?;
+    Ok(JobIdentity {
+        job_id: job_id.to_string(),
+        subject: claims.sub.clone(),
+        agent: agent.to_string(),
+        owner: owner.as_str().to_string(),
+        jti: claims.jti.clone(),
     })
 }
 
@@ -167,24 +105,16 @@ impl JobDirectory for ApiDirectory {
             ApiError::Unavailable(_) => AuthFailure::Unavailable,
             _ => AuthFailure::Refused,
         })?;
-        if claims.cls != CredentialClass::Job {
-            return Err(AuthFailure::Refused);
-        }
-        let (agent, job_id) = claims.sub.split_once('/').ok_or(AuthFailure::Refused)?;
-        let owner = Email::parse(&claims.owner).map_err(|_| AuthFailure::Refused)?;
-        let identity = JobIdentity {
-            job_id: job_id.to_string(),
-            subject: claims.sub.clone(),
-            agent: agent.to_string(),
-            owner: owner.as_str().to_string(),
-        };
+        let identity = job_identity(&claims)?;
+        let job_id = identity.job_id.as_str();
+        let owner = Email::parse(&identity.owner).map_err(|_| AuthFailure::Refused)?;
         let now = st.now();
         let known_live = self
             .live
             .lock()
             .ok()
             .and_then(|m| m.get(&claims.jti).copied())
-            .is_some_and(|at| now - at < VIEW_TTL);
+            .is_some_and(|at| now - at < LIVE_TTL);
         if known_live {
             return Ok(identity);
         }
@@ -198,9 +128,9 @@ impl JobDirectory for ApiDirectory {
             return Err(AuthFailure::Refused);
         }
         if let Ok(mut live) = self.live.lock() {
-            if live.len() >= MAX_VIEWS {
-                live.retain(|_, at| now - *at < VIEW_TTL);
-                if live.len() >= MAX_VIEWS {
+            if live.len() >= MAX_LIVE {
+                live.retain(|_, at| now - *at < LIVE_TTL);
+                if live.len() >= MAX_LIVE {
                     live.clear();
                 }
             }
@@ -209,15 +139,22 @@ impl JobDirectory for ApiDirectory {
         Ok(identity)
     }
 
-    async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, String> {
-        let st = self.state()?;
-        let now = st.now();
-        if let Some(v) = self.cached(&job.job_id, now) {
-            return Ok(v);
+    async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, ViewError> {
+        let st = self.state().map_err(ViewError::Internal)?;
+        let owner = Email::parse(&job.owner).map_err(|_| ViewError::Refused)?;
+        let token = JobToken {
+            job_id: &job.job_id,
+            owner: &owner,
+            jti: &job.jti,
+        };
+        match crate::job_credentials::resolve(&st, token).await {
+            Ok(resolved) => Ok(Arc::new(to_view(resolved))),
+            Err(Unresolved::Denied(reason)) => {
+                tracing::info!(job = %job.job_id, reason, "egress: credential resolution refused");
+                Err(ViewError::Refused)
+            }
+            Err(Unresolved::Store(e)) => Err(ViewError::Internal(e.to_string())),
         }
-        let view = Arc::new(load_view(&st, job).await?);
-        self.keep(&job.job_id, view.clone(), now);
-        Ok(view)
     }
 
     fn audit(&self, event: EgressAudit) {

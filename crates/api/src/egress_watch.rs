@@ -16,10 +16,10 @@
 //!   replicas' revocations close connections here too.
 
 use gatehouse_domain::token::{Claims, TokenError};
-use gatehouse_domain::{CredentialClass, Email};
-use gatehouse_egress::{AuthFailure, JobIdentity, Lease, TokenWatch};
+use gatehouse_domain::CredentialClass;
+use gatehouse_egress::{AuthFailure, Lease, TokenWatch};
 
-use crate::egress_bridge::ApiDirectory;
+use crate::egress_bridge::{job_identity, ApiDirectory};
 
 /// The claims the view's rule reads, rebuilt from a lease.
 fn claims_of(lease: &Lease) -> Claims {
@@ -44,18 +44,8 @@ impl TokenWatch for ApiDirectory {
             TokenError::RevocationUnavailable => AuthFailure::Unavailable,
             _ => AuthFailure::Refused,
         })?;
-        if claims.cls != CredentialClass::Job {
-            return Err(AuthFailure::Refused);
-        }
-        let (agent, job_id) = claims.sub.split_once('/').ok_or(AuthFailure::Refused)?;
-        let owner = Email::parse(&claims.owner).map_err(|_| AuthFailure::Refused)?;
         Ok(Lease {
-            job: JobIdentity {
-                job_id: job_id.to_string(),
-                subject: claims.sub.clone(),
-                agent: agent.to_string(),
-                owner: owner.as_str().to_string(),
-            },
+            job: job_identity(&claims)?,
             jti: claims.jti.clone(),
             issued_at: claims.iat,
             ends_at: claims.exp.saturating_add(st.auth.policy.clock_skew),

@@ -14,7 +14,7 @@ use gatehouse_domain::egress::{check_resolved, check_target, Checked, Target};
 use http::{header, HeaderMap};
 use tokio::net::TcpStream;
 
-use crate::directory::{AuthFailure, EgressAudit, JobIdentity, JobView};
+use crate::directory::{AuthFailure, EgressAudit, JobIdentity, JobView, ViewError};
 use crate::refusal::Refusal;
 use crate::Engine;
 
@@ -88,7 +88,10 @@ impl Engine {
     }
 
     pub(crate) async fn view(&self, job: &JobIdentity) -> Result<std::sync::Arc<JobView>, Refusal> {
-        self.directory.view(job).await.map_err(Refusal::Internal)
+        self.directory.view(job).await.map_err(|e| match e {
+            ViewError::Refused => Refusal::NoCredentials,
+            ViewError::Internal(detail) => Refusal::Internal(detail),
+        })
     }
 
     /// The one check: address rules, allow list, judge, resolution.

@@ -411,6 +411,7 @@ mod tests {
                 subject: format!("bot/{job}"),
                 agent: "bot".into(),
                 owner: "o@x.org".into(),
+                jti: jti.into(),
             },
             jti: jti.into(),
             issued_at: 0,

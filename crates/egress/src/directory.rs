@@ -22,6 +22,9 @@ pub struct JobIdentity {
     pub subject: String,
     pub agent: String,
     pub owner: String,
+    /// The token's id: the job's credentials resolve only for the token
+    /// recorded on the job.
+    pub jti: String,
 }
 
 /// Why a proxy credential was not accepted.
@@ -34,6 +37,16 @@ pub enum AuthFailure {
     Unavailable,
 }
 
+/// Why a job's view could not be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewError {
+    /// The job's credentials do not resolve: the uniform `403`, never a
+    /// view with the failing grant left out.
+    Refused,
+    /// A failure of ours (the store): `500`, logged.
+    Internal(String),
+}
+
 /// A secret's `inject` rule: add `header: format` (with `{value}`
 /// replaced) when the request does not carry that header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +55,8 @@ pub struct Inject {
     pub format: String,
 }
 
-/// One secret granted to a job.
+/// One secret granted to a job, as its secret's row is now: the binding,
+/// `inject` rule and value in force at the moment of the request.
 pub struct Binding {
     pub secret: String,
     /// The job's stand-in for the value (placeholder grants only).
@@ -164,8 +178,9 @@ pub trait JobDirectory: TokenWatch + Send + Sync + 'static {
     /// claims, revocation) and that its job is live.
     async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, AuthFailure>;
 
-    /// The job's allow list and bindings. An error refuses the request.
-    async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, String>;
+    /// The job's allow list and bindings, read from the secrets' current
+    /// rows for this request. An error refuses the request.
+    async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, ViewError>;
 
     /// Appends an egress event to the audit log (best effort, already
     /// rate-limited by the proxy).

@@ -1,9 +1,13 @@
 //! Sending one request upstream, for the plain proxy, the interceptor and
 //! the relay alike: hop-by-hop and proxy headers stripped, origin-form
-//! URI, placeholders swapped and inject rules applied (`swap.rs`), the
-//! response passed through the echo guard. Redirects are returned to the
-//! client as they are: its next request comes back through the proxy and
-//! is checked again.
+//! URI, the response passed through the echo guard. Redirects are
+//! returned to the client as they are: its next request comes back through
+//! the proxy and is checked again.
+//!
+//! Two ways to prepare a request, by transport: [`prepare_tls`] swaps
+//! placeholders and applies `inject` rules (`swap.rs`) and needs the
+//! [`VerifiedTls`] proof a [`TlsUpstream`] carries; [`prepare_plain`], for
+//! plain `http://`, refuses any placeholder and injects nothing.
 
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
@@ -14,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::directory::JobView;
 use crate::refusal::Refusal;
+use crate::tls::VerifiedTls;
 use crate::{Body, Engine};
 
 /// Headers that belong to one hop, never forwarded.
@@ -46,26 +51,13 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Makes `req` ready for `host_header` at the origin: origin-form URI,
 /// hop-by-hop headers gone, identity encoding (so the echo guard can read
-/// the body), placeholders swapped. Returns the secrets put in.
-pub(crate) fn prepare(
-    engine: &Engine,
-    req: &mut Request<Body>,
-    host: &str,
-    host_header: &str,
-    view: &JobView,
-) -> Result<Vec<String>, Refusal> {
+/// the body). Returns the request target.
+fn normalise(req: &mut Request<Body>, host_header: &str) -> Result<String, Refusal> {
     let path = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    crate::swap::check_target_text(
-        &path,
-        view,
-        host,
-        &engine.settings.placeholder_prefix,
-        engine.clock.now(),
-    )?;
     *req.uri_mut() = path
         .parse::<Uri>()
         .map_err(|_| Refusal::Malformed("bad request path".into()))?;
@@ -76,13 +68,82 @@ pub(crate) fn prepare(
         header::HOST,
         HeaderValue::from_str(host_header).map_err(|_| Refusal::Malformed("bad Host".into()))?,
     );
-    crate::swap::apply(
-        headers,
+    Ok(path)
+}
+
+/// A request for an upstream reached over TLS Gatehouse verified
+/// (`over`): placeholders swapped, inject rules applied. Returns the
+/// secrets put in.
+pub(crate) fn prepare_tls(
+    engine: &Engine,
+    req: &mut Request<Body>,
+    host: &str,
+    host_header: &str,
+    view: &JobView,
+    over: &VerifiedTls,
+) -> Result<Vec<String>, Refusal> {
+    let path = normalise(req, host_header)?;
+    let (prefix, now) = (&engine.settings.placeholder_prefix, engine.clock.now());
+    crate::swap::check_target_text(&path, view, host, prefix, now)?;
+    crate::swap::apply(req.headers_mut(), view, host, prefix, now, over)
+}
+
+/// A plain `http://` request: refused if it carries any placeholder,
+/// never given an injected header.
+pub(crate) fn prepare_plain(
+    engine: &Engine,
+    req: &mut Request<Body>,
+    host: &str,
+    host_header: &str,
+    view: &JobView,
+) -> Result<(), Refusal> {
+    let path = normalise(req, host_header)?;
+    crate::swap::refuse_in_clear(
+        req.headers(),
+        &path,
         view,
         host,
         &engine.settings.placeholder_prefix,
         engine.clock.now(),
     )
+}
+
+/// An HTTP/1.1 connection to an upstream over TLS verified for the
+/// admitted target: the only connection a swapped request is sent on.
+pub(crate) struct TlsUpstream {
+    sender: SendRequest<Body>,
+    verified: VerifiedTls,
+}
+
+impl TlsUpstream {
+    /// TLS to an admitted target: the socket to a checked address, the
+    /// certificate checked against the target's host.
+    pub(crate) async fn connect(
+        engine: &Engine,
+        admitted: &crate::Admitted,
+    ) -> Result<Self, Refusal> {
+        let tcp = crate::admit::dial(&admitted.addrs).await?;
+        let (tls, verified) =
+            crate::tls::connect(engine.upstream_tls.clone(), admitted.target.host(), tcp)
+                .await
+                .map_err(|e| Refusal::BadGateway(format!("TLS to {}: {e}", admitted.host)))?;
+        Ok(Self {
+            sender: handshake(tls).await?,
+            verified,
+        })
+    }
+
+    pub(crate) fn verified(&self) -> &VerifiedTls {
+        &self.verified
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    pub(crate) async fn send(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Refusal> {
+        send(&mut self.sender, req).await
+    }
 }
 
 /// One HTTP/1.1 connection over `io`.
@@ -120,18 +181,4 @@ pub(crate) async fn respond(resp: Response<Incoming>, view: &JobView) -> Respons
     let mut resp = crate::echo::guard_response(resp, view).await;
     strip_hop_by_hop(resp.headers_mut());
     resp
-}
-
-/// TLS to an admitted target: the socket to a checked address, the
-/// certificate checked against the target's host.
-pub(crate) async fn dial_tls(
-    engine: &Engine,
-    admitted: &crate::Admitted,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Refusal> {
-    let tcp = crate::admit::dial(&admitted.addrs).await?;
-    let name = crate::tls::server_name(admitted.target.host()).map_err(Refusal::BadGateway)?;
-    tokio_rustls::TlsConnector::from(engine.upstream_tls.clone())
-        .connect(name, tcp)
-        .await
-        .map_err(|e| Refusal::BadGateway(format!("TLS to {}: {e}", admitted.host)))
 }

@@ -13,7 +13,6 @@ use gatehouse_domain::egress::parse_target;
 use http::{header, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
@@ -22,6 +21,7 @@ use tokio::sync::Mutex;
 
 use crate::admit::{Admitted, Context};
 use crate::directory::JobIdentity;
+use crate::forward::TlsUpstream;
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
 
@@ -32,7 +32,7 @@ struct Tunnel {
     job: JobIdentity,
     admitted: Admitted,
     /// One upstream connection per client connection, opened on first use.
-    upstream: Mutex<Option<SendRequest<Body>>>,
+    upstream: Mutex<Option<TlsUpstream>>,
 }
 
 pub(crate) async fn serve(
@@ -134,18 +134,24 @@ impl Tunnel {
                 .await?;
         }
         let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
-        let used =
-            crate::forward::prepare(engine, &mut req, &self.admitted.host, &host_header, &view)?;
         let mut slot = self.upstream.lock().await;
         let reusable = slot.as_ref().is_some_and(|s| !s.is_closed());
         if !reusable {
-            let tls = crate::forward::dial_tls(engine, &self.admitted).await?;
-            *slot = Some(crate::forward::handshake(tls).await?);
+            *slot = Some(TlsUpstream::connect(engine, &self.admitted).await?);
         }
-        let sender = slot
+        let upstream = slot
             .as_mut()
             .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
-        let resp = crate::forward::send(sender, req).await?;
+        // Swapped only for this verified TLS connection.
+        let used = crate::forward::prepare_tls(
+            engine,
+            &mut req,
+            &self.admitted.host,
+            &host_header,
+            &view,
+            upstream.verified(),
+        )?;
+        let resp = upstream.send(req).await?;
         drop(slot);
         engine.swapped(&job, &self.admitted.host, &used, self.peer);
         Ok(crate::forward::respond(resp, &view).await)

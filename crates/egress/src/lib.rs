@@ -8,7 +8,10 @@
 //! the socket goes to a checked address. Hosts that a job's placeholders
 //! are bound to are intercepted (TLS terminated with Gatehouse's CA) so
 //! placeholders can be swapped for real values and echoed values masked;
-//! every other tunnel is passed through byte for byte.
+//! every other tunnel is passed through byte for byte. Swaps and `inject`
+//! rules need a [`VerifiedTls`] proof, which only a verified upstream
+//! handshake makes: plain `http://` requests carry no placeholder and get
+//! no injected header.
 //!
 //! Who a token belongs to and what a job holds come from the API crate
 //! through [`JobDirectory`]; this crate never reads the store.
@@ -49,12 +52,13 @@ pub use admit::{proxy_token, Admitted};
 pub use ca::CertAuthority;
 pub use directory::{
     AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease,
-    TokenWatch,
+    TokenWatch, ViewError,
 };
 pub use judge::{Judge, JudgeSettings};
 pub use proxy::serve;
 pub use refusal::Refusal;
 pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};
+pub use tls::VerifiedTls;
 
 /// Default of [`Settings::header_timeout`] (SPEC §6: 10 s).
 pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

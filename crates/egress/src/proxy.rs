@@ -196,7 +196,8 @@ async fn plain(
     let method = req.method().to_string();
     let admitted = engine.admit(&job, &view, target, &method, peer).await?;
     let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
-    let used = crate::forward::prepare(engine, &mut req, &admitted.host, &authority, &view)?;
+    // Plain HTTP: no swap, no inject (a placeholder in it is refused).
+    crate::forward::prepare_plain(engine, &mut req, &admitted.host, &authority, &view)?;
     let mut slot = upstream.lock().await;
     let reusable = slot.as_mut().is_some_and(|p| {
         !p.sender.is_closed()
@@ -224,6 +225,5 @@ async fn plain(
         .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
     let resp = crate::forward::send(&mut pooled.sender, req).await?;
     drop(slot);
-    engine.swapped(&job, &admitted.host, &used, peer);
     Ok(crate::forward::respond(resp, &view).await)
 }

@@ -34,6 +34,14 @@ pub enum Refusal {
     PlaceholderNotAllowed { host: String },
     /// A placeholder that is not this job's, or has expired.
     ForeignPlaceholder,
+    /// A placeholder in a plain `http://` request: swapping it would send
+    /// the real value in clear text.
+    PlaceholderInClearText { host: String },
+    /// The job's credentials do not resolve (owner unknown, a granted
+    /// secret gone, a grant missing, a value that does not decrypt, an
+    /// expired placeholder): the same uniform refusal as
+    /// `GET /v1/job/credentials`, for every request of the job.
+    NoCredentials,
     /// The judge denied (or could not be asked).
     Judge(String),
     /// Too many failed placeholder resolutions from this source.
@@ -54,7 +62,9 @@ impl Refusal {
             Self::Target(d) => Some(d.header_value()),
             Self::HostNotAllowed(_)
             | Self::PlaceholderNotAllowed { .. }
-            | Self::ForeignPlaceholder => Some("not_allowed"),
+            | Self::ForeignPlaceholder
+            | Self::PlaceholderInClearText { .. }
+            | Self::NoCredentials => Some("not_allowed"),
             Self::Judge(_) => Some("judge"),
             Self::Throttled { .. } | Self::TooManyConnections { .. } => Some("throttled"),
             Self::ProxyAuth
@@ -67,11 +77,14 @@ impl Refusal {
     }
 
     /// Whether this refusal is a failed placeholder resolution (counted
-    /// towards the per-source limit).
+    /// towards the per-source limit). A job whose credentials do not
+    /// resolve is not: that is its owner's doing, not a guess.
     pub fn is_placeholder_failure(&self) -> bool {
         matches!(
             self,
-            Self::PlaceholderNotAllowed { .. } | Self::ForeignPlaceholder
+            Self::PlaceholderNotAllowed { .. }
+                | Self::ForeignPlaceholder
+                | Self::PlaceholderInClearText { .. }
         )
     }
 
@@ -85,6 +98,8 @@ impl Refusal {
             | Self::HostNotAllowed(_)
             | Self::PlaceholderNotAllowed { .. }
             | Self::ForeignPlaceholder
+            | Self::PlaceholderInClearText { .. }
+            | Self::NoCredentials
             | Self::Judge(_) => StatusCode::FORBIDDEN,
             Self::Throttled { .. } | Self::TooManyConnections { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -101,8 +116,10 @@ impl Refusal {
             Self::Unavailable => "unavailable",
             Self::Malformed(_) => "bad_request",
             Self::Target(_) => "ssrf",
-            Self::HostNotAllowed(_) | Self::PlaceholderNotAllowed { .. } => "not_allowed",
-            Self::ForeignPlaceholder => "forbidden",
+            Self::HostNotAllowed(_)
+            | Self::PlaceholderNotAllowed { .. }
+            | Self::PlaceholderInClearText { .. } => "not_allowed",
+            Self::ForeignPlaceholder | Self::NoCredentials => "forbidden",
             Self::Judge(_) => "judge",
             Self::Throttled { .. } | Self::TooManyConnections { .. } => "throttled",
             Self::BadGateway(_) => "bad_gateway",
@@ -126,6 +143,11 @@ impl Refusal {
             Self::ForeignPlaceholder => {
                 "a placeholder in this request is not this job's, or has expired".into()
             }
+            Self::PlaceholderInClearText { host } => format!(
+                "a placeholder is swapped only over TLS that Gatehouse verifies \
+                 (https:// through the proxy, or the relay), never in plain http:// to {host}"
+            ),
+            Self::NoCredentials => "no credentials are available to this job".into(),
             Self::Judge(m) => format!("the egress judge refused: {m}"),
             Self::Throttled { retry_after } => {
                 format!("too many failed placeholder uses; retry in {retry_after} s")

@@ -77,9 +77,16 @@ impl Engine {
                 .to_string(),
             _ => admitted.target.to_string(),
         };
-        let used = crate::forward::prepare(self, req, &admitted.host, &host_header, &view)?;
-        let tls = crate::forward::dial_tls(self, &admitted).await?;
-        let mut sender = crate::forward::handshake(tls).await?;
+        // Swapped only for this verified TLS connection.
+        let mut upstream = crate::forward::TlsUpstream::connect(self, &admitted).await?;
+        let used = crate::forward::prepare_tls(
+            self,
+            req,
+            &admitted.host,
+            &host_header,
+            &view,
+            upstream.verified(),
+        )?;
         let body = std::mem::replace(
             req.body_mut(),
             crate::proxy::empty(http::StatusCode::OK).into_body(),
@@ -88,7 +95,7 @@ impl Engine {
         *out.method_mut() = req.method().clone();
         *out.uri_mut() = req.uri().clone();
         *out.headers_mut() = std::mem::take(req.headers_mut());
-        let resp = crate::forward::send(&mut sender, out).await?;
+        let resp = upstream.send(out).await?;
         self.swapped(&job, &admitted.host, &used, peer);
         Ok(crate::forward::respond(resp, &view).await)
     }

@@ -1,24 +1,31 @@
-//! Placeholder swapping and `inject` rules on an outgoing request's
-//! headers. Pure: no I/O, the caller passes the clock's `now`.
+//! Placeholders and `inject` rules on an outgoing request. Pure: no I/O,
+//! the caller passes the clock's `now`.
 //!
-//! For each placeholder in a header value:
+//! One rule ([`placeholders_in`]) decides every text of a request (each
+//! header value, the request target). For each placeholder in it:
 //! - this job's, live, and the host is in its secret's `allowed_hosts`:
-//!   replaced by the real value;
+//!   usable;
 //! - this job's but the host is not bound: the request is refused
 //!   (`not_allowed`), never forwarded with or without the placeholder;
 //! - this job's but expired, or shaped like a placeholder (configured
 //!   prefix and 40 hex digits) but not this job's: refused (`403`).
 //!
-//! Both refusals count as failed resolutions for the per-source limit.
-//! Then each granted secret with an `inject` rule bound to the host adds
-//! its header when the request lacks it.
+//! Over TLS that Gatehouse verified ([`apply`], which takes the
+//! [`VerifiedTls`] proof), usable placeholders are replaced by the real
+//! value and each granted secret with an `inject` rule bound to the host
+//! adds its header when the request lacks it. Over plain HTTP
+//! ([`refuse_in_clear`]) a usable placeholder is refused too, and nothing
+//! is injected: a real value never crosses the network in clear text.
+//!
+//! Every refusal counts as a failed resolution for the per-source limit.
 
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::egress::host_allowed;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::directory::JobView;
+use crate::directory::{Binding, JobView};
 use crate::refusal::Refusal;
+use crate::tls::VerifiedTls;
 
 /// Hex digits after the prefix in a placeholder (20 random bytes).
 pub const PLACEHOLDER_HEX_LEN: usize = 40;
@@ -72,57 +79,96 @@ fn has_placeholder_shape(text: &[u8], prefix: &str) -> bool {
     })
 }
 
-/// Swaps placeholders and applies inject rules for a request to `host`.
-/// Returns the names of the secrets whose values were put in.
+/// The one placeholder rule (see the module doc) for one text of a
+/// request towards `host`: the bindings whose placeholders it holds, all
+/// live and bound to `host`, or the refusal.
+pub fn placeholders_in<'v>(
+    text: &[u8],
+    view: &'v JobView,
+    host: &str,
+    prefix: &str,
+    now: UnixTime,
+) -> Result<Vec<&'v Binding>, Refusal> {
+    let mut found = Vec::new();
+    // The text with the job's placeholders blanked, once any was found:
+    // what is left must hold nothing placeholder-shaped.
+    let mut rest: Option<Vec<u8>> = None;
+    for b in &view.bindings {
+        let Some(ph) = &b.placeholder else { continue };
+        let Some(blanked) = replace_all(rest.as_deref().unwrap_or(text), ph.as_bytes(), b" ")
+        else {
+            continue;
+        };
+        if b.placeholder_expires_at <= now {
+            return Err(Refusal::ForeignPlaceholder);
+        }
+        if !host_allowed(&b.allowed_hosts, host) {
+            return Err(Refusal::PlaceholderNotAllowed {
+                host: host.to_string(),
+            });
+        }
+        found.push(b);
+        rest = Some(blanked);
+    }
+    if has_placeholder_shape(rest.as_deref().unwrap_or(text), prefix) {
+        return Err(Refusal::ForeignPlaceholder);
+    }
+    Ok(found)
+}
+
+/// `text` with each placeholder of `found` replaced by its real value, in
+/// one pass (a value is never searched for placeholders itself).
+fn substitute(text: &[u8], found: &[&Binding]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 64);
+    let mut i = 0;
+    'scan: while i < text.len() {
+        for b in found {
+            if let Some(ph) = &b.placeholder {
+                if text[i..].starts_with(ph.as_bytes()) {
+                    out.extend_from_slice(b.value.expose());
+                    i += ph.len();
+                    continue 'scan;
+                }
+            }
+        }
+        out.push(text[i]);
+        i += 1;
+    }
+    out
+}
+
+fn note(used: &mut Vec<String>, secret: &str) {
+    if !used.iter().any(|s| s == secret) {
+        used.push(secret.to_string());
+    }
+}
+
+/// Swaps placeholders and applies inject rules for a request to `host`
+/// over TLS Gatehouse verified (`_over`). Returns the names of the
+/// secrets whose values were put in.
 pub fn apply(
     headers: &mut HeaderMap,
     view: &JobView,
     host: &str,
     prefix: &str,
     now: UnixTime,
+    _over: &VerifiedTls,
 ) -> Result<Vec<String>, Refusal> {
     let mut used: Vec<String> = Vec::new();
     let mut replaced: Vec<(HeaderName, usize, HeaderValue)> = Vec::new();
-    let names: Vec<HeaderName> = headers.keys().cloned().collect();
-    for name in names {
-        for (index, value) in headers.get_all(&name).iter().enumerate() {
-            let mut bytes = value.as_bytes().to_vec();
-            let mut changed = false;
-            for b in &view.bindings {
-                let Some(ph) = &b.placeholder else { continue };
-                if find_all(&bytes, ph.as_bytes()).is_empty() {
-                    continue;
-                }
-                if b.placeholder_expires_at <= now {
-                    return Err(Refusal::ForeignPlaceholder);
-                }
-                if !host_allowed(&b.allowed_hosts, host) {
-                    return Err(Refusal::PlaceholderNotAllowed {
-                        host: host.to_string(),
-                    });
-                }
-                if let Some(new) = replace_all(&bytes, ph.as_bytes(), b.value.expose()) {
-                    bytes = new;
-                }
-                changed = true;
-                if !used.contains(&b.secret) {
-                    used.push(b.secret.clone());
-                }
+    for name in headers.keys() {
+        for (index, value) in headers.get_all(name).iter().enumerate() {
+            let found = placeholders_in(value.as_bytes(), view, host, prefix, now)?;
+            if found.is_empty() {
+                continue;
             }
-            // Anything still shaped like a placeholder is someone else's.
-            let visible: Vec<u8> = if changed {
-                strip_values(&bytes, view)
-            } else {
-                bytes.clone()
-            };
-            if has_placeholder_shape(&visible, prefix) {
-                return Err(Refusal::ForeignPlaceholder);
-            }
-            if changed {
-                let v = HeaderValue::from_bytes(&bytes).map_err(|_| {
+            let v =
+                HeaderValue::from_bytes(&substitute(value.as_bytes(), &found)).map_err(|_| {
                     Refusal::Internal("a secret value is not a valid header value".into())
                 })?;
-                replaced.push((name.clone(), index, v));
+            replaced.push((name.clone(), index, v));
+            for b in found {
+                note(&mut used, &b.secret);
             }
         }
     }
@@ -154,17 +200,13 @@ pub fn apply(
             Refusal::Internal("an injected header is not a valid header value".into())
         })?;
         headers.insert(name, value);
-        if !used.contains(&b.secret) {
-            used.push(b.secret.clone());
-        }
+        note(&mut used, &b.secret);
     }
     Ok(used)
 }
 
-/// The request target (path and query) is not rewritten, but a placeholder
-/// in it is held to the same rule: the job's own placeholder only towards
-/// a host it is bound to (and not expired), nothing placeholder-shaped
-/// that is not the job's.
+/// The request target (path and query) is not rewritten, but a
+/// placeholder in it is held to the same rule.
 pub fn check_target_text(
     text: &str,
     view: &JobView,
@@ -172,38 +214,30 @@ pub fn check_target_text(
     prefix: &str,
     now: UnixTime,
 ) -> Result<(), Refusal> {
-    let mut rest = text.as_bytes().to_vec();
-    for b in &view.bindings {
-        let Some(ph) = &b.placeholder else { continue };
-        if find_all(&rest, ph.as_bytes()).is_empty() {
-            continue;
-        }
-        if b.placeholder_expires_at <= now {
-            return Err(Refusal::ForeignPlaceholder);
-        }
-        if !host_allowed(&b.allowed_hosts, host) {
-            return Err(Refusal::PlaceholderNotAllowed {
+    placeholders_in(text.as_bytes(), view, host, prefix, now).map(|_| ())
+}
+
+/// A plain `http://` request: its target and every header value go
+/// through the one rule, and a placeholder the rule would have let
+/// through is refused as well (`not_allowed`): swapping it would put the
+/// real value on the wire in clear text. Nothing is injected.
+pub fn refuse_in_clear(
+    headers: &HeaderMap,
+    target: &str,
+    view: &JobView,
+    host: &str,
+    prefix: &str,
+    now: UnixTime,
+) -> Result<(), Refusal> {
+    let texts = std::iter::once(target.as_bytes()).chain(headers.values().map(|v| v.as_bytes()));
+    for text in texts {
+        if !placeholders_in(text, view, host, prefix, now)?.is_empty() {
+            return Err(Refusal::PlaceholderInClearText {
                 host: host.to_string(),
             });
         }
-        rest = replace_all(&rest, ph.as_bytes(), b" ").unwrap_or(rest);
-    }
-    if has_placeholder_shape(&rest, prefix) {
-        return Err(Refusal::ForeignPlaceholder);
     }
     Ok(())
-}
-
-/// `bytes` with the job's real values blanked, so a value that happens to
-/// look like a placeholder is not mistaken for one.
-fn strip_values(bytes: &[u8], view: &JobView) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for b in &view.bindings {
-        if let Some(new) = replace_all(&out, b.value.expose(), b" ") {
-            out = new;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,6 +2,11 @@
 //! webpki roots plus `egress.extra_root_certs` (PEM files), HTTP/1.1
 //! only. The server name checked is the target's host, while the socket
 //! goes to the address that passed the egress check.
+//!
+//! [`connect`] is the one place a verified upstream handshake happens, and
+//! the only maker of [`VerifiedTls`], the proof that placeholder swaps and
+//! `inject` rules require (SPEC §6: a real value never crosses the network
+//! in clear text).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +15,45 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
 use crate::ca::CaError;
 use gatehouse_domain::egress::Host;
+
+/// Proof that a request goes out on a connection whose upstream TLS
+/// Gatehouse itself verified (certificate chain and the target's name,
+/// under [`upstream_config`]). Its field is private and only [`connect`]
+/// makes one, after the handshake: the plain-HTTP path holds none, so it
+/// cannot call [`crate::swap::apply`] and never puts a real value or an
+/// `inject` header into a request.
+#[derive(Debug)]
+pub struct VerifiedTls(());
+
+impl VerifiedTls {
+    /// A proof without a connection, for unit tests and the fuzz target
+    /// only: never compiled into the server (the feature is enabled by
+    /// dev-dependencies alone).
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn assumed_for_tests() -> Self {
+        Self(())
+    }
+}
+
+/// TLS over `tcp` (a socket to a checked address), the certificate
+/// verified for `host` under `config`.
+pub(crate) async fn connect(
+    config: Arc<ClientConfig>,
+    host: &Host,
+    tcp: TcpStream,
+) -> Result<(TlsStream<TcpStream>, VerifiedTls), String> {
+    let name = server_name(host)?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((stream, VerifiedTls(())))
+}
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -305,43 +305,47 @@ async fn a_placeholder_sent_to_another_host_is_refused_and_that_host_sees_nothin
 
 #[tokio::test]
 async fn foreign_placeholders_count_as_failures_and_twenty_throttle_the_source() {
-    let (plain, seen) = plain_upstream().await;
+    let ca = upstream_ca();
+    let (up, seen) = tls_upstream(&ca, &["api.test"]).await;
     let p = proxy(ProxyOptions {
-        secrets: vec![secret("api", PH_API, REAL_API, &["plain.test"])],
-        ..opts(vec![plain.port()])
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        ..opts(vec![up.port()])
     })
     .await;
-    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
-    let send = |ph: &'static str| {
-        let addr = p.addr;
-        async move {
-            let head = format!(
-                "GET http://plain.test:{port}/ HTTP/1.1\r\nHost: plain.test:{port}\r\nAuthorization: Bearer {ph}\r\nProxy-Authorization: {}\r\n\r\n",
-                basic(TOKEN),
-                port = plain.port()
-            );
-            raw(addr, &head).await.0
-        }
-    };
-    let foreign = "gh_ph_9999999999999999999999999999999999999999";
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let authority = format!("api.test:{}", up.port());
+    let mut tunnel = intercepted(&p, &authority).await;
+    let foreign = "Bearer gh_ph_9999999999999999999999999999999999999999";
+    let good = format!("Bearer {PH_API}");
     for _ in 0..19 {
-        assert_eq!(send(foreign).await, 403);
+        assert_eq!(get_in_tunnel(&mut tunnel, &authority, foreign).await, 403);
     }
     // A success clears the count.
-    assert_eq!(send(PH_API).await, 200);
+    assert_eq!(get_in_tunnel(&mut tunnel, &authority, &good).await, 200);
     for _ in 0..19 {
-        assert_eq!(send(foreign).await, 403);
+        assert_eq!(get_in_tunnel(&mut tunnel, &authority, foreign).await, 403);
     }
-    assert_eq!(send(foreign).await, 403);
+    // Plain http:// with a placeholder counts as a failure too.
+    let head = format!(
+        "GET http://api.test:{port}/ HTTP/1.1\r\nHost: api.test:{port}\r\nAuthorization: {good}\r\nProxy-Authorization: {}\r\n\r\n",
+        basic(TOKEN),
+        port = up.port()
+    );
+    assert_eq!(raw(p.addr, &head).await.0, 403);
     assert_eq!(
-        send(PH_API).await,
+        get_in_tunnel(&mut tunnel, &authority, &good).await,
         429,
         "the 20th failure throttles the source"
     );
     p.clock.advance(299);
-    assert_eq!(send(PH_API).await, 429);
+    assert_eq!(get_in_tunnel(&mut tunnel, &authority, &good).await, 429);
     p.clock.advance(2);
-    assert_eq!(send(PH_API).await, 200, "the window passed");
+    assert_eq!(
+        get_in_tunnel(&mut tunnel, &authority, &good).await,
+        200,
+        "the window passed"
+    );
     assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
 }
 
@@ -557,4 +561,96 @@ fn rustls_pemfile_certs(path: &std::path::Path) -> Vec<rustls::pki_types::Certif
         .unwrap()
         .map(Result::unwrap)
         .collect()
+}
+
+#[tokio::test]
+async fn plain_http_with_a_placeholder_is_refused_and_the_upstream_sees_nothing() {
+    let (plain, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        secrets: vec![secret("api", PH_API, REAL_API, &["plain.test"])],
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let url = format!("http://plain.test:{}/", plain.port());
+    let header = format!("Authorization: Bearer {PH_API}");
+    // The placeholder's own bound host, in a header or in the query.
+    let in_query = format!("{url}?token={PH_API}");
+    for args in [vec!["-H", &header, &url], vec![&in_query]] {
+        let mut argv = vec!["-x", &proxy_url, "-i"];
+        argv.extend(args);
+        let (_, out, _) = curl(&argv).await;
+        assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+        assert!(
+            out.to_ascii_lowercase()
+                .contains("x-gatehouse-deny: not_allowed"),
+            "{out}"
+        );
+        assert!(out.contains("\"code\":\"not_allowed\""), "{out}");
+        assert!(!out.contains(REAL_API), "{out}");
+    }
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 0, "nothing was sent");
+    // Without a placeholder the bound host is reached as usual.
+    let (_, out, _) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        "-H",
+        "Authorization: Bearer mine",
+        &url,
+    ])
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(*seen.authorization.lock().unwrap(), vec!["Bearer mine"]);
+    assert!(p
+        .directory
+        .audits()
+        .iter()
+        .any(|a| a.action == "egress.refuse" && a.outcome == "denied:not_allowed"));
+}
+
+#[tokio::test]
+async fn inject_rules_never_reach_plain_http_but_do_reach_intercepted_https() {
+    let ca = upstream_ca();
+    let (tls, tls_seen) = tls_upstream(&ca, &["api.test"]).await;
+    let (plain, plain_seen) = plain_upstream().await;
+    let mut s = secret("api", PH_API, REAL_API, &["api.test", "plain.test"]);
+    s.inject = Some(("Authorization", "token {value}"));
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![s],
+        ..opts(vec![tls.port(), plain.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let proxy_url = format!("http://job:{TOKEN}@{}", p.addr);
+    let (ok, out, err) = curl(&[
+        "-x",
+        &proxy_url,
+        "-i",
+        &format!("http://plain.test:{}/", plain.port()),
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(
+        *plain_seen.authorization.lock().unwrap(),
+        vec![String::new()],
+        "no injected header in clear text"
+    );
+    let (ok, _, err) = curl(&[
+        "-x",
+        &proxy_url,
+        "--cacert",
+        &p.ca_file.display().to_string(),
+        &format!("https://api.test:{}/", tls.port()),
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        *tls_seen.authorization.lock().unwrap(),
+        vec![format!("token {REAL_API}")]
+    );
 }

@@ -9,6 +9,7 @@
 mod approval_model;
 mod connect;
 mod error;
+mod job_material;
 mod migrations;
 mod model;
 mod postgres;
@@ -24,6 +25,7 @@ pub use connect::{connect, Engine};
 pub mod test_support;
 pub use approval_model::*;
 pub use error::StoreError;
+pub use job_material::{GrantMaterial, JobMaterial, SecretMaterial};
 pub use model::*;
 pub use store::Store;
 pub use upstream_model::*;

@@ -183,7 +183,9 @@ pub struct PlaceholderRecord {
     pub owner: Email,
     pub job_id: String,
     pub secret: String,
-    /// JSON array of host patterns, copied from the secret at grant time.
+    /// JSON array of host patterns, copied from the secret at grant time:
+    /// a record of the grant only. What a placeholder may be swapped
+    /// towards is its secret's current `allowed_hosts` ([`crate::JobMaterial`]).
     pub allowed_hosts: String,
     pub expires_at: UnixTime,
 }
@@ -214,16 +216,6 @@ pub struct JobRecord {
     pub grants: Vec<Grant>,
     /// The number of grants at creation.
     pub grant_count: i64,
-}
-
-/// What a job's credential request needs, read in one round trip: each
-/// grant with its placeholder (if any) and its secret's sealed value (if
-/// the secret still exists).
-#[derive(Clone)]
-pub struct GrantMaterial {
-    pub grant: Grant,
-    pub placeholder: Option<(String, UnixTime)>,
-    pub sealed: Option<Vec<u8>>,
 }
 
 /// An inbound webhook endpoint. `sealed` is the provider secret (or, for

@@ -118,6 +118,7 @@ macro_rules! sql_store {
         use crate::connect::Engine;
         use crate::error::{Result, StoreError};
         use crate::model::*;
+        use crate::job_material::{JobMaterial, SecretMaterial};
         use crate::upstream_model::*;
         use crate::sql_store::{email_from_db, kind_from_columns, kind_to_columns, role_from_str, role_to_str};
 
@@ -772,31 +773,52 @@ macro_rules! sql_store {
                 .transpose()
             }
 
-            async fn grant_material(&self, job_id: &str, owner: &Email) -> Result<Vec<GrantMaterial>> {
+            async fn job_material(&self, job_id: &str, owner: &Email) -> Result<Option<JobMaterial>> {
+                // One round trip; a secret row younger than the job is a
+                // new secret that reuses a deleted one's name, not the one
+                // granted.
                 let rows = sqlx::query(
-                    "SELECT g.env_var, g.secret, g.mode, p.placeholder, p.expires_at AS placeholder_expires_at, s.sealed \
+                    "SELECT j.*, o.data_key, o.master_kid, a.allow_hosts AS agent_allow_hosts, \
+                     g.env_var, g.secret, g.mode, p.placeholder, p.expires_at AS placeholder_expires_at, \
+                     s.sealed, s.allowed_hosts AS secret_allowed_hosts, s.inject AS secret_inject \
                      FROM jobs j \
-                     JOIN job_grants g ON g.job_id = j.id \
-                     LEFT JOIN placeholders p ON p.job_id = j.id AND p.secret = g.secret \
-                     LEFT JOIN secrets s ON s.owner = j.owner AND s.name = g.secret \
-                     WHERE j.id = $1 AND j.owner = $2 AND j.deleted_at IS NULL \
-                     ORDER BY g.env_var",
+                     LEFT JOIN owners o ON o.email = j.owner \
+                     LEFT JOIN agents a ON a.owner = j.owner AND a.name = j.agent \
+                     LEFT JOIN job_grants g ON g.job_id = j.id \
+                     LEFT JOIN placeholders p ON p.job_id = j.id AND p.secret = g.secret AND g.mode = 'placeholder' \
+                     LEFT JOIN secrets s ON s.owner = j.owner AND s.name = g.secret AND s.created_at <= j.created_at \
+                     WHERE j.id = $1 AND j.owner = $2 \
+                     ORDER BY g.env_var, p.placeholder",
                 )
                 .bind(job_id)
                 .bind(owner.as_str())
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
+                let Some(first) = rows.first() else { return Ok(None) };
+                let job = job_from_row(first)?;
+                let wrapped: Option<Vec<u8>> = first.try_get("data_key")?;
+                let kid: Option<String> = first.try_get("master_kid")?;
+                let data_key = wrapped.zip(kid).map(|(wrapped, master_kid)| WrappedKey { wrapped, master_kid });
+                let agent_allow_hosts: Option<String> = first.try_get("agent_allow_hosts")?;
+                let material = rows
+                    .iter()
                     .map(|r| {
+                        let env_var: Option<String> = r.try_get("env_var")?;
+                        let grant = env_var.map(|_| grant_from_row(r)).transpose()?;
                         let placeholder: Option<String> = r.try_get("placeholder")?;
                         let expires: Option<i64> = r.try_get("placeholder_expires_at")?;
-                        Ok(GrantMaterial {
-                            grant: grant_from_row(r)?,
+                        let sealed: Option<Vec<u8>> = r.try_get("sealed")?;
+                        let hosts: Option<String> = r.try_get("secret_allowed_hosts")?;
+                        Ok(crate::job_material::MaterialRow {
+                            grant,
                             placeholder: placeholder.zip(expires),
-                            sealed: r.try_get("sealed")?,
+                            secret: sealed.zip(hosts).map(|(sealed, allowed_hosts)| -> Result<SecretMaterial> {
+                                Ok(SecretMaterial { sealed, allowed_hosts, inject: r.try_get("secret_inject")? })
+                            }).transpose()?,
                         })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Some(crate::job_material::assemble(job, data_key, agent_allow_hosts, material)))
             }
 
             async fn job_placeholders(&self, job_id: &str) -> Result<Vec<PlaceholderRecord>> {

@@ -12,6 +12,7 @@ use gatehouse_domain::Email;
 use crate::approval_model::*;
 use crate::connect::Engine;
 use crate::error::Result;
+use crate::job_material::JobMaterial;
 use crate::model::*;
 use crate::upstream_model::*;
 
@@ -128,9 +129,13 @@ pub trait Store: Send + Sync + 'static {
     async fn jobs(&self, owner: &Email) -> Result<Vec<JobRecord>>;
     /// The owner recorded for a job at creation: one round trip.
     async fn job_owner(&self, id: &str) -> Result<Option<Email>>;
-    /// Each grant of a live job of `owner`, with its placeholder and its
-    /// secret's sealed value where they exist, in one round trip.
-    async fn grant_material(&self, job_id: &str, owner: &Email) -> Result<Vec<GrantMaterial>>;
+    /// A job of `owner` (deleted or not) with everything its credentials
+    /// resolve from, in one round trip: the owner's wrapped data key, the
+    /// agent's egress policy, and per grant its placeholder and its
+    /// secret's current row (none when the secret was deleted, or replaced
+    /// by a new secret of that name created after the job). `None` when
+    /// `owner` has no such job.
+    async fn job_material(&self, job_id: &str, owner: &Email) -> Result<Option<JobMaterial>>;
     async fn job_placeholders(&self, job_id: &str) -> Result<Vec<PlaceholderRecord>>;
     /// Marks an owner's live job deleted, drops its placeholders and
     /// expires its pending approvals; false when there is no such live job.

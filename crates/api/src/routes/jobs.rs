@@ -288,23 +288,39 @@ fn no_credentials() -> ApiError {
 }
 
 /// A job token only. `[{"env_var","value"}]`, 204 without grants, and the
-/// same 403 for an unknown owner, a missing job, grant or secret, an
-/// expired placeholder or a value that does not decrypt.
+/// same 403 for everything the one resolver (`job_credentials.rs`, which
+/// the egress proxy uses too) refuses: an unknown owner, a missing job,
+/// grant or secret, an expired placeholder, a value that does not decrypt.
 pub async fn credentials(
     credential: JobCredential,
     State(st): State<AppState>,
     request: RequestId,
 ) -> Response {
     let job_id = credential.job_id.clone();
-    let outcome = resolve(&st, &credential).await;
-    let (result, outcome_code) = match outcome {
-        Ok(list) if list.is_empty() => (StatusCode::NO_CONTENT.into_response(), "ok"),
-        Ok(list) => (Json(list).into_response(), "ok"),
-        Err(Resolve::Denied(reason)) => {
+    let token = crate::job_credentials::JobToken {
+        job_id: &credential.job_id,
+        owner: &credential.owner,
+        jti: &credential.jti,
+    };
+    use crate::job_credentials::{resolve, Unresolved};
+    let (result, outcome_code) = match resolve(&st, token).await {
+        Ok(resolved) => {
+            let list: Vec<Value> = resolved
+                .env()
+                .into_iter()
+                .map(|(env_var, value)| json!({ "env_var": env_var, "value": value }))
+                .collect();
+            if list.is_empty() {
+                (StatusCode::NO_CONTENT.into_response(), "ok")
+            } else {
+                (Json(list).into_response(), "ok")
+            }
+        }
+        Err(Unresolved::Denied(reason)) => {
             tracing::info!(job = %job_id, reason, "credential resolution refused");
             (no_credentials().into_response(), "denied:forbidden")
         }
-        Err(Resolve::Failed(e)) => (e.into_response(), "error"),
+        Err(Unresolved::Store(e)) => (ApiError::from(e).into_response(), "error"),
     };
     let event = gatehouse_domain::audit::AuditEvent {
         actor: credential.subject.clone(),
@@ -319,50 +335,4 @@ pub async fn credentials(
         return ApiError::from(e).into_response();
     }
     result
-}
-
-enum Resolve {
-    Denied(&'static str),
-    Failed(ApiError),
-}
-
-impl From<gatehouse_store::StoreError> for Resolve {
-    fn from(e: gatehouse_store::StoreError) -> Self {
-        Resolve::Failed(e.into())
-    }
-}
-
-async fn resolve(st: &AppState, c: &JobCredential) -> Result<Vec<Value>, Resolve> {
-    let owner = st
-        .owner_cache
-        .resolve(st.store.as_ref(), &c.job_id)
-        .await?
-        .ok_or(Resolve::Denied("job unknown"))?;
-    if owner != c.owner {
-        return Err(Resolve::Denied("token owner is not the job's owner"));
-    }
-    let job = st
-        .store
-        .job(&c.job_id)
-        .await?
-        .ok_or(Resolve::Denied("job unknown"))?;
-    if job.owner != owner || job.deleted_at.is_some() || job.token_jti != c.jti {
-        return Err(Resolve::Denied("job deleted or token not the job's"));
-    }
-    let material = st.store.grant_material(&c.job_id, &owner).await?;
-    if material.len() as i64 != job.grant_count || job.grants.len() as i64 != job.grant_count {
-        return Err(Resolve::Denied("grant missing"));
-    }
-    let wrapped = st
-        .store
-        .owner_data_key(&owner)
-        .await?
-        .ok_or(Resolve::Denied("owner unknown"))?;
-    let opened =
-        crate::job_credentials::open_grants(&st.master, &owner, &wrapped, material, st.now())
-            .map_err(Resolve::Denied)?;
-    Ok(opened
-        .into_iter()
-        .map(|(env_var, value)| json!({ "env_var": env_var, "value": value }))
-        .collect())
 }

@@ -1,5 +1,7 @@
 use super::*;
 use crate::directory::{Binding, Inject};
+use crate::tls::VerifiedTls;
+use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::secret::SecretBytes;
 use http::HeaderValue;
 
@@ -29,6 +31,11 @@ fn view() -> JobView {
     }
 }
 
+/// `apply` as the TLS paths call it.
+fn swap(h: &mut HeaderMap, v: &JobView, host: &str, now: UnixTime) -> Result<Vec<String>, Refusal> {
+    apply(h, v, host, "gh_ph_", now, &VerifiedTls::assumed_for_tests())
+}
+
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
@@ -43,13 +50,13 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 #[test]
 fn swaps_a_bound_placeholder_towards_its_host_only() {
     let mut h = headers(&[("authorization", &format!("Bearer {PH_A}")), ("x-a", "1")]);
-    let used = apply(&mut h, &view(), "api.github.com", "gh_ph_", 1000).unwrap();
+    let used = swap(&mut h, &view(), "api.github.com", 1000).unwrap();
     assert_eq!(used, vec!["gh".to_string()]);
     assert_eq!(h["authorization"], "Bearer real-a");
     assert_eq!(h["x-a"], "1");
 
     let mut h = headers(&[("authorization", &format!("Bearer {PH_A}"))]);
-    let refused = apply(&mut h, &view(), "evil.example.com", "gh_ph_", 1000).unwrap_err();
+    let refused = swap(&mut h, &view(), "evil.example.com", 1000).unwrap_err();
     assert_eq!(
         refused,
         Refusal::PlaceholderNotAllowed {
@@ -63,17 +70,17 @@ fn swaps_a_bound_placeholder_towards_its_host_only() {
 fn foreign_and_expired_placeholders_are_refused() {
     let mut h = headers(&[("x-token", OTHER)]);
     assert_eq!(
-        apply(&mut h, &view(), "api.github.com", "gh_ph_", 1000),
+        swap(&mut h, &view(), "api.github.com", 1000),
         Err(Refusal::ForeignPlaceholder)
     );
     let mut h = headers(&[("authorization", PH_A)]);
     assert_eq!(
-        apply(&mut h, &view(), "api.github.com", "gh_ph_", 2000),
+        swap(&mut h, &view(), "api.github.com", 2000),
         Err(Refusal::ForeignPlaceholder)
     );
     // A foreign one riding along with a good one still refuses.
     let mut h = headers(&[("authorization", PH_A), ("x-other", OTHER)]);
-    assert!(apply(&mut h, &view(), "api.github.com", "gh_ph_", 1000).is_err());
+    assert!(swap(&mut h, &view(), "api.github.com", 1000).is_err());
 }
 
 #[test]
@@ -82,7 +89,7 @@ fn several_placeholders_and_repeated_headers() {
         ("cookie", &format!("a={PH_B}; b={PH_B}")),
         ("cookie", "plain=1"),
     ]);
-    let used = apply(&mut h, &view(), "x.example.com", "gh_ph_", 1000).unwrap();
+    let used = swap(&mut h, &view(), "x.example.com", 1000).unwrap();
     assert_eq!(used, vec!["other".to_string()]);
     let all: Vec<_> = h.get_all("cookie").iter().collect();
     assert_eq!(all, vec!["a=real-b; b=real-b", "plain=1"]);
@@ -96,16 +103,16 @@ fn inject_adds_a_missing_header_towards_a_bound_host() {
         format: "token {value}".into(),
     });
     let mut h = HeaderMap::new();
-    let used = apply(&mut h, &v, "api.github.com", "gh_ph_", 1000).unwrap();
+    let used = swap(&mut h, &v, "api.github.com", 1000).unwrap();
     assert_eq!(h["authorization"], "token real-a");
     assert_eq!(used, vec!["gh".to_string()]);
 
     let mut h = headers(&[("authorization", "mine")]);
-    apply(&mut h, &v, "api.github.com", "gh_ph_", 1000).unwrap();
+    swap(&mut h, &v, "api.github.com", 1000).unwrap();
     assert_eq!(h["authorization"], "mine");
 
     let mut h = HeaderMap::new();
-    let used = apply(&mut h, &v, "other.host", "gh_ph_", 1000).unwrap();
+    let used = swap(&mut h, &v, "other.host", 1000).unwrap();
     assert!(h.is_empty() && used.is_empty());
 }
 
@@ -116,7 +123,7 @@ fn nothing_to_do_leaves_headers_alone() {
         ("x-sha", "0123456789abcdef0123456789abcdef01234567"),
     ]);
     let before = h.clone();
-    assert!(apply(&mut h, &view(), "api.github.com", "gh_ph_", 1000)
+    assert!(swap(&mut h, &view(), "api.github.com", 1000)
         .unwrap()
         .is_empty());
     assert_eq!(h, before);
@@ -155,39 +162,168 @@ fn replace_all_handles_edges() {
     assert_eq!(replace_all(b"XX", b"XX", b""), Some(vec![]));
 }
 
+#[test]
+fn plain_http_carries_no_placeholder_and_gets_no_inject() {
+    let mut v = view();
+    v.bindings[0].inject = Some(Inject {
+        header: "Authorization".into(),
+        format: "token {value}".into(),
+    });
+    let clear = |h: &HeaderMap, target: &str, host: &str| {
+        refuse_in_clear(h, target, &v, host, "gh_ph_", 1000)
+    };
+    // The job's own placeholder, towards its bound host: refused in clear.
+    let h = headers(&[("authorization", &format!("Bearer {PH_A}"))]);
+    assert_eq!(
+        clear(&h, "/", "api.github.com"),
+        Err(Refusal::PlaceholderInClearText {
+            host: "api.github.com".into()
+        })
+    );
+    assert_eq!(
+        clear(&HeaderMap::new(), &format!("/?t={PH_A}"), "api.github.com"),
+        Err(Refusal::PlaceholderInClearText {
+            host: "api.github.com".into()
+        })
+    );
+    // Elsewhere, foreign or expired: the one rule's own refusals.
+    assert_eq!(
+        clear(&h, "/", "evil.test"),
+        Err(Refusal::PlaceholderNotAllowed {
+            host: "evil.test".into()
+        })
+    );
+    assert_eq!(
+        clear(&headers(&[("x", OTHER)]), "/", "api.github.com"),
+        Err(Refusal::ForeignPlaceholder)
+    );
+    assert_eq!(
+        refuse_in_clear(&h, "/", &v, "api.github.com", "gh_ph_", 2000),
+        Err(Refusal::ForeignPlaceholder)
+    );
+    // Nothing placeholder-shaped towards a bound host with an inject
+    // rule: passes, and nothing was added (the headers are borrowed).
+    let h = headers(&[("accept", "*/*")]);
+    assert_eq!(clear(&h, "/x", "api.github.com"), Ok(()));
+    for refusal in [
+        Refusal::PlaceholderInClearText { host: "h".into() },
+        Refusal::PlaceholderNotAllowed { host: "h".into() },
+        Refusal::ForeignPlaceholder,
+    ] {
+        assert_eq!(refusal.deny_reason(), Some("not_allowed"));
+        assert!(refusal.is_placeholder_failure());
+    }
+}
+
+#[test]
+fn the_one_rule_names_the_bindings_it_lets_through() {
+    let v = view();
+    let text = format!("{PH_A} and {PH_B}");
+    // PH_B is bound to *.example.com only, so towards api.github.com the
+    // text is refused as a whole.
+    assert!(placeholders_in(text.as_bytes(), &v, "api.github.com", "gh_ph_", 1000).is_err());
+    let found = placeholders_in(PH_B.as_bytes(), &v, "a.example.com", "gh_ph_", 1000).unwrap();
+    assert_eq!(
+        found.iter().map(|b| b.secret.as_str()).collect::<Vec<_>>(),
+        vec!["other"]
+    );
+    assert!(placeholders_in(b"nothing", &v, "evil.test", "gh_ph_", 1000)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_value_holding_another_placeholder_is_not_swapped_again() {
+    let mut v = view();
+    v.bindings[0].value = SecretBytes::new(format!("x{PH_B}x").into_bytes());
+    v.bindings[1].allowed_hosts = vec!["api.github.com".into()];
+    let mut h = headers(&[("authorization", PH_A)]);
+    swap(&mut h, &v, "api.github.com", 1000).unwrap();
+    assert_eq!(h["authorization"], format!("x{PH_B}x").as_str());
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
 
+    const BOUND: &str = "api.github.com";
+
+    /// Hosts near the bound one: its case and trailing-dot spellings (the
+    /// same host), and prefixes, suffixes, truncations and label changes
+    /// of it (other hosts).
+    fn near_bound_host() -> impl Strategy<Value = String> {
+        let respell = (any::<u16>(), any::<bool>()).prop_map(|(mask, dot)| {
+            let mut h: String = BOUND
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if mask & (1 << (i % 16)) != 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            if dot {
+                h.push('.');
+            }
+            h
+        });
+        prop_oneof![
+            respell.clone(),
+            ("[a-z0-9-]{1,6}\\.?", respell.clone()).prop_map(|(p, h)| format!("{p}{h}")),
+            (respell.clone(), "[a-z0-9.-]{1,8}").prop_map(|(h, s)| format!("{h}{s}")),
+            (1..BOUND.len()).prop_map(|n| BOUND[..n].to_string()),
+            (1..BOUND.len()).prop_map(|n| BOUND[n..].to_string()),
+            Just("api.github.co".to_string()),
+            Just("api-github.com".to_string()),
+            Just("api.github.com.example.com".to_string()),
+        ]
+    }
+
+    /// The same host as the bound one, by an oracle independent of the
+    /// allow-list code: lower case, one trailing dot dropped.
+    fn is_bound(host: &str) -> bool {
+        let h = host.to_ascii_lowercase();
+        h.strip_suffix('.').unwrap_or(&h) == BOUND
+    }
+
     proptest! {
         /// Whatever surrounds it, a placeholder never leaves towards a
-        /// host its secret is not bound to: either the request is refused
-        /// or the placeholder was not in it.
+        /// host its secret is not bound to, however close the spelling:
+        /// the request is refused with exactly `PlaceholderNotAllowed`
+        /// for that host, and left as it was; towards the bound host
+        /// (any spelling of it) the value goes in.
         #[test]
         fn placeholder_never_swapped_towards_unbound_hosts(
             before in "[ -~]{0,20}", after in "[ -~]{0,20}",
-            host in "[a-z]{1,10}\\.(com|net|test)",
+            host in near_bound_host(),
         ) {
             let value = format!("{before}{PH_A}{after}");
             prop_assume!(HeaderValue::from_str(&value).is_ok());
             let mut h = headers(&[("authorization", &value)]);
-            let result = apply(&mut h, &view(), &host, "gh_ph_", 1000);
-            prop_assert!(result.is_err());
+            let result = swap(&mut h, &view(), &host, 1000);
+            if is_bound(&host) {
+                prop_assert_eq!(result, Ok(vec!["gh".to_string()]));
+                prop_assert_eq!(h["authorization"].to_str().unwrap(), format!("{before}real-a{after}"));
+            } else {
+                prop_assert_eq!(result, Err(Refusal::PlaceholderNotAllowed { host: host.clone() }));
+                prop_assert_eq!(h["authorization"].to_str().unwrap(), value.as_str());
+            }
         }
 
         /// Towards the bound host the value goes in and no placeholder
-        /// of the job is left.
+        /// of the job is left, whatever surrounds it.
         #[test]
         fn swapped_requests_hold_no_placeholder(before in "[ -~]{0,20}", after in "[ -~]{0,20}") {
             let value = format!("{before}{PH_A}{after}");
             prop_assume!(HeaderValue::from_str(&value).is_ok());
-            prop_assume!(!value.contains("gh_ph_") || value.matches("gh_ph_").count() == 1);
             let mut h = headers(&[("authorization", &value)]);
-            if apply(&mut h, &view(), "api.github.com", "gh_ph_", 1000).is_ok() {
-                let out = h["authorization"].to_str().unwrap().to_string();
-                prop_assert!(!out.contains(PH_A));
-                prop_assert!(out.contains("real-a"));
-            }
+            let used = swap(&mut h, &view(), BOUND, 1000);
+            prop_assert_eq!(used, Ok(vec!["gh".to_string()]));
+            let out = h["authorization"].to_str().unwrap().to_string();
+            prop_assert!(!out.contains(PH_A));
+            prop_assert_eq!(out, format!("{before}real-a{after}"));
         }
     }
 }

@@ -16,7 +16,7 @@ use gatehouse_domain::egress::{Cidr, EgressPolicy};
 use gatehouse_domain::secret::SecretBytes;
 use gatehouse_egress::{
     AuthFailure, Binding, CertAuthority, EgressAudit, Engine, Inject, JobDirectory, JobIdentity,
-    JobView, Judge, Lease, Settings, StubResolver, TokenWatch,
+    JobView, Judge, Lease, Settings, StubResolver, TokenWatch, ViewError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -88,6 +88,7 @@ pub fn job() -> JobIdentity {
         subject: "bot/job1".into(),
         agent: "bot".into(),
         owner: "o@x.org".into(),
+        jti: "jti-1".into(),
     }
 }
 
@@ -101,7 +102,7 @@ impl JobDirectory for FakeDirectory {
         }
     }
 
-    async fn view(&self, _job: &JobIdentity) -> Result<Arc<JobView>, String> {
+    async fn view(&self, _job: &JobIdentity) -> Result<Arc<JobView>, ViewError> {
         let bindings = self
             .secrets
             .lock()
@@ -283,4 +284,73 @@ pub fn map<K: Into<String>>(pairs: Vec<(K, IpAddr)>) -> HashMap<String, Vec<IpAd
         .into_iter()
         .map(|(k, v)| (k.into(), vec![v]))
         .collect()
+}
+
+/// An HTTP/1.1 client inside an intercepted tunnel to `authority`
+/// (`host:port`), trusting Gatehouse's CA as an agent would.
+pub async fn intercepted(
+    p: &Proxy,
+    authority: &str,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nProxy-Authorization: {}\r\n\r\n",
+            basic(TOKEN)
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&p.ca_file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = authority.rsplit_once(':').unwrap().0.to_string();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(host.try_into().unwrap(), s)
+        .await
+        .unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// Sends `GET /` with `authorization` inside an intercepted tunnel; the
+/// status.
+pub async fn get_in_tunnel(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    authority: &str,
+    authorization: &str,
+) -> u16 {
+    sender.ready().await.unwrap();
+    let req = http::Request::builder()
+        .uri("/")
+        .header("host", authority)
+        .header("authorization", authorization)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let r = sender.send_request(req).await.unwrap();
+    let status = r.status().as_u16();
+    let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+    status
 }
