@@ -26,6 +26,7 @@ mod forward;
 mod intercept;
 pub mod judge;
 pub mod limits;
+pub mod outbound;
 mod proxy;
 pub mod refusal;
 mod relay;
@@ -48,6 +49,7 @@ pub use directory::{
     AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView,
 };
 pub use judge::{Judge, JudgeSettings};
+pub use outbound::{OutboundClient, OutboundError};
 pub use proxy::serve;
 pub use refusal::Refusal;
 pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};

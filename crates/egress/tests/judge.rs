@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_domain::egress::outbound::OutboundPolicy;
+use gatehouse_domain::egress::{Cidr, EgressPolicy};
 use gatehouse_egress::{Judge, JudgeSettings};
 use support::*;
 use tokio::io::AsyncReadExt;
@@ -71,10 +73,27 @@ async fn judge(mode: Mode) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Ve
 }
 
 async fn proxy_with_judge(url: String, timeout_ms: u64, port: u16) -> Proxy {
-    let judge = Judge::new(JudgeSettings {
-        url,
-        timeout: Duration::from_millis(timeout_ms),
-    })
+    // The judge lives on loopback: the outbound client lets 127.0.0.0/8
+    // through, as `egress.allow_private_cidrs` would.
+    let outbound = gatehouse_egress::OutboundClient::new(
+        OutboundPolicy {
+            egress: EgressPolicy {
+                allow_private_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+                ..EgressPolicy::default()
+            },
+            own_listeners: vec![],
+        },
+        Arc::new(gatehouse_egress::SystemResolver),
+        gatehouse_egress::tls::upstream_config(&[]).unwrap(),
+        Duration::from_secs(10),
+    );
+    let judge = Judge::new(
+        JudgeSettings {
+            url,
+            timeout: Duration::from_millis(timeout_ms),
+        },
+        Arc::new(outbound),
+    )
     .unwrap();
     let p = proxy(ProxyOptions {
         ports: vec![port],
