@@ -274,10 +274,13 @@ pub fn build_engine(
     ));
     let judge = match &config.egress.judge {
         Some(j) => Some(
-            gatehouse_egress::Judge::new(gatehouse_egress::JudgeSettings {
-                url: j.url.clone(),
-                timeout: j.timeout,
-            })
+            gatehouse_egress::Judge::new(
+                gatehouse_egress::JudgeSettings {
+                    url: j.url.clone(),
+                    timeout: j.timeout,
+                },
+                state.outbound.clone(),
+            )
             .map_err(|e| err("egress judge", e))?,
         ),
         None => None,

@@ -14,6 +14,7 @@ pub mod job_credentials;
 pub mod json;
 pub mod keys;
 pub mod metrics;
+pub mod outbound;
 pub mod owner_cache;
 pub mod rate_limit;
 pub mod request_id;

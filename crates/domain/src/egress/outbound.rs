@@ -93,20 +93,22 @@ pub fn check_outbound_target(
     policy: &OutboundPolicy,
 ) -> Result<Checked, Refused> {
     let port = target.port();
+    // The address first: it is the reason that matters most to a reader.
+    let checked = match target.host() {
+        Host::Ip(ip) => {
+            let ip = check_address(*ip, &policy.egress).map_err(Refused::Ssrf)?;
+            Checked::Connect(not_own(SocketAddr::new(ip, port), policy)?)
+        }
+        Host::Name(name) if name.is_localhost() => return Err(Refused::Ssrf(Deny::LocalhostName)),
+        Host::Name(name) => Checked::Resolve {
+            name: name.clone(),
+            port,
+        },
+    };
     if origin == Origin::User && !policy.egress.allowed_ports.contains(&port) {
         return Err(Refused::Port(port));
     }
-    match target.host() {
-        Host::Ip(ip) => {
-            let ip = check_address(*ip, &policy.egress).map_err(Refused::Ssrf)?;
-            not_own(SocketAddr::new(ip, port), policy).map(Checked::Connect)
-        }
-        Host::Name(name) if name.is_localhost() => Err(Refused::Ssrf(Deny::LocalhostName)),
-        Host::Name(name) => Ok(Checked::Resolve {
-            name: name.clone(),
-            port,
-        }),
-    }
+    Ok(checked)
 }
 
 /// Checks every address a name resolved to: one refused address refuses
