@@ -13,6 +13,7 @@ pub mod gate;
 pub mod job_credentials;
 pub mod json;
 pub mod keys;
+pub mod listener;
 pub mod metrics;
 pub mod outbound;
 pub mod owner_cache;

@@ -170,6 +170,7 @@ pub async fn start(
     ));
 
     let router = app(state.clone());
+    let settings = state.config.server.clone();
     let task = tokio::spawn(async move {
         let until = async move {
             tokio::select! {
@@ -177,12 +178,7 @@ pub async fn start(
                 _ = stopped.changed() => {}
             }
         };
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(until)
-        .await
+        crate::listener::serve(listener, router, &settings, until).await
     });
     Ok(Running {
         addr,
