@@ -80,7 +80,7 @@ pub async fn start(
     let auth = Authenticator {
         keys: keys.clone(),
         revocations: revocations.clone(),
-        refusal_audit: FailureLimiter::new(10, 60),
+        refusal_audit: crate::rate_limit::RefusalAudit::default(),
         refusals: std::sync::atomic::AtomicU64::new(0),
         cache: crate::token_cache::TokenCache::new(
             crate::token_cache::DEFAULT_CAPACITY,

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod master_key;
 pub mod names;
 pub mod principal;
+pub mod rate_budget;
 pub mod secret;
 pub mod token;
 pub mod webhook;
