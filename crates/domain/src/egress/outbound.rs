@@ -100,10 +100,21 @@ pub fn check_outbound_target(
             Checked::Connect(not_own(SocketAddr::new(ip, port), policy)?)
         }
         Host::Name(name) if name.is_localhost() => return Err(Refused::Ssrf(Deny::LocalhostName)),
-        Host::Name(name) => Checked::Resolve {
-            name: name.clone(),
-            port,
-        },
+        Host::Name(name) => {
+            // A wildcard bind answers on every address: no answer to the
+            // name could pass, so refuse before resolving.
+            if let Some(l) = policy
+                .own_listeners
+                .iter()
+                .find(|l| l.ip().is_unspecified() && l.port() == port)
+            {
+                return Err(Refused::OwnListener(*l));
+            }
+            Checked::Resolve {
+                name: name.clone(),
+                port,
+            }
+        }
     };
     if origin == Origin::User && !policy.egress.allowed_ports.contains(&port) {
         return Err(Refused::Port(port));
@@ -178,6 +189,10 @@ mod tests {
         assert!(is_own_listener(sa("10.1.2.3:8270"), &p.own_listeners));
         assert!(is_own_listener(sa("[2001:db8::1]:8271"), &p.own_listeners));
         assert!(!is_own_listener(sa("10.1.2.3:8272"), &p.own_listeners));
+        assert_eq!(
+            check("example.com:8271", Origin::Operator, &p).map_err(|e| e.reason()),
+            Err("own_listener")
+        );
     }
 
     #[test]
