@@ -308,7 +308,56 @@ async fn an_upstream_aimed_at_gatehouse_itself_is_never_called(engine: Engine) {
     wait_for_outcome(&s, &op, "outbound.refused", "denied:own_listener").await;
 }
 
+/// `approvals.notify_url` is the operator's: loopback let through, yet
+/// Gatehouse never posts to its own API.
+async fn approval_notifications_never_reach_gatehouse_itself(engine: Engine) {
+    let api_port = free_port();
+    let s = server_with(
+        engine,
+        &[
+            ("GATEHOUSE_LISTEN", &format!("127.0.0.1:{api_port}")),
+            ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+            (
+                "GATEHOUSE_APPROVALS_NOTIFY_URL",
+                &format!("http://127.0.0.1:{api_port}/v1/tokens"),
+            ),
+        ],
+    )
+    .await;
+    let op = s.claim("op@x.org").await;
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(json!({"name": "bot"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&op),
+            Some(json!({"class": "agent", "subject": "bot", "scope": "secrets:write"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let bot = body["token"].as_str().unwrap();
+    let (status, body) = s
+        .json(
+            Method::PUT,
+            "/v1/secrets/DEPLOY_KEY",
+            Some(bot),
+            Some(json!({"value": "v", "allowed_hosts": ["api.github.com"]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_for_outcome(&s, &op, "outbound.refused", "denied:own_listener").await;
+}
+
 on_both_engines!(
+    approval_notifications_never_reach_gatehouse_itself,
     forward_to_is_refused_when_saved_and_says_why,
     a_hook_aimed_at_gatehouse_itself_is_refused_when_saved_and_at_delivery,
     a_forwarded_delivery_carries_only_the_providers_headers,
