@@ -9,15 +9,18 @@
 //! address rule, the operator's exceptions, never Gatehouse's own
 //! listeners). The request then goes out on a client whose resolver knows
 //! only that name and answers only the checked addresses, so the socket
-//! opens on an address that passed, with no second lookup. Redirects are
+//! opens on an address that passed, with no second lookup. Such clients
+//! are kept per (name, checked addresses), so a target that resolves the
+//! same way again reuses its connections. Redirects are
 //! never followed and no system proxy (`HTTP_PROXY`) is used: either
 //! would send the request somewhere that was never checked.
 //!
 //! A refusal names its reason (`ssrf`, `own_listener`, `port`) and is
 //! reported to the audit hook before the caller sees it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gatehouse_domain::egress::outbound::{
@@ -104,7 +107,14 @@ pub struct OutboundClient {
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
     on_refusal: Option<RefusalHook>,
+    /// Clients by pinned answer, so a target that resolves to the same
+    /// checked addresses again reuses its open connections. Safe by
+    /// construction: a client's resolver answers only its own key.
+    clients: Mutex<HashMap<Pinned, reqwest::Client>>,
 }
+
+/// Pinned clients kept at most; beyond, the cache starts over.
+const MAX_PINNED_CLIENTS: usize = 256;
 
 impl OutboundClient {
     /// `tls`: the upstream TLS configuration ([`crate::tls::upstream_config`]).
@@ -121,6 +131,7 @@ impl OutboundClient {
             tls,
             timeout,
             on_refusal: None,
+            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -172,7 +183,7 @@ impl OutboundClient {
         let checked = check_outbound_target(&target, origin, &self.policy)
             .map_err(|r| self.refused(&target, r))?;
         let pinned = match checked {
-            Checked::Connect(_) => Pinned::Literal,
+            Checked::Connect(addr) => Pinned::Literal(addr),
             Checked::Resolve { name, port } => {
                 let answers = self
                     .resolver
@@ -190,23 +201,41 @@ impl OutboundClient {
                 }
             }
         };
+        let client = self.client_for(pinned)?;
+        Ok((url, client))
+    }
+
+    fn client_for(&self, pinned: Pinned) -> Result<reqwest::Client, OutboundError> {
+        let mut cache = match self.clients.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(client) = cache.get(&pinned) {
+            return Ok(client.clone());
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(self.timeout)
             .use_preconfigured_tls((*self.tls).clone())
-            .dns_resolver(Arc::new(pinned))
+            .dns_resolver(Arc::new(pinned.clone()))
             .build()
             .map_err(|e| OutboundError::Client(e.to_string()))?;
-        Ok((url, client))
+        if cache.len() >= MAX_PINNED_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(pinned, client.clone());
+        Ok(client)
     }
 }
 
 /// The resolver of one pinned request: the checked addresses of its one
 /// name; any other name (there is none without redirects) is refused.
 /// An IP literal never reaches a resolver: it was checked above.
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Pinned {
-    Literal,
+    /// An IP literal: reqwest never asks a resolver; keyed by the address.
+    Literal(SocketAddr),
     Name {
         name: String,
         addrs: Vec<SocketAddr>,
@@ -224,7 +253,7 @@ impl Resolve for Pinned {
             {
                 Ok(addrs.clone())
             }
-            Self::Literal | Self::Name { .. } => Err(format!(
+            Self::Literal(_) | Self::Name { .. } => Err(format!(
                 "{} was not checked for this request",
                 asked.as_str()
             )),
@@ -281,6 +310,31 @@ mod tests {
             "ssrf"
         );
         assert_eq!(reason("http://127.0.0.1:9/", Origin::Operator, &open), "ok");
+    }
+
+    #[tokio::test]
+    async fn a_pinned_resolver_answers_only_its_own_name_with_its_checked_addresses() {
+        use std::str::FromStr;
+        let addrs = vec!["192.0.2.7:443".parse().unwrap()];
+        let pinned = Pinned::Name {
+            name: "api.example.com".into(),
+            addrs: addrs.clone(),
+        };
+        let got: Vec<SocketAddr> = pinned
+            .resolve(Name::from_str("API.example.com.").unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert_eq!(got, addrs);
+        assert!(pinned
+            .resolve(Name::from_str("other.example.com").unwrap())
+            .await
+            .is_err());
+        let literal = Pinned::Literal("192.0.2.7:443".parse().unwrap());
+        assert!(literal
+            .resolve(Name::from_str("api.example.com").unwrap())
+            .await
+            .is_err());
     }
 
     #[test]
