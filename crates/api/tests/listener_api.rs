@@ -69,6 +69,19 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected(engine: E
         !String::from_utf8_lossy(&answer.unwrap()).contains("200 OK"),
         "the partial request was not served"
     );
+    // Silence from the first byte on counts the same, and so does an idle
+    // kept-alive connection after its last answer: neither holds a slot.
+    let mut silent = TcpStream::connect(addr(&s)).await.unwrap();
+    assert!(
+        read_until_closed(&mut silent).await.is_some(),
+        "a silent connection is held"
+    );
+    let mut idle = TcpStream::connect(addr(&s)).await.unwrap();
+    assert_eq!(healthz(&mut idle).await, "200");
+    assert!(
+        read_until_closed(&mut idle).await.is_some(),
+        "an idle kept-alive connection is held"
+    );
     // Everyone else is served as before, peer address included.
     let mut ok = TcpStream::connect(addr(&s)).await.unwrap();
     assert_eq!(healthz(&mut ok).await, "200");
