@@ -91,7 +91,7 @@ pub async fn check_user_target(
         .map_err(|e| ApiError::BadRequest {
             code: "forward_to_refused",
             message: match &e {
-                OutboundError::Refused(_) => format!("{field} is refused: {e}"),
+                OutboundError::Refused(r) => format!("{field} is refused ({}): {r}", r.reason()),
                 _ => format!("{field} is refused ({}): {e}", e.reason()),
             },
         })
