@@ -152,6 +152,16 @@ async fn end_to_end() {
                 .trim()
                 .to_string(),
         ),
+        // The receiver is on loopback: forward_to is an outbound target,
+        // let through as an operator would an internal endpoint.
+        (
+            "GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS",
+            "127.0.0.0/8".to_string(),
+        ),
+        (
+            "GATEHOUSE_EGRESS_ALLOWED_PORTS",
+            receiver.port().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

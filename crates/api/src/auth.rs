@@ -34,9 +34,10 @@ pub struct Authenticator {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn Store>,
     pub identity: IdentityConfig,
-    /// Refused token uses are audited, at most this many per source a
-    /// minute, so garbage tokens cannot flood the audit log.
-    pub refusal_audit: crate::rate_limit::FailureLimiter,
+    /// Which refused token uses are audited: a few per source a minute,
+    /// a bounded number in all, so garbage tokens cannot flood the audit
+    /// log (or memory) from any number of addresses.
+    pub refusal_audit: crate::rate_limit::RefusalAudit,
     pub cache: crate::token_cache::TokenCache,
     /// Refused presentations, for `/metrics`.
     pub refusals: std::sync::atomic::AtomicU64,
@@ -187,10 +188,9 @@ impl Authenticator {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let source = peer.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let now = self.now();
-        if self.refusal_audit.blocked_for(source, now).is_some() {
+        if !self.refusal_audit.admit(source, now) {
             return;
         }
-        self.refusal_audit.record_failure(source, now);
         let mut event =
             gatehouse_domain::audit::AuditEvent::new("token.use", &format!("denied:{}", e.code()));
         event.actor = source.to_string();

@@ -17,6 +17,8 @@ use gatehouse_domain::CredentialClass;
 
 mod approvals;
 pub use approvals::ApprovalsConfig;
+mod server;
+pub use server::ServerConfig;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -55,6 +57,8 @@ struct RawConfig {
     egress: RawEgress,
     #[serde(default)]
     approvals: approvals::RawApprovals,
+    #[serde(default)]
+    server: server::RawServer,
     /// `[[upstream]]` entries (file only: arrays have no env override).
     #[serde(default)]
     upstream: Vec<upstream::RawUpstream>,
@@ -139,6 +143,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("egress", "max_connections_per_job", Kind::Integer),
     ("egress.judge", "url", Kind::Text),
     ("egress.judge", "timeout_ms", Kind::Integer),
+    ("server", "header_timeout_seconds", Kind::Integer),
+    ("server", "max_connections", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -193,6 +199,8 @@ pub struct Config {
     /// Upstreams whose tokens Gatehouse bootstraps and rotates (SPEC §8).
     pub upstreams: Vec<upstream::UpstreamConfig>,
     pub egress: EgressConfig,
+    /// The API listener's defences against slow and numerous clients.
+    pub server: ServerConfig,
 }
 
 impl Config {
@@ -273,6 +281,7 @@ impl Config {
         let egress = egress::validate(raw.egress)?;
         Ok(Self {
             approvals: approvals::validate(raw.approvals)?,
+            server: server::validate(raw.server)?,
             upstreams,
             egress,
             owner_cache_size: owner_cache_size as usize,
@@ -337,7 +346,9 @@ impl Config {
             self.placeholder_prefix,
             self.egress.render(self.placeholder_ttl_seconds),
             self.approvals.render(),
-        ) + &upstream::render(&self.upstreams)
+        ) + "\n"
+            + &self.server.render()
+            + &upstream::render(&self.upstreams)
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

@@ -211,10 +211,13 @@ pub fn build_engine(
     ));
     let judge = match &config.egress.judge {
         Some(j) => Some(
-            gatehouse_egress::Judge::new(gatehouse_egress::JudgeSettings {
-                url: j.url.clone(),
-                timeout: j.timeout,
-            })
+            gatehouse_egress::Judge::new(
+                gatehouse_egress::JudgeSettings {
+                    url: j.url.clone(),
+                    timeout: j.timeout,
+                },
+                state.outbound.clone(),
+            )
             .map_err(|e| err("egress judge", e))?,
         ),
         None => None,
@@ -226,9 +229,8 @@ pub fn build_engine(
         },
         placeholder_prefix: config.placeholder_prefix.clone(),
         extra_root_certs: config.egress.extra_root_certs.clone(),
-        // `server.header_timeout_seconds` feeds this once the API's
-        // listener has it; until then the spec's 10 s.
-        header_timeout: gatehouse_egress::DEFAULT_HEADER_TIMEOUT,
+        // One slow-client rule for both listeners (SPEC §6).
+        header_timeout: config.server.header_timeout,
         tunnel_idle: config.egress.tunnel_idle,
         max_connections_per_job: config.egress.max_connections_per_job,
     };

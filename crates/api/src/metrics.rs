@@ -42,12 +42,18 @@ pub async fn render(State(st): State<AppState>) -> Response {
             counter.load(Ordering::Relaxed)
         ));
     }
-    let gauges: [(&str, &str, &str, u64); 5] = [
+    let gauges: [(&str, &str, &str, u64); 6] = [
         (
             "gatehouse_token_refusals_total",
             "counter",
             "Presented tokens refused by the verifier.",
             st.auth.refusals.load(Ordering::Relaxed),
+        ),
+        (
+            "gatehouse_token_refusals_unaudited_total",
+            "counter",
+            "Refused tokens not written to the audit log (per-source or global audit limit reached).",
+            st.auth.refusal_audit.unaudited(),
         ),
         (
             "gatehouse_revoked_tokens",

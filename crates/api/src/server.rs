@@ -80,7 +80,7 @@ pub async fn start(
     let auth = Authenticator {
         keys: keys.clone(),
         revocations: revocations.clone(),
-        refusal_audit: FailureLimiter::new(10, 60),
+        refusal_audit: crate::rate_limit::RefusalAudit::default(),
         refusals: std::sync::atomic::AtomicU64::new(0),
         cache: crate::token_cache::TokenCache::new(
             crate::token_cache::DEFAULT_CAPACITY,
@@ -93,42 +93,14 @@ pub async fn start(
     };
     let bootstrap_file = config.data_dir.join(startup::BOOTSTRAP_FILE);
     let owner_cache_size = config.owner_cache_size;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| StartError::Io {
-            path: "http client".into(),
-            source: std::io::Error::other(e),
-        })?;
-    let upstreams =
-        crate::upstream::Upstreams::new(&config.upstreams, &http, &config.tokens.issuer);
     let gatekeeper = crate::gate::Gatekeeper::new(store.take_gate_key().ok_or_else(|| {
         StartError::Store(gatehouse_store::StoreError::Backend(
             "the store's gate key was taken already".into(),
         ))
     })?);
-    let state = AppState(Arc::new(Inner {
-        config,
-        store: store.clone(),
-        clock: clock.clone(),
-        master: master.clone(),
-        auth,
-        claim_limiter: FailureLimiter::new(5, 60),
-        login_limiter: FailureLimiter::new(5, 60),
-        bootstrap_file,
-        owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
-        metrics: crate::metrics::Metrics::default(),
-        http,
-        upstreams,
-        egress: std::sync::OnceLock::new(),
-        egress_addr: std::sync::OnceLock::new(),
-        gatekeeper,
-    }));
-
-    let engine = crate::egress_bridge::build_engine(&state)?;
-    let _ = state.egress.set(engine.clone());
-    let proxy_listen = state.config.egress.listen;
+    // Both listeners are bound before anything can call out, so the
+    // outbound client knows every address it must never reach.
+    let proxy_listen = config.egress.listen;
     let proxy_listener =
         TcpListener::bind(proxy_listen)
             .await
@@ -142,7 +114,30 @@ pub async fn start(
             addr: proxy_listen.to_string(),
             source,
         })?;
+    let outbound =
+        crate::outbound::client(&config, &[addr, proxy_addr], store.clone(), clock.clone())?;
+    let upstreams =
+        crate::upstream::Upstreams::new(&config.upstreams, &outbound, &config.tokens.issuer);
+    let state = AppState(Arc::new(Inner {
+        config,
+        store: store.clone(),
+        clock: clock.clone(),
+        master: master.clone(),
+        auth,
+        claim_limiter: FailureLimiter::new(5, 60),
+        login_limiter: FailureLimiter::new(5, 60),
+        bootstrap_file,
+        owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
+        metrics: crate::metrics::Metrics::default(),
+        outbound,
+        upstreams,
+        egress: std::sync::OnceLock::new(),
+        egress_addr: std::sync::OnceLock::new(),
+        gatekeeper,
+    }));
 
+    let engine = crate::egress_bridge::build_engine(&state)?;
+    let _ = state.egress.set(engine.clone());
     let _ = state.egress_addr.set(proxy_addr);
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(gatehouse_egress::serve(
@@ -181,6 +176,7 @@ pub async fn start(
     ));
 
     let router = app(state.clone());
+    let settings = state.config.server.clone();
     let task = tokio::spawn(async move {
         let until = async move {
             tokio::select! {
@@ -188,12 +184,7 @@ pub async fn start(
                 _ = stopped.changed() => {}
             }
         };
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(until)
-        .await
+        crate::listener::serve(listener, router, &settings, until).await
     });
     Ok(Running {
         addr,

@@ -28,8 +28,9 @@ pub struct Inner {
     pub bootstrap_file: PathBuf,
     /// Job → owner, recorded at creation.
     pub owner_cache: crate::owner_cache::OwnerCache,
-    /// Outbound HTTP for webhook forwarding: no redirects followed.
-    pub http: reqwest::Client,
+    /// The one outbound client (SPEC §12): webhook forwarding, approval
+    /// notifications, the judge, upstream drivers.
+    pub outbound: Arc<gatehouse_egress::OutboundClient>,
     pub metrics: crate::metrics::Metrics,
     /// Configured upstreams and their drivers (SPEC §8).
     pub upstreams: crate::upstream::Upstreams,

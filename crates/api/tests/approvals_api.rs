@@ -982,7 +982,14 @@ async fn new_pending_approvals_are_announced_without_secret_values(engine: Engin
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/notify", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let w = world(engine, &[("GATEHOUSE_APPROVALS_NOTIFY_URL", &url)]).await;
+    let w = world(
+        engine,
+        &[
+            ("GATEHOUSE_APPROVALS_NOTIFY_URL", &url),
+            ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+        ],
+    )
+    .await;
     let (_, id) = pending_secret_write(&w, "DEPLOY_KEY", "n0t-for-the-pager").await;
     for _ in 0..100 {
         if !received.lock().unwrap().is_empty() {

@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{server, Engine, NowForTest, TestServer};
+use support::{server_with, Engine, NowForTest, TestServer};
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
@@ -34,6 +34,24 @@ async fn receiver() -> (String, Seen) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}/in"), seen)
+}
+
+/// A server whose outbound client may reach loopback receivers on `port`
+/// (`forward_to` is an outbound target: internal ranges and ports outside
+/// `egress.allowed_ports` are refused unless the operator says so).
+async fn server_reaching(engine: Engine, port: u16) -> TestServer {
+    server_with(
+        engine,
+        &[
+            ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+            ("GATEHOUSE_EGRESS_ALLOWED_PORTS", &port.to_string()),
+        ],
+    )
+    .await
+}
+
+fn port_of(url: &str) -> u16 {
+    reqwest::Url::parse(url).unwrap().port().unwrap()
 }
 
 fn hmac_hex(key: &[u8], message: &[u8]) -> String {
@@ -83,9 +101,9 @@ async fn deliver(
 }
 
 async fn github_deliveries_are_verified_before_they_are_forwarded(engine: Engine) {
-    let s = server(engine).await;
-    let op = s.claim("op@x.org").await;
     let (to, seen) = receiver().await;
+    let s = server_reaching(engine, port_of(&to)).await;
+    let op = s.claim("op@x.org").await;
     let id = hook(&s, &op, "github", "It's a Secret to Everybody", &to).await;
     let good =
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".to_string();
@@ -151,9 +169,9 @@ async fn github_deliveries_are_verified_before_they_are_forwarded(engine: Engine
 }
 
 async fn slack_deliveries_are_fresh_unreplayed_and_answer_url_verification(engine: Engine) {
-    let s = server(engine).await;
-    let op = s.claim("op@x.org").await;
     let (to, seen) = receiver().await;
+    let s = server_reaching(engine, port_of(&to)).await;
+    let op = s.claim("op@x.org").await;
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";
     let id = hook(&s, &op, "slack", secret, &to).await;
     let signed = |ts: i64, body: &str| {
@@ -205,9 +223,9 @@ async fn slack_deliveries_are_fresh_unreplayed_and_answer_url_verification(engin
 }
 
 async fn stripe_accepts_any_matching_v1_and_refuses_replays(engine: Engine) {
-    let s = server(engine).await;
-    let op = s.claim("op@x.org").await;
     let (to, seen) = receiver().await;
+    let s = server_reaching(engine, port_of(&to)).await;
+    let op = s.claim("op@x.org").await;
     let id = hook(&s, &op, "stripe", "whsec_test", &to).await;
     let now = s.clock.now_for_test();
     let body = r#"{"id":"evt_1","type":"charge.succeeded"}"#;
@@ -234,13 +252,13 @@ async fn stripe_accepts_any_matching_v1_and_refuses_replays(engine: Engine) {
 }
 
 async fn a_failed_forward_is_a_502_and_the_retry_is_accepted(engine: Engine) {
-    let s = server(engine).await;
-    let op = s.claim("op@x.org").await;
     // Nothing listens there.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
+    let s = server_reaching(engine, closed.port()).await;
+    let op = s.claim("op@x.org").await;
     let id = hook(
         &s,
         &op,
@@ -268,10 +286,10 @@ async fn a_failed_forward_is_a_502_and_the_retry_is_accepted(engine: Engine) {
 }
 
 async fn hooks_are_managed_by_their_owner_and_never_show_secrets(engine: Engine) {
-    let s = server(engine).await;
+    let (to, _) = receiver().await;
+    let s = server_reaching(engine, port_of(&to)).await;
     let op = s.claim("op@x.org").await;
     let alice = s.owner(&op, "alice@x.org").await;
-    let (to, _) = receiver().await;
     let id = hook(&s, &op, "telegram", "tg-secret-token", &to).await;
     let (_, list) = s.json(Method::GET, "/v1/hooks", Some(&op), None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);

@@ -66,7 +66,15 @@ whoami_token_id_pointer = "/x_token_id"
 async fn world_with(engine: Engine, config: impl Fn(&FakeUpstream) -> String) -> World {
     let clock = ManualClock::new(SystemClock.now());
     let fake = FakeUpstream::start(Arc::new(clock.clone())).await;
-    let s = server_with_clock(engine, &[], Some(&config(&fake)), clock).await;
+    // The fake upstream lives on loopback: the operator lets it through,
+    // as they would an internal upstream (SPEC §12).
+    let s = server_with_clock(
+        engine,
+        &[("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")],
+        Some(&config(&fake)),
+        clock,
+    )
+    .await;
     let op = s.claim("op@x.org").await;
     let alice = s.owner(&op, ALICE).await;
     let (code, api) = s

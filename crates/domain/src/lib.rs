@@ -21,6 +21,7 @@ pub mod lru;
 pub mod master_key;
 pub mod names;
 pub mod principal;
+pub mod rate_budget;
 pub mod secret;
 pub mod token;
 pub mod webhook;

@@ -6,16 +6,21 @@
 //! anything but a well-formed answer; the cache and breaker live in the
 //! domain ([`gatehouse_domain::egress::judge`]), driven by the injected
 //! clock. Every verdict actually received, and every breaker opening, is
-//! audited; cached verdicts are not audited again.
+//! audited; cached verdicts are not audited again. The judge is called
+//! through the one outbound client (its URL is the operator's, so any
+//! port; never Gatehouse's own listeners).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::egress::judge::{JudgeBook, JudgeKey, Next, Verdict};
 use serde::Deserialize;
 
+use gatehouse_domain::egress::outbound::Origin;
+
 use crate::directory::{EgressAudit, JobIdentity};
+use crate::outbound::OutboundClient;
 use crate::refusal::Refusal;
 
 #[derive(Debug, Clone)]
@@ -26,7 +31,7 @@ pub struct JudgeSettings {
 
 pub struct Judge {
     settings: JudgeSettings,
-    client: reqwest::Client,
+    client: Arc<OutboundClient>,
     book: Mutex<JudgeBook>,
 }
 
@@ -38,12 +43,8 @@ struct Answer {
 }
 
 impl Judge {
-    pub fn new(settings: JudgeSettings) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+    pub fn new(settings: JudgeSettings, client: Arc<OutboundClient>) -> Result<Self, String> {
+        crate::outbound::parse_url(&settings.url).map_err(|e| e.to_string())?;
         Ok(Self {
             settings,
             client,
@@ -72,17 +73,24 @@ impl Judge {
             "host": host,
             "path": "",
         });
-        let call = self.client.post(&self.settings.url).json(&body).send();
-        let resp = tokio::time::timeout(self.settings.timeout, call)
-            .await
-            .map_err(|_| "timeout".to_string())?
-            .map_err(|e| {
+        // The timeout covers the lookup and the check as well as the call.
+        let call = async {
+            let request = self
+                .client
+                .request(reqwest::Method::POST, &self.settings.url, Origin::Operator)
+                .await
+                .map_err(|e| format!("refused:{}", e.reason()))?;
+            request.json(&body).send().await.map_err(|e| {
                 if e.is_timeout() {
-                    "timeout".into()
+                    "timeout".to_string()
                 } else {
                     "unreachable".to_string()
                 }
-            })?;
+            })
+        };
+        let resp = tokio::time::timeout(self.settings.timeout, call)
+            .await
+            .map_err(|_| "timeout".to_string())??;
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status().as_u16()));
         }

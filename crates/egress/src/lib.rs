@@ -32,6 +32,7 @@ mod forward;
 mod intercept;
 pub mod judge;
 pub mod limits;
+pub mod outbound;
 mod proxy;
 pub mod refusal;
 mod relay;
@@ -55,6 +56,7 @@ pub use directory::{
     TokenWatch, ViewError,
 };
 pub use judge::{Judge, JudgeSettings};
+pub use outbound::{OutboundClient, OutboundError};
 pub use proxy::serve;
 pub use refusal::Refusal;
 pub use resolver::{Resolver, StaticHosts, StubResolver, SystemResolver};

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_domain::egress::outbound::OutboundPolicy;
+use gatehouse_domain::egress::{Cidr, EgressPolicy};
 use gatehouse_egress::{Judge, JudgeSettings};
 use support::*;
 use tokio::io::AsyncReadExt;
@@ -71,10 +73,38 @@ async fn judge(mode: Mode) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Ve
 }
 
 async fn proxy_with_judge(url: String, timeout_ms: u64, port: u16) -> Proxy {
-    let judge = Judge::new(JudgeSettings {
-        url,
-        timeout: Duration::from_millis(timeout_ms),
-    })
+    proxy_with_judge_beside(url, timeout_ms, port, vec![]).await
+}
+
+/// As [`proxy_with_judge`], with `own_listeners` as Gatehouse's own
+/// addresses (which the judge call must never reach).
+async fn proxy_with_judge_beside(
+    url: String,
+    timeout_ms: u64,
+    port: u16,
+    own_listeners: Vec<std::net::SocketAddr>,
+) -> Proxy {
+    // The judge lives on loopback: the outbound client lets 127.0.0.0/8
+    // through, as `egress.allow_private_cidrs` would.
+    let outbound = gatehouse_egress::OutboundClient::new(
+        OutboundPolicy {
+            egress: EgressPolicy {
+                allow_private_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+                ..EgressPolicy::default()
+            },
+            own_listeners,
+        },
+        Arc::new(gatehouse_egress::SystemResolver),
+        gatehouse_egress::tls::upstream_config(&[]).unwrap(),
+        Duration::from_secs(10),
+    );
+    let judge = Judge::new(
+        JudgeSettings {
+            url,
+            timeout: Duration::from_millis(timeout_ms),
+        },
+        Arc::new(outbound),
+    )
     .unwrap();
     let p = proxy(ProxyOptions {
         ports: vec![port],
@@ -180,4 +210,32 @@ impl NowForTest for gatehouse_domain::clock::ManualClock {
     fn now_for_test(&self) -> i64 {
         gatehouse_domain::clock::Clock::now(self)
     }
+}
+
+#[tokio::test]
+async fn a_judge_at_one_of_gatehouses_own_listeners_is_never_called_and_denies() {
+    let (up, seen) = plain_upstream().await;
+    let (url, asked, _) = judge(Mode::Allow).await;
+    let own = reqwest::Url::parse(&url)
+        .unwrap()
+        .socket_addrs(|| None)
+        .unwrap();
+    let p = proxy_with_judge_beside(url, 2000, up.port(), own).await;
+    let (status, head) = get(&p, up.port()).await;
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.to_lowercase().contains("x-gatehouse-deny: judge"),
+        "{head}"
+    );
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        0,
+        "the judge was never called"
+    );
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
+    assert!(p
+        .directory
+        .audits()
+        .iter()
+        .any(|a| a.action == "egress.judge" && a.outcome == "deny:refused:own_listener"));
 }

@@ -22,7 +22,8 @@ const OP: &str = "op@example.com";
 fn config(fake: &FakeUpstream, rotate: i64, lifetime: i64) -> String {
     format!(
         "[[upstream]]\nname = \"dbx\"\nowner = \"{OP}\"\ndriver = \"databricks\"\nbase_url = \"{}\"\n\
-         rotate_every_seconds = {rotate}\nlifetime_seconds = {lifetime}\n",
+         rotate_every_seconds = {rotate}\nlifetime_seconds = {lifetime}\n\n\
+         [egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n",
         fake.url
     )
 }

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::egress::outbound::Origin;
 use gatehouse_store::ApprovalRecord;
 
 use crate::state::AppState;
@@ -28,10 +29,22 @@ pub fn announce(st: &AppState, approval: &ApprovalRecord, params: &Value) {
         "expires_at": rfc3339(approval.expires_at),
         "location": format!("/v1/approvals/{}", approval.id),
     });
-    let http = st.http.clone();
+    let outbound = st.outbound.clone();
     let id = approval.id.clone();
     tokio::spawn(async move {
-        match http.post(url).json(&body).send().await {
+        // The operator configured the URL: any port; the address rule and
+        // the own-listener rule hold (a refusal is audited by the client).
+        let request = match outbound
+            .request(reqwest::Method::POST, url.as_str(), Origin::Operator)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(approval = %id, "approval notification not sent: {e}");
+                return;
+            }
+        };
+        match request.json(&body).send().await {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {
                 tracing::warn!(approval = %id, status = %r.status(), "approval notification refused")

@@ -35,24 +35,6 @@ impl<'de> Deserialize<'de> for HookSecretInput {
     }
 }
 
-/// `http(s)://host[:port]/path`, no credentials in the URL.
-fn validate_forward_to(url: &str) -> ApiResult<()> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|_| ApiError::bad_request("forward_to is not a URL"))?;
-    let ok = matches!(parsed.scheme(), "http" | "https")
-        && parsed.host_str().is_some()
-        && parsed.username().is_empty()
-        && parsed.password().is_none()
-        && parsed.fragment().is_none();
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "forward_to must be an http(s) URL without credentials or fragment",
-        ))
-    }
-}
-
 fn hook_url(headers: &HeaderMap, id: &str) -> String {
     let host = headers
         .get(header::HOST)
@@ -73,7 +55,9 @@ pub async fn create(
     let provider = Provider::parse(&body.provider).map_err(|_| {
         ApiError::bad_request("provider must be slack, github, discord, telegram, meta, stripe or generic_hmac_sha256")
     })?;
-    validate_forward_to(&body.forward_to)?;
+    // An outbound target like any other (SPEC §12): refused now if it
+    // points inside, at Gatehouse itself, or at a port not allowed.
+    crate::outbound::check_user_target(&st.outbound, "forward_to", &body.forward_to).await?;
     let secret = body.secret.0;
     // Building the verifier checks the secret's form (e.g. Discord's key).
     verifier_for(provider, &secret)

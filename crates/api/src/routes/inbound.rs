@@ -1,6 +1,9 @@
 //! Inbound webhook deliveries: verified over the raw body before anything
 //! parses it, refused when replayed, then forwarded to the owner's
-//! endpoint with `X-Gatehouse-Verified`.
+//! endpoint with `X-Gatehouse-Verified`, through the one outbound client:
+//! `forward_to` is checked again at every delivery (a name may resolve
+//! elsewhere now), and only the provider's own headers go along
+//! ([`gatehouse_domain::webhook::is_forwarded`]).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,7 +14,11 @@ use serde_json::json;
 
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::crypto::{self, Purpose};
-use gatehouse_domain::webhook::{verifier_for, HeaderLookup, Provider, MAX_SKEW_SECS};
+use gatehouse_domain::egress::outbound::Origin;
+use gatehouse_domain::webhook::{
+    is_forwarded, verifier_for, HeaderLookup, Provider, MAX_SKEW_SECS,
+};
+use gatehouse_egress::OutboundError;
 use gatehouse_store::HookRecord;
 
 use crate::error::ApiError;
@@ -26,23 +33,6 @@ impl HeaderLookup for Headers<'_> {
         self.0.get(name).map(HeaderValue::as_bytes)
     }
 }
-
-/// Request headers that are the connection's, not the delivery's.
-const NOT_FORWARDED: &[&str] = &[
-    "host",
-    "content-length",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-connection",
-    "authorization",
-    "cookie",
-    "x-gatehouse-verified",
-];
 
 fn event(hook: &HookRecord, outcome: &str, request: &RequestId) -> AuditEvent {
     AuditEvent {
@@ -140,16 +130,16 @@ async fn handle(
                 .await?;
             Ok(response)
         }
-        Err(reason) => {
-            tracing::warn!(hook = %hook.id, "forwarding failed: {reason}");
+        Err(failure) => {
+            tracing::warn!(hook = %hook.id, "forwarding failed: {}", failure.detail);
             if provider.signs_timestamp() {
                 // Let the provider's retry through.
                 st.store.forget_delivery(&replay_key).await?;
             }
             st.store
-                .append_audit(event(&hook, "error:forward_failed", request), now)
+                .append_audit(event(&hook, &failure.outcome, request), now)
                 .await?;
-            let body = json!({ "error": { "code": "bad_gateway", "message": "the forward_to endpoint did not answer" } });
+            let body = json!({ "error": { "code": "bad_gateway", "message": failure.message } });
             Ok((StatusCode::BAD_GATEWAY, Json(body)).into_response())
         }
     }
@@ -165,26 +155,73 @@ fn slack_challenge(body: &[u8]) -> Option<String> {
     }
 }
 
+/// Why a verified delivery did not reach `forward_to`.
+struct ForwardFailure {
+    /// Audit outcome: `error:forward_refused:<reason>` or `error:forward_failed`.
+    outcome: String,
+    /// What the provider is told (no internal detail).
+    message: String,
+    /// What the log says.
+    detail: String,
+}
+
+impl ForwardFailure {
+    fn failed(detail: impl Into<String>) -> Self {
+        Self {
+            outcome: "error:forward_failed".into(),
+            message: "the forward_to endpoint did not answer".into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<OutboundError> for ForwardFailure {
+    fn from(e: OutboundError) -> Self {
+        match e {
+            OutboundError::Refused(_) | OutboundError::Malformed(_) => Self {
+                outcome: format!("error:forward_refused:{}", e.reason()),
+                message: format!("forward_to is refused ({})", e.reason()),
+                detail: e.to_string(),
+            },
+            OutboundError::Unresolvable | OutboundError::Client(_) => Self::failed(e.to_string()),
+        }
+    }
+}
+
 async fn forward(
     st: &AppState,
     hook: &HookRecord,
     provider: Provider,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, String> {
-    let mut req = st.http.post(&hook.forward_to).body(body.to_vec());
+) -> Result<Response, ForwardFailure> {
+    let identity = st.config.identity.header.as_deref().unwrap_or("");
+    let mut req = st
+        .outbound
+        .request(reqwest::Method::POST, &hook.forward_to, Origin::User)
+        .await?
+        .body(body.to_vec());
     for (name, value) in headers {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
+        if is_forwarded(provider, name.as_str()) && !name.as_str().eq_ignore_ascii_case(identity) {
             req = req.header(name, value);
         }
     }
     req = req.header("x-gatehouse-verified", provider.as_str());
-    let upstream = req.send().await.map_err(|e| e.to_string())?;
-    let status = StatusCode::from_u16(upstream.status().as_u16()).map_err(|e| e.to_string())?;
+    let upstream = req
+        .send()
+        .await
+        .map_err(|e| ForwardFailure::failed(e.to_string()))?;
+    let status = StatusCode::from_u16(upstream.status().as_u16())
+        .map_err(|e| ForwardFailure::failed(e.to_string()))?;
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
-    let bytes = upstream.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = upstream
+        .bytes()
+        .await
+        .map_err(|e| ForwardFailure::failed(e.to_string()))?;
     if bytes.len() > MAX_BODY_BYTES {
-        return Err("the endpoint's answer is larger than 1 MiB".into());
+        return Err(ForwardFailure::failed(
+            "the endpoint's answer is larger than 1 MiB",
+        ));
     }
     let mut response = (status, bytes).into_response();
     if let Some(ct) = content_type {

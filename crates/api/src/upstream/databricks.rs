@@ -20,7 +20,7 @@ use super::driver::{
 };
 
 pub struct Databricks {
-    pub http: reqwest::Client,
+    pub http: std::sync::Arc<gatehouse_egress::OutboundClient>,
     pub base_url: String,
     /// Written into every minted token's comment.
     pub comment: String,

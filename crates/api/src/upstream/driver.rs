@@ -7,6 +7,7 @@
 //! log or an audit record.
 
 use async_trait::async_trait;
+use gatehouse_domain::egress::outbound::Origin;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -69,7 +70,7 @@ const MAX_ANSWER: usize = 1024 * 1024;
 /// One authenticated JSON call; the credential header is marked
 /// sensitive, and nothing of the answer is kept but its parsed JSON.
 pub(crate) async fn call(
-    http: &reqwest::Client,
+    http: &gatehouse_egress::OutboundClient,
     method: &str,
     url: &str,
     auth: (&str, String),
@@ -84,7 +85,13 @@ pub(crate) async fn call(
         .map_err(|_| DriverError::Upstream("the token cannot be sent in a header".into()))?;
     value.set_sensitive(true);
     headers.insert(name, value);
-    let mut request = http.request(method, url).headers(headers);
+    // The operator configured base_url: any port, the address rule and
+    // the own-listener rule still apply (§12).
+    let mut request = http
+        .request(method, url, Origin::Operator)
+        .await
+        .map_err(|e| DriverError::Unreachable(format!("refused: {}", e.reason())))?
+        .headers(headers);
     if let Some(b) = body {
         request = request.json(&b);
     }

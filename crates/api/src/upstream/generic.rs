@@ -16,7 +16,7 @@ use super::driver::{
 use crate::config::upstream::{GenericDriver, RequestTemplate};
 
 pub struct Generic {
-    pub http: reqwest::Client,
+    pub http: std::sync::Arc<gatehouse_egress::OutboundClient>,
     pub base_url: String,
     pub spec: GenericDriver,
 }

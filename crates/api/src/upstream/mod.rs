@@ -64,7 +64,11 @@ pub struct Upstreams {
 impl Upstreams {
     /// `instance` names this Gatehouse in the tokens it mints (the token
     /// issuer), so a person reading the upstream's token list knows them.
-    pub fn new(configs: &[UpstreamConfig], http: &reqwest::Client, instance: &str) -> Self {
+    pub fn new(
+        configs: &[UpstreamConfig],
+        http: &std::sync::Arc<gatehouse_egress::OutboundClient>,
+        instance: &str,
+    ) -> Self {
         let entries = configs
             .iter()
             .map(|c| {

@@ -25,6 +25,7 @@ mod cidr;
 mod ipv4_legacy;
 mod ipv6_embedded;
 pub mod judge;
+pub mod outbound;
 mod ranges;
 mod target;
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 mod discord;
 mod error;
+mod forwarding;
 mod freshness;
 mod generic_hmac_sha256;
 mod github;
@@ -32,6 +33,7 @@ mod test_support;
 
 pub use discord::DiscordVerifier;
 pub use error::WebhookError;
+pub use forwarding::{is_forwarded, provider_headers};
 pub use freshness::{check_freshness, MAX_SKEW_SECS};
 pub use generic_hmac_sha256::GenericHmacSha256Verifier;
 pub use github::GithubVerifier;
