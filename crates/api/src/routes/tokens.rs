@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::rfc3339;
@@ -73,6 +74,16 @@ pub struct MintRequest {
     #[serde(default)]
     scope: String,
 }
+
+/// Its schema ties the class to the scopes and lifetime it may carry,
+/// which a derived per-field schema cannot say.
+impl utoipa::PartialSchema for MintRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::grammar::mint_request()
+    }
+}
+
+impl utoipa::ToSchema for MintRequest {}
 
 /// Scope `tokens:write`. Agent tokens (human sessions only) name a
 /// registered agent; api tokens name their purpose and are a gated verb
@@ -211,11 +222,16 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
     ))
 }
 
-#[derive(Deserialize)]
+/// Exactly one of the three.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, max_properties = 1)]
 pub struct RevokeRequest {
+    #[schema(schema_with = crate::openapi::grammar::jti, required = false)]
     jti: Option<String>,
+    #[schema(schema_with = crate::openapi::grammar::subject, required = false)]
     subject: Option<String>,
+    #[schema(schema_with = crate::openapi::grammar::email, required = false)]
     owner: Option<String>,
 }
 
@@ -250,7 +266,7 @@ pub async fn revoke(
             )
         }
         (None, Some(subject), None) => {
-            if subject.is_empty() || subject.len() > 256 {
+            if subject.is_empty() || subject.chars().count() > 256 {
                 return Err(ApiError::bad_request("subject must be 1 to 256 characters"));
             }
             let target = format!("subject {subject}");
