@@ -322,6 +322,7 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(crate::gate::refuse_malformed_bypass))
         .layer(middleware::from_fn(crate::rejections::as_json))
         .layer(middleware::from_fn(request_id::assign))
         .layer(middleware::from_fn_with_state(

@@ -178,18 +178,33 @@ pub fn mint_request() -> RefOr<Schema> {
     ))
 }
 
-/// A token id.
-pub fn jti() -> Object {
-    ObjectBuilder::new().schema_type(Type::String).build()
-}
-
-/// Every token of this subject (an agent, `<agent>/<job>`, an email).
-pub fn subject() -> Object {
-    ObjectBuilder::new()
+/// `POST /v1/tokens/revoke`: one token by `jti`, every token of a
+/// `subject` (an agent, `<agent>/<job>`, an email), or of an `owner`.
+pub fn revoke_request() -> RefOr<Schema> {
+    let one = |field: &str, schema: Object| {
+        ObjectBuilder::new()
+            .property(field, schema)
+            .required(field)
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ))
+            .build()
+    };
+    let subject = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(256))
-        .build()
+        .build();
+    RefOr::T(Schema::OneOf(
+        OneOfBuilder::new()
+            .item(one(
+                "jti",
+                ObjectBuilder::new().schema_type(Type::String).build(),
+            ))
+            .item(one("subject", subject))
+            .item(one("owner", email()))
+            .build(),
+    ))
 }
 
 /// An inbound webhook's provider.

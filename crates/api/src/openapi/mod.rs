@@ -145,6 +145,14 @@ fn body_content(schemas: &mut BTreeMap<String, Value>, body: &Body) -> Option<Va
             Some(json!({ *content_type: { "schema": { "type": "string" } } }))
         }
         Body::Any => Some(json!({ "*/*": { "schema": {} } })),
+        Body::Document => Some(json!({ "application/json": { "schema": { "type": "object" } } })),
+        Body::Delivery => Some(json!({
+            "application/json": { "schema": {} },
+            "application/x-www-form-urlencoded": { "schema": { "type": "object" } },
+        })),
+        Body::Bytes => Some(json!({
+            "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }
+        })),
     }
 }
 
@@ -180,7 +188,11 @@ fn operation(spec: &RouteSpec, doc: &OpDoc, schemas: &mut BTreeMap<String, Value
             "in": "header",
             "required": false,
             "description": "With an api token holding approval:bypass: run the gated verb at once, audited with this reason. Ignored for human sessions, which run gated verbs directly.",
-            "schema": { "type": "string", "minLength": 1, "maxLength": 500 },
+            "schema": {
+                "type": "string",
+                "pattern": gatehouse_domain::approvals::BYPASS_REASON_PATTERN,
+                "maxLength": gatehouse_domain::approvals::BYPASS_REASON_MAX,
+            },
         }));
     }
     if !parameters.is_empty() {

@@ -41,6 +41,12 @@ pub enum Body {
     Text(&'static str),
     /// Whatever the caller (or an upstream) sends.
     Any,
+    /// A JSON object of any shape (this document).
+    Document,
+    /// A webhook delivery: the provider's JSON or form body, verified raw.
+    Delivery,
+    /// Bytes for an upstream (the relay).
+    Bytes,
 }
 
 impl Body {
@@ -98,8 +104,8 @@ impl OpDoc {
         self.body = Body::Json(ty::<T>());
         self
     }
-    fn raw_body(mut self) -> Self {
-        self.body = Body::Any;
+    fn raw_body(mut self, body: Body) -> Self {
+        self.body = body;
         self
     }
     fn query<Q: IntoParams>(mut self) -> Self {
@@ -145,6 +151,7 @@ impl OpDoc {
             "202",
             "held for approval: a human of the owner decides at POST /v1/approvals/{id}/decision",
         )
+        .err(400, &["bad_request"])
     }
 }
 
@@ -175,12 +182,12 @@ pub fn operations() -> Vec<OpDoc> {
         .ok::<s::Jwks>("200", "RFC 8037 OKP keys"),
         op("GET", "/metrics", "get_metrics", "Prometheus metrics").ok_with(
             "200",
-            Body::Text("application/openmetrics-text"),
-            "OpenMetrics text exposition",
+            Body::Text("text/plain"),
+            "Prometheus text exposition (0.0.4)",
         ),
         op("GET", "/v1/openapi.json", "get_openapi", "This document").ok_with(
             "200",
-            Body::Any,
+            Body::Document,
             "OpenAPI 3.1",
         ),
         op(
@@ -205,6 +212,7 @@ pub fn operations() -> Vec<OpDoc> {
         )
         .body::<owners::LoginRequest>()
         .ok::<s::Session>("200", "a session, also set as a cookie")
+        .err(401, &["unauthenticated"])
         .err(403, &["forbidden"])
         .err(429, &["too_many_requests"]),
         // Owners.
@@ -445,7 +453,7 @@ pub fn operations() -> Vec<OpDoc> {
             "Inbound delivery, verified before anything else",
         )
         .param("id", grammar::id)
-        .raw_body()
+        .raw_body(Body::Delivery)
         .ok_with(
             "default",
             Body::Any,
@@ -563,6 +571,6 @@ fn relay(method: &'static str, id: &'static str) -> OpDoc {
     if matches!(method, "GET" | "DELETE") {
         op
     } else {
-        op.raw_body()
+        op.raw_body(Body::Bytes)
     }
 }

@@ -92,7 +92,7 @@ pub struct Whoami {
 }
 
 #[derive(ToSchema)]
-pub struct Inject {
+pub struct InjectView {
     header: String,
     format: String,
 }
@@ -102,7 +102,7 @@ pub struct Inject {
 pub struct SecretMeta {
     name: String,
     allowed_hosts: Vec<String>,
-    inject: Option<Inject>,
+    inject: Option<InjectView>,
     created_at: String,
     updated_at: String,
 }

@@ -63,6 +63,7 @@ pub struct CreateJob {
     #[schema(schema_with = crate::openapi::grammar::packages)]
     packages: Vec<String>,
     #[schema(schema_with = crate::openapi::grammar::job_ttl, required = false)]
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     ttl_seconds: Option<i64>,
     #[serde(default)]
     egress: EgressRequest,

@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::rfc3339;
@@ -70,6 +69,7 @@ pub async fn record_issued(
 pub struct MintRequest {
     class: String,
     subject: String,
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     ttl_seconds: Option<i64>,
     #[serde(default)]
     scope: String,
@@ -223,17 +223,22 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
 }
 
 /// Exactly one of the three.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1, max_properties = 1)]
 pub struct RevokeRequest {
-    #[schema(schema_with = crate::openapi::grammar::jti, required = false)]
     jti: Option<String>,
-    #[schema(schema_with = crate::openapi::grammar::subject, required = false)]
     subject: Option<String>,
-    #[schema(schema_with = crate::openapi::grammar::email, required = false)]
     owner: Option<String>,
 }
+
+/// One of three one-field objects: "exactly one of" as a schema says it.
+impl utoipa::PartialSchema for RevokeRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::grammar::revoke_request()
+    }
+}
+
+impl utoipa::ToSchema for RevokeRequest {}
 
 /// Scope `tokens:write`, within the caller's owner (the operator's human
 /// session may revoke any owner's tokens). Exactly one of jti, subject,
