@@ -234,13 +234,14 @@ pub fn build_engine(
         tunnel_idle: config.egress.tunnel_idle,
         max_connections_per_job: config.egress.max_connections_per_job,
     };
-    let engine = gatehouse_egress::Engine::new(
+    let engine = gatehouse_egress::Engine::with_observer(
         settings,
         resolver,
         Arc::new(ApiDirectory::new(Arc::downgrade(&state.0))),
         state.clock.clone(),
         Some(Arc::new(ca)),
         judge,
+        state.metrics.clone(),
     )
     .map_err(|e| err("egress.extra_root_certs", e.to_string()))?;
     Ok(Arc::new(engine))

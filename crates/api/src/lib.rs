@@ -31,5 +31,6 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod store_timing;
 pub mod token_cache;
 pub mod upstream;

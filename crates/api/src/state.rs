@@ -31,7 +31,8 @@ pub struct Inner {
     /// The one outbound client (SPEC §12): webhook forwarding, approval
     /// notifications, the judge, upstream drivers.
     pub outbound: Arc<gatehouse_egress::OutboundClient>,
-    pub metrics: crate::metrics::Metrics,
+    /// Prometheus metrics; the store and the proxy report here too.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Configured upstreams and their drivers (SPEC §8).
     pub upstreams: crate::upstream::Upstreams,
     /// The egress proxy engine (set once at start), for the relay route
