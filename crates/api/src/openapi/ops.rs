@@ -61,6 +61,9 @@ pub struct Resp {
     pub description: &'static str,
 }
 
+/// A path parameter: its name and its grammar.
+pub type PathParam = (&'static str, fn() -> Object);
+
 /// One documented operation.
 pub struct OpDoc {
     pub method: &'static str,
@@ -70,7 +73,7 @@ pub struct OpDoc {
     pub tag: &'static str,
     pub body: Body,
     pub query: Option<fn() -> Vec<Parameter>>,
-    pub path_params: Vec<(&'static str, fn() -> Object)>,
+    pub path_params: Vec<PathParam>,
     pub ok: Vec<Resp>,
     pub errors: Vec<(u16, &'static [&'static str])>,
     /// The gated verb, when a non-interactive caller is held for approval.
