@@ -84,6 +84,40 @@ fn every_documented_operation_is_a_route_of_the_table() {
 }
 
 #[test]
+fn links_lead_to_documented_operations_and_their_parameters() {
+    let doc = document();
+    let mut ops = std::collections::HashMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            ops.insert(op["operationId"].as_str().unwrap().to_string(), op.clone());
+        }
+    }
+    let mut links = 0;
+    for op in ops.values() {
+        for response in op["responses"].as_object().unwrap().values() {
+            let Some(found) = response.get("links") else {
+                continue;
+            };
+            for link in found.as_object().unwrap().values() {
+                links += 1;
+                let target = &ops[link["operationId"].as_str().unwrap()];
+                for param in link["parameters"].as_object().unwrap().keys() {
+                    assert!(
+                        target["parameters"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|p| p["name"] == param.as_str()),
+                        "{link}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(links >= 6, "create → use links are there ({links})");
+}
+
+#[test]
 fn operation_ids_are_unique_identifiers() {
     let mut seen = std::collections::HashSet::new();
     for op in operations() {

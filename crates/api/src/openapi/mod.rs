@@ -221,6 +221,20 @@ fn operation(spec: &RouteSpec, doc: &OpDoc, schemas: &mut BTreeMap<String, Value
         }
         responses.insert(resp.status.to_string(), r);
     }
+    for (status, target, param, expression) in &doc.links {
+        if let Some(r) = responses.get_mut(*status) {
+            r["links"][*target] = json!({
+                "operationId": target,
+                "parameters": { *param: expression },
+            });
+        }
+    }
+    if let Some(pending) = responses.get_mut("202") {
+        pending["links"]["get_approval"] = json!({
+            "operationId": "get_approval",
+            "parameters": { "id": "$response.body#/approval_id" },
+        });
+    }
     let mut errors: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
     for (status, codes) in &doc.errors {
         errors

@@ -78,7 +78,12 @@ pub struct OpDoc {
     pub errors: Vec<(u16, &'static [&'static str])>,
     /// The gated verb, when a non-interactive caller is held for approval.
     pub gated: Option<&'static str>,
+    /// OpenAPI links from a success response to the operations that use
+    /// what it made: (status, operationId, parameter, runtime expression).
+    pub links: Vec<Link>,
 }
+
+pub type Link = (&'static str, &'static str, &'static str, &'static str);
 
 fn op(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> OpDoc {
     let tag = path
@@ -99,6 +104,7 @@ fn op(method: &'static str, path: &'static str, id: &'static str, summary: &'sta
         ok: Vec::new(),
         errors: Vec::new(),
         gated: None,
+        links: Vec::new(),
     }
 }
 
@@ -141,6 +147,17 @@ impl OpDoc {
             body,
             description,
         });
+        self
+    }
+    /// What `status` answers is used by `operation` as `param`.
+    fn link(
+        mut self,
+        status: &'static str,
+        operation: &'static str,
+        param: &'static str,
+        expression: &'static str,
+    ) -> Self {
+        self.links.push((status, operation, param, expression));
         self
     }
     fn err(mut self, status: u16, codes: &'static [&'static str]) -> Self {
@@ -270,6 +287,7 @@ pub fn operations() -> Vec<OpDoc> {
             .body::<secrets::PutSecret>()
             .ok::<s::SecretMeta>("201", "created")
             .ok::<s::SecretMeta>("200", "replaced")
+            .link("201", "delete_secret", "name", "$response.body#/name")
             .gated("secret.write")
             .err(400, NAME_ERRORS)
             .err(
@@ -306,6 +324,8 @@ pub fn operations() -> Vec<OpDoc> {
         op("POST", "/v1/agents", "create_agent", "Register an agent")
             .body::<agents::NewAgent>()
             .ok::<s::AgentName>("201", "registered")
+            .link("201", "set_agent_egress", "name", "$response.body#/name")
+            .link("201", "set_agent_secrets", "name", "$response.body#/name")
             .err(400, NAME_ERRORS)
             .err(409, &["conflict"]),
         op(
@@ -378,6 +398,8 @@ pub fn operations() -> Vec<OpDoc> {
         )
         .body::<jobs::CreateJob>()
         .ok::<s::JobCreated>("201", "the job, its token (shown once) and its environment")
+        .link("201", "get_job", "id", "$response.body#/job_id")
+        .link("201", "delete_job", "id", "$response.body#/job_id")
         .gated("job.grant_values")
         .err(403, &["secret_not_grantable"])
         .err(
@@ -436,6 +458,7 @@ pub fn operations() -> Vec<OpDoc> {
         )
         .body::<hooks::NewHook>()
         .ok::<s::HookCreated>("201", "registered")
+        .link("201", "delete_hook", "id", "$response.body#/hook_id")
         .err(400, &["bad_request", "forward_to_refused"])
         .err(403, &["owner_unknown"]),
         op("GET", "/v1/hooks", "list_hooks", "The owner's webhooks")
