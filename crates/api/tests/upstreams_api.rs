@@ -699,9 +699,23 @@ async fn an_approved_revoke_claims_first_and_calls_the_upstream_once_across_repl
     w.bootstrap().await;
     let replica = w.s.replica().await;
     let path = "/v1/upstreams/dbx/credential";
+    let (code, api) =
+        w.s.json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&w.alice),
+            Some(json!({"class": "api", "subject": "ops", "scope": "secrets:write"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{api}");
     let (code, held) =
-        w.s.json(Method::DELETE, path, Some(&w.alice_api), None)
-            .await;
+        w.s.json(
+            Method::DELETE,
+            path,
+            Some(api["token"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(code, 202, "{held}");
     let id = held["approval_id"].as_str().unwrap().to_string();
     let deletes_before = w.fake.calls_to("/token/delete");
