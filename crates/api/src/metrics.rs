@@ -308,6 +308,11 @@ pub async fn render(State(st): State<AppState>) -> Response {
         "Refused tokens not written to the audit log (per-source or global audit limit reached)",
         ConstCounter::new(st.auth.refusal_audit.unaudited()),
     );
+    now.register(
+        "access_denials_unaudited",
+        "Route-rule refusals of valid tokens not written to the audit log (audit limit reached)",
+        ConstCounter::new(st.access_audit.unaudited()),
+    );
     let mut out = String::new();
     let encoded = prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry)
         .and_then(|()| prometheus_client::encoding::prometheus_text::encode(&mut out, &now));
