@@ -261,4 +261,68 @@ async fn the_live_router_serves_exactly_what_the_document_lists(engine: Engine) 
     }
 }
 
-on_both_engines!(the_live_router_serves_exactly_what_the_document_lists);
+/// What the fuzzer found, held here: axum's own refusals answer the one
+/// JSON error shape, integers are read as JSON Schema reads them, and a
+/// malformed bypass header is refused on a route that only sometimes
+/// reaches the gate.
+async fn requests_the_document_describes_are_read_as_it_says(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@example.org").await;
+
+    let r = s
+        .call(Method::GET, "/v1/approvals?limit=many", Some(&op), None)
+        .await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+
+    let r = s.call(Method::PATCH, "/v1/secrets", Some(&op), None).await;
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().contains_key("allow"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
+    let (status, _) = s
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(serde_json::json!({"name": "bot"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, job) = s
+        .json(
+            Method::POST,
+            "/v1/jobs",
+            Some(&op),
+            Some(serde_json::json!({"agent": "bot", "ttl_seconds": 600.0})),
+        )
+        .await;
+    assert_eq!(status, 201, "600.0 is the integer 600: {job}");
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/jobs",
+            Some(&op),
+            Some(serde_json::json!({"agent": "bot", "ttl_seconds": 600.5})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let r = s
+        .client
+        .post(format!("{}/v1/jobs", s.url))
+        .bearer_auth(&op)
+        .header("Gatehouse-Approval-Bypass", "")
+        .json(&serde_json::json!({"agent": "bot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an empty bypass reason is malformed");
+}
+
+on_both_engines!(
+    the_live_router_serves_exactly_what_the_document_lists,
+    requests_the_document_describes_are_read_as_it_says,
+);
