@@ -52,6 +52,7 @@ const AUTH_ERRORS: &[(u16, &[&str])] = &[
             "operator_required",
             "credential_class_not_admitted",
             "forbidden",
+            "owner_unknown",
         ],
     ),
     (503, &["unavailable"]),

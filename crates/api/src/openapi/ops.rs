@@ -244,7 +244,7 @@ pub fn operations() -> Vec<OpDoc> {
         )
         .body::<owners::NewOwnerRequest>()
         .ok::<s::OwnerCode>("201", "the owner and a one-time login code (24 h)")
-        .err(400, &["invalid_email"])
+        .err(400, &["bad_request"])
         .err(409, &["conflict"]),
         op(
             "POST",
@@ -254,7 +254,7 @@ pub fn operations() -> Vec<OpDoc> {
         )
         .param("email", grammar::email)
         .ok::<s::OwnerCode>("200", "every token of the owner revoked; a new login code")
-        .err(400, &["invalid_email"])
+        .err(400, &["bad_request"])
         .err(404, &["not_found"]),
         op(
             "DELETE",
@@ -268,7 +268,7 @@ pub fn operations() -> Vec<OpDoc> {
             "the owner, their data key and everything of theirs removed",
         )
         .gated("owner.deprovision")
-        .err(400, &["invalid_email"])
+        .err(400, &["bad_request"])
         .err(403, &["forbidden"])
         .err(404, &["not_found"])
         .err(409, &["conflict"]),
@@ -371,7 +371,7 @@ pub fn operations() -> Vec<OpDoc> {
         .gated("token.mint_api")
         .err(400, &["bad_request", "invalid_subject"])
         .err(403, &["insufficient_scope"])
-        .err(422, &["unknown_agent", "invalid_ttl"]),
+        .err(422, &["unknown_agent"]),
         op(
             "GET",
             "/v1/tokens",
@@ -410,7 +410,7 @@ pub fn operations() -> Vec<OpDoc> {
                 "unknown_secret",
                 "invalid_package",
                 "invalid_host",
-                "invalid_ttl",
+                "failed",
             ],
         ),
         op("GET", "/v1/jobs", "list_jobs", "The owner's jobs").ok_list::<s::JobView>("jobs"),
@@ -541,7 +541,7 @@ pub fn operations() -> Vec<OpDoc> {
         .err(403, &["not_upstream_owner", "identity_mismatch"])
         .err(404, &["not_found"])
         .err(409, &["conflict"])
-        .err(502, &["upstream_error"]),
+        .err(400, &["invalid_token"]),
         op(
             "DELETE",
             "/v1/upstreams/{name}/credential",
@@ -552,7 +552,8 @@ pub fn operations() -> Vec<OpDoc> {
         .ok::<s::UpstreamRevoked>("200", "revoked")
         .gated("upstream.revoke")
         .err(403, &["not_upstream_owner"])
-        .err(404, &["not_found"]),
+        .err(404, &["not_found"])
+        .err(422, &["upstream_failed"]),
         op(
             "GET",
             "/v1/upstreams/{name}/status",

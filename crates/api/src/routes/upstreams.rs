@@ -23,8 +23,10 @@ use crate::upstream::{bootstrap, same_person, status as upstream_status, Upstrea
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutCredential {
-    /// A token of the upstream's owner; exchanged, then revoked.
-    #[schema(value_type = String, min_length = 1, write_only)]
+    /// A token of the upstream's owner; exchanged, then revoked. Text
+    /// without blanks or control characters, at most 4096 bytes
+    /// (`upstream::bootstrap` checks it).
+    #[schema(value_type = String, pattern = "^[^\\x00-\\x20\\x7f]+$", max_length = 4096, write_only)]
     token: TokenInput,
 }
 
