@@ -251,7 +251,7 @@ impl Authenticator {
 
 /// Cookie-authenticated writes must come from our own pages: a browser
 /// always sends `Origin` on cross-site writes, and it must match `Host`.
-fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }

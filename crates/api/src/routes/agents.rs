@@ -49,28 +49,9 @@ pub async fn create(
     }
 }
 
-/// Scope `jobs:read`: the owner's agents with their egress policies
-/// and secret ceilings (`[]` until a human sets one).
+/// Scope `jobs:read` (`app::agents::list`).
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
-    let agents = st.store.agents(&principal.owner).await?;
-    Ok(Json(
-        agents
-            .iter()
-            .map(|a| {
-                let hosts: Value = a
-                    .allow_hosts
-                    .as_deref()
-                    .and_then(|h| serde_json::from_str(h).ok())
-                    .unwrap_or(Value::Null);
-                let secrets: Value = a
-                    .secrets
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or_else(|| json!([]));
-                json!({ "name": a.name, "allow_hosts": hosts, "secrets": secrets })
-            })
-            .collect(),
-    ))
+    crate::app::agents::list(&st, &principal).await.map(Json)
 }
 
 /// At most this many secrets in an agent's ceiling.
