@@ -544,6 +544,23 @@ async fn the_entry_sends_newcomers_to_claim_then_login_and_people_to_approvals(e
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Browsers send `Origin: null` under `Referrer-Policy: no-referrer`:
+    // fetch metadata says whether the form was ours.
+    for (site, want) in [
+        ("cross-site", 403),
+        ("same-site", 403),
+        ("same-origin", 401),
+    ] {
+        let r = browser()
+            .post(format!("{}/login", s.url))
+            .header(ORIGIN, "null")
+            .header("sec-fetch-site", site)
+            .form(&[("email", "alice@x.org"), ("code", "wrong")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Sec-Fetch-Site: {site}");
+    }
 }
 
 /// Reads server-sent events until one names `id`, or fails after `bound`.

@@ -7,6 +7,7 @@ use reqwest::header::{COOKIE, LOCATION, ORIGIN};
 use reqwest::{Client, Response};
 use serde_json::{json, Value};
 
+#[allow(unused_imports)]
 pub use crate::support::{server, server_with_clock, Engine, TestServer};
 
 /// Every server these tests start serves the console too.
