@@ -78,6 +78,19 @@ pub fn routes() -> Vec<Route> {
             needs(Some(JobsRead), SESSION),
             agents::page,
         ),
+        at(Method::POST, "/agents", human, agents::create),
+        at(
+            Method::POST,
+            "/agents/{name}/egress",
+            needs(Some(JobsCreate), SESSION),
+            agents::egress,
+        ),
+        at(
+            Method::POST,
+            "/agents/{name}/secrets",
+            needs(Some(JobsCreate), SESSION),
+            agents::secrets,
+        ),
         at(
             Method::GET,
             "/tokens",

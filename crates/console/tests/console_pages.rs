@@ -243,6 +243,9 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
         (&approval, vec![("decision", "approve"), ("reason", "ok")]),
         ("/tokens/revoke", vec![("jti", &jti)]),
         ("/upstreams/none/credential", vec![("token", "x")]),
+        ("/agents", vec![("name", "formbot")]),
+        ("/agents/bot/egress", vec![("allow_hosts", "*")]),
+        ("/agents/bot/secrets", vec![("secrets", "HELD")]),
         ("/logout", vec![]),
     ];
     for (path, fields) in &forms {
@@ -272,6 +275,13 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
     // pending, the session alive.
     let (_, secrets) = s.json(Method::GET, "/v1/secrets", Some(&op), None).await;
     assert_eq!(secrets.as_array().unwrap().len(), 0, "{secrets}");
+    let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(
+        agents.as_array().unwrap().len(),
+        1,
+        "no agent registered: {agents}"
+    );
+    assert_eq!(agents[0]["secrets"], json!([]), "{agents}");
     let (_, a) = s
         .json(Method::GET, &format!("/v1/approvals/{id}"), Some(&op), None)
         .await;
@@ -338,6 +348,64 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
         )
         .await;
     assert_eq!(a["status"], "executed", "{a}");
+    // Agents: registered and given ceilings through the same functions.
+    let r = post(
+        &s,
+        "/agents",
+        Some(&op),
+        &[("csrf_token", &mine), ("name", "formbot")],
+    )
+    .await;
+    assert_eq!(location(&r), "/agents?ok=created");
+    let r = post(
+        &s,
+        "/agents/formbot/secrets",
+        Some(&op),
+        &[("csrf_token", &mine), ("secrets", "FORM_SECRET, OTHER")],
+    )
+    .await;
+    assert_eq!(location(&r), "/agents?ok=secrets");
+    let r = post(
+        &s,
+        "/agents/formbot/egress",
+        Some(&op),
+        &[("csrf_token", &mine), ("allow_hosts", "api.github.com")],
+    )
+    .await;
+    assert_eq!(location(&r), "/agents?ok=egress");
+    let r = post(
+        &s,
+        "/agents/formbot/egress",
+        Some(&op),
+        &[("csrf_token", &mine), ("allow_hosts", "not a host!")],
+    )
+    .await;
+    assert_eq!(r.status(), 400, "the API's validation");
+    let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
+    let formbot = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "formbot")
+        .unwrap();
+    assert_eq!(formbot["secrets"], json!(["FORM_SECRET", "OTHER"]));
+    assert_eq!(formbot["allow_hosts"], json!(["api.github.com"]));
+    let r = post(
+        &s,
+        "/agents/formbot/egress",
+        Some(&op),
+        &[("csrf_token", &mine), ("allow_hosts", ""), ("lift", "1")],
+    )
+    .await;
+    assert_eq!(location(&r), "/agents?ok=egress");
+    let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
+    let formbot = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "formbot")
+        .unwrap();
+    assert!(formbot["allow_hosts"].is_null(), "{formbot}");
     // A second decision: the API's 409, shown on the page.
     let r = post(
         &s,

@@ -18,3 +18,11 @@ pub fn form<T>(body: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
     body.map(|Form(t)| t)
         .map_err(|e| ApiError::bad_request(format!("unreadable form: {}", e.body_text())))
 }
+
+/// A list typed into one field: items separated by commas or spaces.
+pub fn list_field(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -136,12 +136,7 @@ pub async fn write(
     };
     let input = app::SecretInput {
         value: SecretBytes::from_string(body.value),
-        allowed_hosts: body
-            .allowed_hosts
-            .split([',', ' ', '\n', '\r', '\t'])
-            .filter(|h| !h.is_empty())
-            .map(str::to_string)
-            .collect(),
+        allowed_hosts: super::list_field(&body.allowed_hosts),
         inject,
     };
     match app::put(
