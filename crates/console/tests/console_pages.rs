@@ -699,6 +699,35 @@ async fn approval_events_reach_every_replica_and_only_those_who_may_see_them(eng
     if let Ok(seen) = quiet {
         assert!(!seen.contains(&id), "{seen}");
     }
+    // An expired request leaves the inbox live too (the sweeper says so).
+    let feed = open(alice.clone()).await;
+    let expiring = held_secret_write(&a, &bot, "EXPIRING").await;
+    let mut feed = feed;
+    let mut seen = String::new();
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(&expiring) {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "{seen}");
+    a.clock.advance(3601);
+    if let Some(b) = &b {
+        b.clock.advance(3601);
+    }
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("\"expired\"") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "no expiry event: {seen}");
     // No credential: 401.
     let r = browser()
         .get(format!("{}/v1/approvals/events", listen_on.url))
