@@ -114,6 +114,7 @@ fn hint(e: &ApiError) -> Option<&'static str> {
         "identity_mismatch" => "The upstream says this token belongs to someone else: paste a token of the upstream's owner.",
         "not_upstream_owner" => "Only the owner of this upstream may set its credential.",
         "csrf" => "Nothing was changed.",
+        "unauthenticated" => "The email and one-time code do not match an unused, unexpired login code.",
         "conflict" => "Nothing was changed: the current state does not allow this.",
         "too_many_requests" => "Wait a minute before trying again.",
         _ => return None,
