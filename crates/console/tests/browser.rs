@@ -18,11 +18,13 @@ mod fake_upstream;
 
 mod common;
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -200,6 +202,16 @@ async fn a_person_claims_pastes_a_token_and_approves_an_agent_live_in_chromium()
     .await;
     let b = Browser::start(&chromium, &chromedriver).await;
 
+    // Whatever happens in the flow, the browser is closed before the
+    // test ends, so no Chromium outlives a failure.
+    let outcome = AssertUnwindSafe(flow(&s, &fake, &b)).catch_unwind().await;
+    b.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn flow(s: &TestServer, fake: &FakeUpstream, b: &Browser) {
     // A newcomer opens the address and is sent to the claim page.
     b.client.goto(&s.url).await.unwrap();
     b.wait_path("/claim").await;
@@ -239,7 +251,7 @@ async fn a_person_claims_pastes_a_token_and_approves_an_agent_live_in_chromium()
     b.wait_text("valid").await;
     b.shot("05-upstream-valid").await;
     assert!(
-        !fake.token(&pat.id).live(clock_now(&s)),
+        !fake.token(&pat.id).live(clock_now(s)),
         "the pasted token was revoked"
     );
     b.fill("#token-dbx", &fake.seed_pat(OPERATOR).value).await;
@@ -257,8 +269,8 @@ async fn a_person_claims_pastes_a_token_and_approves_an_agent_live_in_chromium()
     b.wait_text("Live: new requests appear here").await;
     b.script("window.__sameDocument = 'yes'; return null;")
         .await;
-    let bot = agent_token(&s, &session, "bot", "secrets:write").await;
-    let id = held_secret_write(&s, &bot, "DEPLOY_KEY").await;
+    let bot = agent_token(s, &session, "bot", "secrets:write").await;
+    let id = held_secret_write(s, &bot, "DEPLOY_KEY").await;
     let row = format!("tr[data-approval='{id}']");
     b.client
         .wait()
@@ -360,7 +372,6 @@ async fn a_person_claims_pastes_a_token_and_approves_an_agent_live_in_chromium()
         .await
         .unwrap();
     b.wait_path("/login").await;
-    b.close().await;
 }
 
 fn clock_now(s: &TestServer) -> i64 {
