@@ -42,7 +42,7 @@ pub async fn render(State(st): State<AppState>) -> Response {
             counter.load(Ordering::Relaxed)
         ));
     }
-    let gauges: [(&str, &str, &str, u64); 6] = [
+    let gauges: [(&str, &str, &str, u64); 7] = [
         (
             "gatehouse_token_refusals_total",
             "counter",
@@ -54,6 +54,12 @@ pub async fn render(State(st): State<AppState>) -> Response {
             "counter",
             "Refused tokens not written to the audit log (per-source or global audit limit reached).",
             st.auth.refusal_audit.unaudited(),
+        ),
+        (
+            "gatehouse_access_denials_unaudited_total",
+            "counter",
+            "Route-rule refusals of valid tokens not written to the audit log (audit limit reached).",
+            st.access_audit.unaudited(),
         ),
         (
             "gatehouse_revoked_tokens",

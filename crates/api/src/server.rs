@@ -138,6 +138,7 @@ pub async fn start_with(
         auth,
         claim_limiter: FailureLimiter::new(5, 60),
         login_limiter: FailureLimiter::new(5, 60),
+        access_audit: crate::rate_limit::RefusalAudit::default(),
         bootstrap_file,
         owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
         metrics: crate::metrics::Metrics::default(),
