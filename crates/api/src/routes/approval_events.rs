@@ -3,7 +3,7 @@
 //! token verifier before it); each event names an approval created or
 //! changed on any replica (`approval_feed`), sent only to a caller who
 //! may see it (`app::approvals::visible`). The stream re-checks the
-//! credential on every event and every few seconds, and ends once it is
+//! credential on every event and every second, and ends once it is
 //! revoked or expired: signing out closes the feed.
 
 use std::net::SocketAddr;
@@ -23,8 +23,9 @@ use gatehouse_domain::Principal;
 use crate::app::approvals::visible;
 use crate::state::AppState;
 
-/// How often a quiet stream re-checks its credential.
-const RECHECK: Duration = Duration::from_secs(5);
+/// How often a quiet stream re-checks its credential (the one verifier,
+/// served from its cache): a revoked session's feed ends within this.
+const RECHECK: Duration = Duration::from_secs(1);
 
 struct Listener {
     st: AppState,
