@@ -249,15 +249,37 @@ impl Authenticator {
     }
 }
 
-/// Cookie-authenticated writes must come from our own pages: a browser
-/// always sends `Origin` on cross-site writes, and it must match `Host`.
-fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Cookie-authenticated writes (and the console's sign-in forms) must
+/// come from our own pages. Browsers say where a request comes from in
+/// `Sec-Fetch-Site` (fetch metadata), whatever the referrer policy:
+/// anything but `same-origin` (or `none`, a person's own navigation) is
+/// refused. `Origin`, when it names an origin, must match `Host`. Under
+/// the console's `Referrer-Policy: no-referrer` a browser sends
+/// `Origin: null` even from our own pages, so `null` alone decides
+/// nothing: fetch metadata, the `SameSite=Strict` cookie and the
+/// console's CSRF token do.
+pub fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
+    }
+    let refused = || {
+        ApiError::forbidden(
+            "cross_origin",
+            "cross-origin request with a session cookie refused",
+        )
+    };
+    if let Some(site) = headers.get("sec-fetch-site") {
+        match site.to_str() {
+            Ok("same-origin") | Ok("none") => {}
+            _ => return Err(refused()),
+        }
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
+    if origin == "null" {
+        return Ok(());
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -266,10 +288,7 @@ fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiErro
     if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "cross_origin",
-            "cross-origin request with a session cookie refused",
-        ))
+        Err(refused())
     }
 }
 

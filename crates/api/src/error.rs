@@ -69,6 +69,11 @@ impl ApiError {
         self.parts().1
     }
 
+    /// The status a caller would get.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     /// The message a caller would see.
     pub fn message(&self) -> String {
         self.parts().2

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod app;
+pub mod approval_feed;
 pub mod auth;
 pub mod config;
 pub mod egress_bridge;

@@ -23,8 +23,8 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
-    agents, approvals, audit, bootstrap, egress, health, hooks, inbound, jobs, openapi, owners,
-    secrets, tokens, upstreams, whoami,
+    agents, approval_events, approvals, audit, bootstrap, egress, health, hooks, inbound, jobs,
+    openapi, owners, secrets, tokens, upstreams, whoami,
 };
 use crate::state::AppState;
 
@@ -46,23 +46,24 @@ pub struct RouteSpec {
     pub rule: Option<Rule>,
 }
 
+/// A route of the table: what it is, and how it is served.
+pub type Route = (RouteSpec, MethodRouter<AppState>);
+
 /// A public route.
-const PUBLIC: Option<Rule> = None;
+pub const PUBLIC: Option<Rule> = None;
 
 /// A route needing `scope` (or none), for the given classes.
-const fn needs(
+pub const fn needs(
     scope: Option<Scope>,
     classes: &'static [gatehouse_domain::CredentialClass],
 ) -> Option<Rule> {
     Some(Rule::new(scope, classes))
 }
 
-fn at<H, T>(
-    method: Method,
-    path: &'static str,
-    rule: Option<Rule>,
-    handler: H,
-) -> (RouteSpec, MethodRouter<AppState>)
+/// Declares a route with its access: the rule is attached to the route,
+/// where the `Principal` extractor finds and enforces it. Other crates
+/// (the console) declare their routes with this too.
+pub fn at<H, T>(method: Method, path: &'static str, rule: Option<Rule>, handler: H) -> Route
 where
     H: Handler<T, AppState>,
     T: 'static,
@@ -104,7 +105,7 @@ fn method_name(method: &Method) -> &'static str {
 
 const RELAY: &str = "/relay/{host}/{*path}";
 
-fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+fn table() -> Vec<Route> {
     use Scope::*;
     let job = needs(Some(CredentialsRead), JOB);
     let human = needs(None, SESSION);
@@ -266,6 +267,14 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             needs(None, NOT_JOB),
             approvals::get,
         ),
+        // The inbox's live feed (server-sent events): whoever may list
+        // approvals hears of those they may see.
+        at(
+            Method::GET,
+            "/v1/approvals/events",
+            needs(None, NOT_JOB),
+            approval_events::stream,
+        ),
         at(
             Method::POST,
             "/v1/approvals/{id}/decision",
@@ -314,9 +323,17 @@ pub fn route_specs() -> Vec<RouteSpec> {
     table().into_iter().map(|(spec, _)| spec).collect()
 }
 
+/// The router of the API alone.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Vec::new())
+}
+
+/// The one router builder: the API's table plus `extra` routes declared
+/// the same way (the web console's, from the binary), all behind the same
+/// middleware, body limit and fallback.
+pub fn app_with(state: AppState, extra: Vec<Route>) -> Router {
     let mut router = Router::new();
-    for (spec, method_router) in table() {
+    for (spec, method_router) in table().into_iter().chain(extra) {
         router = router.route(spec.path, method_router);
     }
     router

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::keys::SigningKeys;
 use crate::rate_limit::FailureLimiter;
 use crate::revocation::Revocations;
-use crate::router::app;
+use crate::router::app_with;
 use crate::startup::{self, StartError};
 use crate::state::{AppState, Inner};
 
@@ -55,6 +55,18 @@ pub async fn start(
     config: Config,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    start_with(config, clock, shutdown, Vec::new()).await
+}
+
+/// As [`start`], serving `extra` routes too (the web console's: the
+/// binary passes `gatehouse_console::routes()`), through the one router
+/// builder [`crate::router::app_with`].
+pub async fn start_with(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extra: Vec<crate::router::Route>,
 ) -> Result<Running, StartError> {
     startup::ensure_data_dir(&config.data_dir)?;
     let master = startup::load_master_keys(&config)?;
@@ -140,6 +152,7 @@ pub async fn start(
         egress: std::sync::OnceLock::new(),
         egress_addr: std::sync::OnceLock::new(),
         gatekeeper,
+        approval_feed: Arc::default(),
     }));
 
     let engine = crate::egress_bridge::build_engine(&state)?;
@@ -158,6 +171,12 @@ pub async fn start(
         stopped.clone(),
         metrics,
     ));
+    tokio::spawn(
+        state
+            .approval_feed
+            .clone()
+            .relay(store.clone(), stopped.clone()),
+    );
     let mut reload_stop = stopped.clone();
     tokio::spawn(async move {
         loop {
@@ -182,7 +201,7 @@ pub async fn start(
         stopped.clone(),
     ));
 
-    let router = app(state.clone());
+    let router = app_with(state.clone(), extra);
     let settings = state.config.server.clone();
     let task = tokio::spawn(async move {
         let until = async move {

@@ -44,6 +44,8 @@ pub struct Inner {
     pub egress: std::sync::OnceLock<Arc<gatehouse_egress::Engine>>,
     /// The one key to the store's gated actions; only `gate` reads it.
     pub gatekeeper: crate::gate::Gatekeeper,
+    /// Approval created or decided on any replica: the live inbox.
+    pub approval_feed: Arc<crate::approval_feed::ApprovalFeed>,
     /// Where the proxy listens (reported to `gatehouse exec`).
     pub egress_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }

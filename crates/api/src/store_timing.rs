@@ -419,6 +419,13 @@ impl Store for TimedStore {
     async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Option<Revocation>>> {
         self.inner.revocation_wakeups().await
     }
+    async fn announce_approval(&self, id: &str) -> Result<()> {
+        self.timed("announce_approval", self.inner.announce_approval(id))
+            .await
+    }
+    async fn approval_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.inner.approval_wakeups().await
+    }
     async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord> {
         self.timed("append_audit", self.inner.append_audit(event, now))
             .await

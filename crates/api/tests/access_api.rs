@@ -173,7 +173,13 @@ async fn every_route_holds_its_rule_for_every_credential_class(engine: Engine) {
                 .call(spec.method.clone(), &path, Some(&c.token), Some(json!({})))
                 .await;
             let status = response.status().as_u16();
-            let text = response.text().await.unwrap();
+            // The live approval feed is an endless stream: its status
+            // and headers say it all.
+            let text = if spec.path == "/v1/approvals/events" && status == 200 {
+                String::new()
+            } else {
+                response.text().await.unwrap()
+            };
             let code = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["error"]["code"].as_str().map(str::to_string));

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod clock;
 pub mod codes;
 pub mod crypto;
+pub mod csrf;
 pub mod egress;
 pub mod email;
 pub mod failure_window;

@@ -101,8 +101,14 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logging()?;
-    let running =
-        gatehouse_api::server::start(config, Arc::new(SystemClock), shutdown_signal()).await?;
+    // The API and the web console, through the one router builder.
+    let running = gatehouse_api::server::start_with(
+        config,
+        Arc::new(SystemClock),
+        shutdown_signal(),
+        gatehouse_console::routes(),
+    )
+    .await?;
     let url = format!("http://{}", running.addr);
     let mut out = std::io::stdout().lock();
     writeln!(out, "Gatehouse is listening on {url}")?;
@@ -112,13 +118,17 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
             writeln!(out, "Bootstrap code: {code}")?;
             writeln!(
                 out,
-                "Claim this installation: curl -X POST {url}/v1/bootstrap/claim -H 'Content-Type: application/json' \
+                "Open {url} in a browser and paste the bootstrap code to claim this installation."
+            )?;
+            writeln!(
+                out,
+                "Or with curl: curl -X POST {url}/v1/bootstrap/claim -H 'Content-Type: application/json' \
                  -d '{{\"code\":\"{code}\",\"email\":\"you@example.com\"}}'"
             )?;
         }
         None => writeln!(
             out,
-            "This installation is claimed; owners sign in at {url}/v1/login"
+            "This installation is claimed; owners sign in at {url}/login"
         )?,
     }
     out.flush()?;

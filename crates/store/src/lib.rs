@@ -6,6 +6,7 @@
 //! numbered migrations in lockstep (`migrations/{sqlite,postgres}`).
 #![forbid(unsafe_code)]
 
+mod approval_events;
 mod approval_model;
 mod connect;
 mod error;

@@ -964,6 +964,14 @@ macro_rules! sql_store {
                 $wakeups(self).await
             }
 
+            async fn announce_approval(&self, id: &str) -> Result<()> {
+                <Self as crate::approval_events::EngineEvents>::announce(self, id).await
+            }
+
+            async fn approval_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+                <Self as crate::approval_events::EngineEvents>::wakeups(self).await
+            }
+
             async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord> {
                 let mut tx = self.begin_write().await?;
                 let record = Self::append_in(&mut tx, event, now).await?;

@@ -274,6 +274,15 @@ pub trait Store: Send + Sync + 'static {
     /// means the engine cannot push: poll only.
     async fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<Option<Revocation>>>;
 
+    // Approval events (the console's live inbox).
+    /// Tells every replica that an approval was created or changed
+    /// (PostgreSQL NOTIFY with its id); nothing on an engine that is one
+    /// process. Best effort: the inbox still shows it on reload.
+    async fn announce_approval(&self, id: &str) -> Result<()>;
+    /// The ids every replica announces, where the engine can push;
+    /// `None`: this process hears only its own.
+    async fn approval_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<String>>;
+
     // Audit.
     async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord>;
     /// Records after `since_seq`, oldest first; only `owner`'s when given.

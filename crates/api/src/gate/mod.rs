@@ -182,6 +182,7 @@ async fn hold(
         request,
     );
     st.store.create_approval(&record, event, now).await?;
+    st.approval_feed.announce(st.store.as_ref(), &id).await;
     notify::announce(st, &record, &params);
     Ok((
         StatusCode::ACCEPTED,

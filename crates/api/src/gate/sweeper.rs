@@ -37,8 +37,14 @@ pub async fn run(st: AppState, mut stop: watch::Receiver<bool>) {
 /// Marks pending approvals past their time to live `expired`; also run
 /// by handlers before they show a status, so none is shown stale.
 pub async fn expire_due(st: &AppState) {
-    if let Err(e) = st.store.expire_approvals(st.now()).await {
-        tracing::warn!("approval expiry failed: {e}");
+    match st.store.expire_approvals(st.now()).await {
+        // The live inbox drops them at once.
+        Ok(expired) => {
+            for a in expired {
+                st.approval_feed.announce(st.store.as_ref(), &a.id).await;
+            }
+        }
+        Err(e) => tracing::warn!("approval expiry failed: {e}"),
     }
 }
 
@@ -65,5 +71,8 @@ pub async fn sweep(st: &AppState) {
         if let Err(e) = execute_approved(st, &approval).await {
             tracing::warn!(approval = %approval.id, "running an approved request failed: {}", e.message());
         }
+        st.approval_feed
+            .announce(st.store.as_ref(), &approval.id)
+            .await;
     }
 }

@@ -40,7 +40,7 @@ pub fn secret_name() -> Object {
 
 /// Secret names, as a list (an agent's ceiling).
 pub fn secret_names() -> Array {
-    array_of(secret_name(), Some(crate::routes::agents::MAX_CEILING))
+    array_of(secret_name(), Some(crate::app::agents::MAX_CEILING))
 }
 
 /// An owner's email address.
@@ -59,10 +59,7 @@ pub fn host_binding() -> Object {
 
 /// A secret's `allowed_hosts`.
 pub fn host_bindings() -> Array {
-    array_of(
-        host_binding(),
-        Some(crate::routes::secrets::MAX_ALLOWED_HOSTS),
-    )
+    array_of(host_binding(), Some(crate::app::secrets::MAX_ALLOWED_HOSTS))
 }
 
 /// A job's or an agent's allow list entry: a host binding, or `*`.
@@ -82,7 +79,7 @@ pub fn policy_hosts() -> Array {
     ArrayBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(allow_host())
-        .max_items(Some(crate::routes::agents::MAX_POLICY_HOSTS))
+        .max_items(Some(crate::app::agents::MAX_POLICY_HOSTS))
         .build()
 }
 
@@ -233,18 +230,18 @@ pub fn decision() -> Object {
 
 /// A decision's reason: printable, at most 500 characters.
 pub fn reason() -> Object {
-    string(crate::routes::approvals::REASON_PATTERN).build()
+    string(crate::app::approvals::REASON_PATTERN).build()
 }
 
 /// A header name (RFC 9110 token), at most 128 characters.
 pub fn header_name() -> Object {
-    string(crate::routes::secrets::HEADER_NAME_PATTERN).build()
+    string(crate::app::secrets::HEADER_NAME_PATTERN).build()
 }
 
 /// An inject format: holds `{value}`, at most 256 printable characters.
 pub fn inject_format() -> Object {
-    string(crate::routes::secrets::INJECT_FORMAT_PATTERN)
-        .max_length(Some(crate::routes::secrets::MAX_INJECT_FORMAT))
+    string(crate::app::secrets::INJECT_FORMAT_PATTERN)
+        .max_length(Some(crate::app::secrets::MAX_INJECT_FORMAT))
         .build()
 }
 

@@ -501,6 +501,17 @@ pub fn operations() -> Vec<OpDoc> {
         .err(400, &["bad_request"]),
         op(
             "GET",
+            "/v1/approvals/events",
+            "approval_events",
+            "Live approval events (server-sent events; the stream stays open)",
+        )
+        .ok_with(
+            "200",
+            Body::Text("text/event-stream"),
+            "an event per approval change the caller may see",
+        ),
+        op(
+            "GET",
             "/v1/approvals/{id}",
             "get_approval",
             "One approval (the requester sees its result once)",

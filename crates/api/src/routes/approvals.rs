@@ -9,32 +9,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use gatehouse_domain::approvals::{may_decide, ApprovalStatus, DecideRefusal, Decision};
+use gatehouse_domain::approvals::ApprovalStatus;
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::Principal;
-use gatehouse_store::{ApprovalDecision, ApprovalFilter, ApprovalRecord, DecideResult};
+use gatehouse_store::ApprovalRecord;
 
-use crate::error::{ApiError, ApiResult};
-use crate::gate::{execute_approved, requester_result, sweeper};
+use crate::app::approvals::{self as app, is_requester};
+use crate::error::ApiResult;
+use crate::gate::requester_result;
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
-use crate::state::{audit_event, AppState};
-
-const MAX_REASON: usize = 500;
-/// A decision's reason as the check below reads it (after trimming).
-pub const REASON_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]{0,500}$";
-const DEFAULT_LIMIT: i64 = 100;
-
-fn is_requester(principal: &Principal, approval: &ApprovalRecord) -> bool {
-    principal.owner == approval.owner
-        && principal.class == approval.requester.class
-        && principal.subject == approval.requester.subject
-}
-
-/// A human of the approval's owner, or the operator.
-fn may_see_as_decider(principal: &Principal, approval: &ApprovalRecord) -> bool {
-    principal.is_human() && (principal.owner == approval.owner || principal.is_operator())
-}
+use crate::state::AppState;
 
 /// The requesting token itself (by jti, not merely its subject): the one
 /// credential that may read what the approval produced for it.
@@ -91,7 +76,7 @@ async fn view(st: &AppState, a: &ApprovalRecord, requester_jti: Option<&str>) ->
         "params": params,
         "params_digest": hex::encode(&a.params_digest),
         "required": a.required,
-        "approvals": a.decisions.iter().filter(|d| d.decision == Decision::Approve).count(),
+        "approvals": app::approvals_so_far(a),
         "decisions": a.decisions.iter().map(|d| json!({
             "by": d.decider,
             "decision": d.decision.as_str(),
@@ -124,27 +109,7 @@ pub async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(ApprovalStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "status must be one of pending, approved, executing, executed, failed, denied, expired, not {s:?}"
-            ))
-        })?),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be within 1..=1000"));
-    }
-    sweeper::expire_due(&st).await;
-    let filter = ApprovalFilter {
-        owner: (!(principal.is_human() && principal.is_operator()))
-            .then(|| principal.owner.clone()),
-        status,
-        requester: (!principal.is_human()).then(|| (principal.class, principal.subject.clone())),
-        limit,
-    };
-    let approvals = st.store.approvals(&filter).await?;
+    let approvals = app::list(&st, &principal, q.status.as_deref(), q.limit).await?;
     let mut out = Vec::with_capacity(approvals.len());
     for a in &approvals {
         out.push(view(&st, a, requesting_jti(&principal, a)).await);
@@ -158,13 +123,7 @@ pub async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    sweeper::expire_due(&st).await;
-    let approval = st
-        .store
-        .approval(&id)
-        .await?
-        .filter(|a| is_requester(&principal, a) || may_see_as_decider(&principal, a))
-        .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
+    let approval = app::get(&st, &principal, &id).await?;
     Ok(Json(
         view(&st, &approval, requesting_jti(&principal, &approval)).await,
     ))
@@ -181,9 +140,8 @@ pub struct DecisionBody {
     reason: String,
 }
 
-/// A human session of the owner, or the operator; never the requester.
-/// Agent, job and api credentials: 403. Not pending (decided, expired,
-/// executed): 409. The decision that completes the approval also runs it.
+/// A human session of the owner, or the operator; never the requester
+/// (`app::approvals::decide`).
 pub async fn decide(
     principal: Principal,
     State(st): State<AppState>,
@@ -191,71 +149,6 @@ pub async fn decide(
     request: RequestId,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> ApiResult<Json<Value>> {
-    let decision = Decision::parse(&body.decision)
-        .ok_or_else(|| ApiError::bad_request("decision must be \"approve\" or \"deny\""))?;
-    let reason = body.reason.trim().to_string();
-    if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "reason must be at most {MAX_REASON} printable characters"
-        )));
-    }
-    let approval = st
-        .store
-        .approval(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
-    may_decide(
-        &principal,
-        &approval.owner,
-        approval.requester.class,
-        &approval.requester.subject,
-    )
-    .map_err(|refusal| match refusal {
-        DecideRefusal::OtherOwner => ApiError::NotFound("no such approval".into()),
-        other => ApiError::forbidden("not_a_decider", other.to_string()),
-    })?;
-    let now = st.now();
-    let record = ApprovalDecision {
-        decider: principal.subject.clone(),
-        decision,
-        reason: reason.clone(),
-        decided_at: now,
-    };
-    let mut event = audit_event(
-        &principal,
-        "approval.decide",
-        &format!("{id} {}", approval.verb),
-        decision.as_str(),
-        &request,
-    );
-    if !reason.is_empty() {
-        event.outcome = format!("{}: {reason}", decision.as_str());
-    }
-    event.owner = approval.owner.as_str().into();
-    match st.store.decide_approval(&id, &record, event, now).await? {
-        DecideResult::NotFound => return Err(ApiError::NotFound("no such approval".into())),
-        DecideResult::NotPending(status) => {
-            return Err(ApiError::Conflict(format!(
-                "the approval is {status}, not pending"
-            )))
-        }
-        DecideResult::AlreadyDecided => {
-            return Err(ApiError::Conflict(
-                "you have already decided on this approval".into(),
-            ))
-        }
-        DecideResult::Recorded(ApprovalStatus::Approved) => {
-            if let Err(e) = execute_approved(&st, &approval).await {
-                // Left `approved`: the sweeper runs it once the store is back.
-                tracing::warn!(approval = %id, "running the approved request failed: {}", e.message());
-            }
-        }
-        DecideResult::Recorded(_) => {}
-    }
-    let fresh = st
-        .store
-        .approval(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such approval".into()))?;
+    let fresh = app::decide(&st, &principal, &id, &body.decision, &body.reason, &request).await?;
     Ok(Json(view(&st, &fresh, None).await))
 }

@@ -1,4 +1,4 @@
-//! Reading the audit log: owners their own records, the operator all.
+//! Reading the audit log (`app::audit::page`).
 
 use axum::extract::{Query, State};
 use axum::Json;
@@ -11,9 +11,6 @@ use gatehouse_domain::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -23,6 +20,8 @@ pub struct Page {
     since_seq: Option<i64>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only records whose action starts with this.
+    action: Option<String>,
 }
 
 /// Scope `audit:read` (every human session holds it).
@@ -33,17 +32,13 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<AuditRecord>>> {
     let Query(page) =
         page.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
-    let since = page.since_seq.unwrap_or(0);
-    let limit = page.limit.unwrap_or(DEFAULT_LIMIT);
-    if since < 0 || !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "since_seq must be >= 0 and limit within 1..={MAX_LIMIT}"
-        )));
-    }
-    let scope = if principal.is_operator() && principal.is_human() {
-        None
-    } else {
-        Some(&principal.owner)
-    };
-    Ok(Json(st.store.audit_page(scope, since, limit).await?))
+    let found = crate::app::audit::page(
+        &st,
+        &principal,
+        page.since_seq,
+        page.limit,
+        page.action.as_deref().filter(|a| !a.is_empty()),
+    )
+    .await?;
+    Ok(Json(found.records))
 }

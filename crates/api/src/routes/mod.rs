@@ -2,6 +2,7 @@
 //! the rights it needs.
 
 pub mod agents;
+pub mod approval_events;
 pub mod approvals;
 pub mod audit;
 pub mod bootstrap;

@@ -10,9 +10,8 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
 
-use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::UnixTime;
-use gatehouse_domain::codes::{code_digest, code_matches, human_code};
+use gatehouse_domain::codes::{code_digest, human_code};
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::{Email, Principal, Role};
 use gatehouse_store::{NewOwner, RevocationKind, StoreError};
@@ -139,60 +138,18 @@ pub struct LoginRequest {
     code: String,
 }
 
-/// Public. 200 with a session for a valid, unused, unexpired code.
+/// Public. 200 with a session for a valid, unused, unexpired code
+/// (`app::sessions::login`).
 pub async fn login(
     State(st): State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     request: RequestId,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let ip = peer_ip_of(&peer);
-    let now = st.now();
-    if let Some(retry_after) = st.login_limiter.blocked_for(ip, now) {
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    let email = Email::parse(&body.email).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let refuse = |reason: &str| {
-        let mut e = AuditEvent::new("owner.login", &format!("denied:{reason}"));
-        e.actor = ip.to_string();
-        e.owner = email.as_str().into();
-        e.target = email.as_str().into();
-        e.request_id = request.0.clone();
-        e
-    };
-    let stored = st.store.login_code(&email, now).await?;
-    let matched = stored.filter(|d| code_matches(&body.code, d));
-    let Some(digest) = matched else {
-        st.login_limiter.record_failure(ip, now);
-        st.store
-            .append_audit(refuse("wrong_or_expired_code"), now)
+    let session =
+        crate::app::sessions::login(&st, peer_ip_of(&peer), &request, &body.email, &body.code)
             .await?;
-        return Err(ApiError::Unauthenticated);
-    };
-    let mut event = AuditEvent::new("owner.login", "ok");
-    event.actor = email.as_str().into();
-    event.cls = "session".into();
-    event.owner = email.as_str().into();
-    event.target = email.as_str().into();
-    event.request_id = request.0.clone();
-    if !st
-        .store
-        .consume_login_code(&email, &digest, event, now)
-        .await?
-    {
-        // Someone used the same code a moment earlier.
-        st.store
-            .append_audit(refuse("code_already_used"), now)
-            .await?;
-        return Err(ApiError::Unauthenticated);
-    }
-    let role = st
-        .store
-        .owner(&email)
-        .await?
-        .map(|o| o.role)
-        .ok_or_else(|| ApiError::forbidden("owner_unknown", "this owner no longer exists"))?;
-    session_response(&st, &email, role, StatusCode::OK, &request).await
+    Ok(session_response(&st, &session, StatusCode::OK))
 }
 
 /// The operator's account, any class but a job (the route's rule; a

@@ -12,14 +12,14 @@ use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::names::validate_agent_name;
 use gatehouse_domain::token::Claims;
 use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
-use gatehouse_store::{IssuedToken, RevocationKind};
+use gatehouse_store::IssuedToken;
 
+use crate::app::tokens as app;
 use crate::error::{ApiError, ApiResult};
 use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
-use crate::keys::longest_token_lifetime;
 use crate::request_id::RequestId;
-use crate::state::{audit_event, AppState};
+use crate::state::AppState;
 
 /// The row and the `token.issue` audit record of a freshly signed token
 /// (never its value).
@@ -184,30 +184,14 @@ pub async fn mint(
         .into_response())
 }
 
-/// The claims a listed token was issued with, for revocation checks.
-fn claims_of(t: &IssuedToken) -> Claims {
-    Claims {
-        iss: String::new(),
-        aud: String::new(),
-        sub: t.subject.clone(),
-        owner: t.owner.as_str().into(),
-        cls: t.class,
-        jti: t.jti.clone(),
-        iat: t.iat,
-        nbf: t.iat,
-        exp: t.exp,
-        scope: t.scope.clone(),
-    }
-}
-
 /// Scope `tokens:write`: the owner's unexpired tokens, never their values.
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
-    let tokens = st.store.issued_tokens(&principal.owner, st.now()).await?;
-    let revocations = &st.auth.revocations;
+    let tokens = app::list(&st, &principal).await?;
     Ok(Json(
         tokens
             .iter()
-            .map(|t| {
+            .map(|row| {
+                let t = &row.token;
                 json!({
                     "jti": t.jti,
                     "subject": t.subject,
@@ -215,7 +199,7 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
                     "scope": t.scope,
                     "iat": t.iat,
                     "exp": t.exp,
-                    "revoked": revocations.covers(&claims_of(t)),
+                    "revoked": row.revoked,
                 })
             })
             .collect(),
@@ -240,94 +224,30 @@ impl utoipa::PartialSchema for RevokeRequest {
 
 impl utoipa::ToSchema for RevokeRequest {}
 
-/// Scope `tokens:write`, within the caller's owner (the operator's human
-/// session may revoke any owner's tokens). Exactly one of jti, subject,
-/// owner. Effective on this node at once, on every replica within the
-/// propagation bound.
+/// Scope `tokens:write` (`app::tokens::revoke`): exactly one of jti,
+/// subject, owner.
 pub async fn revoke(
     principal: Principal,
     State(st): State<AppState>,
     request: RequestId,
     ApiJson(body): ApiJson<RevokeRequest>,
 ) -> ApiResult<Json<Value>> {
-    let now = st.now();
-    let may_cross_owners = principal.is_operator() && principal.is_human();
-    let mut already = false;
-    let (kind, expires_at, target) = match (body.jti, body.subject, body.owner) {
-        (Some(jti), None, None) => {
-            let token = st
-                .store
-                .issued_token(&jti)
-                .await?
-                .filter(|t| t.owner == principal.owner || may_cross_owners)
-                .ok_or_else(|| ApiError::NotFound("no such token".into()))?;
-            already = st.auth.revocations.covers(&claims_of(&token));
-            (
-                RevocationKind::Jti {
-                    jti: token.jti.clone(),
-                },
-                token.exp,
-                format!("jti {}", token.jti),
-            )
-        }
-        (None, Some(subject), None) => {
-            if subject.is_empty() || subject.chars().count() > 256 {
-                return Err(ApiError::bad_request("subject must be 1 to 256 characters"));
-            }
-            let target = format!("subject {subject}");
-            (
-                RevocationKind::Subject {
-                    owner: Some(principal.owner.clone()),
-                    subject,
-                },
-                now + longest_token_lifetime(),
-                target,
-            )
-        }
-        (None, None, Some(owner)) => {
-            let owner = Email::parse(&owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            if owner != principal.owner && !may_cross_owners {
-                return Err(ApiError::forbidden(
-                    "forbidden",
-                    "only the operator may revoke another owner's tokens",
-                ));
-            }
-            if st.store.owner(&owner).await?.is_none() {
-                return Err(ApiError::NotFound("no such owner".into()));
-            }
-            let target = format!("owner {owner}");
-            (
-                RevocationKind::Owner { owner },
-                now + longest_token_lifetime(),
-                target,
-            )
-        }
+    let target = match (body.jti, body.subject, body.owner) {
+        (Some(jti), None, None) => app::RevokeTarget::Jti(jti),
+        (None, Some(subject), None) => app::RevokeTarget::Subject(subject),
+        (None, None, Some(owner)) => app::RevokeTarget::Owner(owner),
         _ => {
             return Err(ApiError::bad_request(
                 "give exactly one of jti, subject or owner",
             ))
         }
     };
-    let event = audit_event(&principal, "token.revoke", &target, "ok", &request);
-    let is_jti = matches!(kind, RevocationKind::Jti { .. });
-    let agent = match &kind {
-        RevocationKind::Subject { subject, .. } => Some(subject.clone()),
-        _ => None,
-    };
-    let revocation = st.store.revoke(kind, now, expires_at, event, now).await?;
-    st.auth.revocations.apply(&revocation);
-    if let Some(agent) = agent {
-        // The agent's jobs die with it (their tokens through the
-        // watermark); their placeholders go too.
-        st.store
-            .drop_agent_placeholders(&principal.owner, &agent)
-            .await?;
-    }
-    Ok(Json(if is_jti {
-        json!({ "revoked": if already { 0 } else { 1 } })
-    } else {
-        // The store may have raised the watermark past `now` to cover a
-        // token issued within this second (`token::watermark`).
-        json!({ "revoked": { "all-before": revocation.not_before } })
-    }))
+    Ok(Json(
+        match app::revoke(&st, &principal, &request, target).await? {
+            app::Revoked::Count(n) => json!({ "revoked": n }),
+            // The store may have raised the watermark past `now` to cover a
+            // token issued within this second (`token::watermark`).
+            app::Revoked::AllBefore(ts) => json!({ "revoked": { "all-before": ts } }),
+        },
+    ))
 }

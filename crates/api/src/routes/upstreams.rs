@@ -12,12 +12,13 @@ use utoipa::ToSchema;
 
 use gatehouse_domain::{Principal, SecretBytes};
 
+use crate::app::upstreams::{self as app, configured};
 use crate::error::{ApiError, ApiResult};
 use crate::gate::{gate, GatedCall};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-use crate::upstream::{bootstrap, same_person, status as upstream_status, Upstream};
+use crate::upstream::{same_person, status as upstream_status};
 
 /// The pasted token goes straight into a zeroizing buffer.
 #[derive(Deserialize, ToSchema)]
@@ -38,17 +39,7 @@ impl<'de> Deserialize<'de> for TokenInput {
     }
 }
 
-fn configured<'a>(st: &'a AppState, name: &str) -> ApiResult<&'a Upstream> {
-    st.upstreams.get(name).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no upstream named {:?}",
-            name.chars().take(64).collect::<String>()
-        ))
-    })
-}
-
-/// The upstream's owner, human session. Checks and their order: see
-/// `upstream::bootstrap`.
+/// The upstream's owner, human session (`app::upstreams::put_credential`).
 pub async fn put_credential(
     principal: Principal,
     State(st): State<AppState>,
@@ -56,8 +47,7 @@ pub async fn put_credential(
     request: RequestId,
     ApiJson(body): ApiJson<PutCredential>,
 ) -> ApiResult<Json<Value>> {
-    let upstream = configured(&st, &name)?;
-    bootstrap::bootstrap(&st, &principal, upstream, body.token.0, &request)
+    app::put_credential(&st, &principal, &name, body.token.0, &request)
         .await
         .map(Json)
 }
@@ -108,11 +98,5 @@ pub async fn status(
 
 /// Any credential: the status of every upstream the caller owns.
 pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
-    let mut out = Vec::new();
-    for upstream in st.upstreams.iter() {
-        if same_person(principal.owner.as_str(), upstream.config.owner.as_str()) {
-            out.push(upstream_status(&st, upstream).await?);
-        }
-    }
-    Ok(Json(out))
+    app::list(&st, &principal).await.map(Json)
 }

@@ -6,13 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gatehouse_api::config::Config;
-use gatehouse_api::server::{start, Running};
+use gatehouse_api::server::{start_with, Running};
 use gatehouse_domain::clock::{Clock, ManualClock, SystemClock};
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::master_key::encode_master_key;
 use gatehouse_store::test_support::fresh_postgres_url;
 use reqwest::{Client, Method, Response};
 use serde_json::{json, Value};
+
+/// Routes a test binary adds to every server it starts, through the one
+/// router builder (the console's tests set `gatehouse_console::routes`).
+pub static EXTRA_ROUTES: std::sync::OnceLock<fn() -> Vec<gatehouse_api::router::Route>> =
+    std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, Debug)]
 pub enum Engine {
@@ -99,9 +104,18 @@ async fn boot(
     database_url: String,
 ) -> TestServer {
     let config = Config::load(file.as_deref().map(|f| ("test.toml", f)), &env).unwrap();
-    let running = start(config, Arc::new(clock.clone()), std::future::pending())
-        .await
-        .unwrap();
+    let extra = EXTRA_ROUTES
+        .get()
+        .map(|routes| routes())
+        .unwrap_or_default();
+    let running = start_with(
+        config,
+        Arc::new(clock.clone()),
+        std::future::pending(),
+        extra,
+    )
+    .await
+    .unwrap();
     TestServer {
         url: format!("http://{}", running.addr),
         code: running.bootstrap_code.clone(),
