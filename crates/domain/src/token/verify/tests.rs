@@ -111,23 +111,45 @@ fn algorithms_other_than_eddsa_are_refused() {
 
 #[test]
 fn hs256_with_the_public_key_as_secret_is_refused() {
-    use sha2::Sha256;
+    use sha2::{Sha256, Sha512};
     let f = fixture();
     let p = payload_json(&claims(&f, CredentialClass::Api));
-    let input = format!(
-        "{}.{}",
-        b64(br#"{"alg":"HS256","kid":"k1"}"#),
-        b64(p.as_bytes())
-    );
-    // HMAC-SHA256 keyed with the public key bytes: the classic confusion.
-    let mac = hmac_sha256::<Sha256>(f.key.verifying_key().as_bytes(), input.as_bytes());
-    let t = format!("{input}.{}", b64(&mac));
-    assert!(check(&f, &t, NOW).is_err());
+    let public = f.key.verifying_key();
+    for alg in ["HS256", "HS512"] {
+        let input = format!(
+            "{}.{}",
+            b64(format!(r#"{{"alg":"{alg}","kid":"k1"}}"#).as_bytes()),
+            b64(p.as_bytes())
+        );
+        // HMAC keyed with the public key bytes: the classic confusion. The
+        // tag is 64 bytes (HS256's twice) so the token has the shape of
+        // ours and reaches the algorithm check.
+        let mac = match alg {
+            "HS256" => hmac::<Sha256>(public.as_bytes(), input.as_bytes()).repeat(2),
+            _ => hmac::<Sha512>(public.as_bytes(), input.as_bytes()),
+        };
+        let t = format!("{input}.{}", b64(&mac));
+        assert_eq!(check(&f, &t, NOW), Err(TokenError::Algorithm), "{alg}");
+
+        // With the algorithm check out of the way, the HMAC tag still does
+        // not pass as an Ed25519 signature: the key path refuses it too.
+        let parsed = jws::split(&t).unwrap();
+        assert_eq!(parsed.header.alg, alg);
+        assert_eq!(
+            signature_and_claims(&parsed, &f.keys, &f.policy, NOW),
+            Err(TokenError::Signature),
+            "{alg}"
+        );
+    }
 }
 
-fn hmac_sha256<D: sha2::Digest>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+fn hmac<D: sha2::Digest + sha2::digest::core_api::BlockSizeUser>(
+    key: &[u8],
+    msg: &[u8],
+) -> Vec<u8> {
     // Minimal HMAC so the test needs no extra crate; only used to forge.
-    let mut k = [0u8; 64];
+    let block = D::block_size();
+    let mut k = vec![0u8; block];
     k[..key.len()].copy_from_slice(key);
     let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
