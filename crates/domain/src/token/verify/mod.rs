@@ -232,7 +232,8 @@ fn check_claims(c: &Claims, policy: &TokenPolicy, now: UnixTime) -> Result<(), T
     if crate::principal::ScopeSet::parse(&c.scope).is_err() {
         return Err(TokenError::Claim("scope"));
     }
-    if c.exp <= c.iat || c.nbf < c.iat || c.nbf >= c.exp {
+    // iat <= nbf < exp (so exp > iat as well).
+    if c.nbf < c.iat || c.nbf >= c.exp {
         return Err(TokenError::Claim("iat/nbf/exp out of order"));
     }
     if c.exp
@@ -246,7 +247,8 @@ fn check_claims(c: &Claims, policy: &TokenPolicy, now: UnixTime) -> Result<(), T
 
 fn check_time(c: &Claims, policy: &TokenPolicy, now: UnixTime) -> Result<(), TokenError> {
     let skew = policy.clock_skew;
-    if c.iat > now + skew || c.nbf > now + skew {
+    // nbf >= iat for every verified token; the larger of the two decides.
+    if c.iat.max(c.nbf) > now + skew {
         return Err(TokenError::NotYetValid);
     }
     if now - skew >= c.exp {
