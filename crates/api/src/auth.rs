@@ -131,7 +131,13 @@ impl Authenticator {
                 check_same_origin(method, headers)?;
                 claims
             }
-            Presented::TrustedHeader(email) => return self.trusted_header_principal(email).await,
+            // The proxy in front authenticates the browser by its own
+            // cookie, so a cross-site form reaches us with the header just
+            // the same: the same Origin rule as for our cookie.
+            Presented::TrustedHeader(email) => {
+                check_same_origin(method, headers)?;
+                return self.trusted_header_principal(email).await;
+            }
         };
         // A token whose owner no longer exists has no one to act for.
         let owner = Email::parse(&claims.owner).map_err(|_| ApiError::Unauthenticated)?;
@@ -249,8 +255,13 @@ impl Authenticator {
     }
 }
 
-/// Cookie-authenticated writes must come from our own pages: a browser
-/// always sends `Origin` on cross-site writes, and it must match `Host`.
+/// Writes authenticated by what a browser sends by itself (our session
+/// cookie, or a trusted proxy's identity header) must come from our own
+/// pages: a browser sends `Origin` on every cross-origin write (Fetch
+/// standard), and it must match `Host`. `Origin: null` (sandboxed frames,
+/// privacy redirects) is foreign. A write with no `Origin` at all is not
+/// a cross-origin browser request (browsers always add it there), so it
+/// passes; the cookie is also `SameSite=Strict`.
 fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
