@@ -14,9 +14,15 @@ use crate::state::AppState;
 pub struct Metrics {
     /// Responses by status class: 1xx..5xx.
     responses: [AtomicU64; 5],
+    /// Approval sweeper passes completed.
+    sweeps: AtomicU64,
 }
 
 impl Metrics {
+    pub fn count_sweep(&self) {
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn count_response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
@@ -42,7 +48,13 @@ pub async fn render(State(st): State<AppState>) -> Response {
             counter.load(Ordering::Relaxed)
         ));
     }
-    let gauges: [(&str, &str, &str, u64); 6] = [
+    let gauges: [(&str, &str, &str, u64); 7] = [
+        (
+            "gatehouse_approval_sweeps_total",
+            "counter",
+            "Approval sweeper passes completed (expiry, interrupted and left-over approved requests).",
+            st.metrics.sweeps.load(Ordering::Relaxed),
+        ),
         (
             "gatehouse_token_refusals_total",
             "counter",

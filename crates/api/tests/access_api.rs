@@ -411,7 +411,10 @@ async fn a_foreign_origin_is_refused_on_every_state_changing_route(engine: Engin
     assert!(writes.len() > 20, "{}", writes.len());
     let foreign = ["https://evil.test", "null", &format!("{ours}.evil.test")];
     for spec in &writes {
-        for auth in [("Cookie", cookie.as_str()), ("X-Forwarded-Email", "op@x.org")] {
+        for auth in [
+            ("Cookie", cookie.as_str()),
+            ("X-Forwarded-Email", "op@x.org"),
+        ] {
             for origin in foreign {
                 let r = send(spec.method.clone(), concrete(spec.path), auth, Some(origin))
                     .await
@@ -438,9 +441,17 @@ async fn a_foreign_origin_is_refused_on_every_state_changing_route(engine: Engin
     // Our own origin, no origin, or a bearer token: the write goes through.
     let put = |name: &str| (Method::PUT, format!("/v1/secrets/{name}"));
     for (name, auth, origin) in [
-        ("COOKIE_SAME", ("Cookie", cookie.as_str()), Some(ours.as_str())),
+        (
+            "COOKIE_SAME",
+            ("Cookie", cookie.as_str()),
+            Some(ours.as_str()),
+        ),
         ("COOKIE_NONE", ("Cookie", cookie.as_str()), None),
-        ("HEADER_SAME", ("X-Forwarded-Email", "op@x.org"), Some(ours.as_str())),
+        (
+            "HEADER_SAME",
+            ("X-Forwarded-Email", "op@x.org"),
+            Some(ours.as_str()),
+        ),
         ("HEADER_NONE", ("X-Forwarded-Email", "op@x.org"), None),
     ] {
         let (method, path) = put(name);

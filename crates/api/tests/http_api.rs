@@ -107,6 +107,44 @@ async fn wrong_codes_are_refused_then_rate_limited(engine: Engine) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// `POST /v1/login`: five wrong codes from one address, then `429` with
+/// `Retry-After`, even for the right code, until the window has passed.
+async fn wrong_login_codes_are_rate_limited(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/owners",
+            Some(&op),
+            Some(json!({"email": "alice@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let code = body["login_code"].as_str().unwrap().to_string();
+    let login = |code: String| {
+        s.call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "alice@x.org", "code": code})),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(login("WRONG".into()).await.status(), 401);
+    }
+    for attempt in ["WRONG".to_string(), code.clone()] {
+        let r = login(attempt).await;
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    }
+    s.clock.advance(61);
+    let r = login(code).await;
+    assert_eq!(r.status(), 200, "the code was never spent by the refusals");
+}
+
 async fn operator_adds_owners_who_log_in_with_a_one_time_code(engine: Engine) {
     let s = server(engine).await;
     let op = s.claim("op@x.org").await;
@@ -1368,6 +1406,7 @@ async fn metrics_and_openapi_describe_the_running_server(engine: Engine) {
 on_both_engines!(
     claim_makes_the_claimant_operator_once,
     wrong_codes_are_refused_then_rate_limited,
+    wrong_login_codes_are_rate_limited,
     operator_adds_owners_who_log_in_with_a_one_time_code,
     secrets_are_written_listed_and_deleted_without_values,
     bad_secret_requests_are_refused_and_change_nothing,

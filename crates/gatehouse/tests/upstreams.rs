@@ -278,7 +278,10 @@ async fn a_rotation_killed_at_any_step_recovers_with_one_working_token_and_nothi
                 break (current, value, again);
             }
             tries += 1;
-            assert!(tries < 20, "a rotation landed between every read after {step}");
+            assert!(
+                tries < 20,
+                "a rotation landed between every read after {step}"
+            );
         };
         assert_eq!(value, current.value, "after {step}");
         let now = SystemClock.now();
