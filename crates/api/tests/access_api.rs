@@ -398,7 +398,7 @@ async fn a_foreign_origin_is_refused_on_every_state_changing_route(engine: Engin
             .client
             .request(method, format!("{}{path}", s.url))
             .header(auth.0, auth.1)
-            .json(&json!({"value": "v", "allowed_hosts": ["api.test"], "name": "bot"}));
+            .json(&json!({"value": "v", "allowed_hosts": ["api.test"]}));
         if let Some(origin) = origin {
             req = req.header("Origin", origin);
         }
@@ -407,8 +407,10 @@ async fn a_foreign_origin_is_refused_on_every_state_changing_route(engine: Engin
     let writes: Vec<RouteSpec> = route_specs()
         .into_iter()
         .filter(|r| r.access == Access::Authenticated && r.method != Method::GET)
+        // The relay takes a job token only, never a cookie or the header.
+        .filter(|r| !r.path.starts_with("/relay/"))
         .collect();
-    assert!(writes.len() > 20, "{}", writes.len());
+    assert!(writes.len() > 15, "{}", writes.len());
     let foreign = ["https://evil.test", "null", &format!("{ours}.evil.test")];
     for spec in &writes {
         for auth in [

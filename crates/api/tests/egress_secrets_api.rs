@@ -521,7 +521,7 @@ async fn no_fallback_between_owners_on_the_egress_path(engine: Engine) {
 
     // A session token is not a job's: the relay refuses it, sends nothing.
     let (status, _, _) = w.relay(&w.s, "api.test", &w.op, Some(&op_ph)).await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 401);
     assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), 0);
 
     // Each job swaps its own owner's value.
