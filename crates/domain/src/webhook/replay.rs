@@ -160,9 +160,21 @@ mod tests {
     #[test]
     fn second_sighting_within_the_window_is_refused() {
         let mut g = ReplayGuard::new(10, 300);
+        assert!(g.is_empty());
         assert!(g.check_and_remember(key(1), NOW, NOW));
+        assert!(!g.is_empty());
         assert!(!g.check_and_remember(key(1), NOW, NOW + 299));
         assert!(g.check_and_remember(key(2), NOW, NOW));
+    }
+
+    /// The window's edges are inside it.
+    #[test]
+    fn timestamps_at_the_edges_of_the_window_are_taken() {
+        let mut g = ReplayGuard::new(10, 300);
+        assert!(g.check_and_remember(key(1), NOW - 300, NOW));
+        assert!(g.check_and_remember(key(2), NOW + 300, NOW));
+        assert!(!g.check_and_remember(key(3), NOW - 301, NOW));
+        assert!(!g.check_and_remember(key(4), NOW + 301, NOW));
     }
 
     #[test]
