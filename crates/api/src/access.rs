@@ -71,6 +71,11 @@ async fn audit_denied(
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(|| RequestId(String::new()));
+    let source = crate::auth::peer_ip(parts)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if !st.access_audit.admit(source, st.now()) {
+        return;
+    }
     let code = ApiError::from(denied.clone()).code();
     let event = audit_event(
         principal,

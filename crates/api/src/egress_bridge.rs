@@ -199,16 +199,7 @@ pub fn build_engine(
     }
     let ca = gatehouse_egress::CertAuthority::load_or_create(&config.data_dir)
         .map_err(|e| err("egress CA", e.to_string()))?;
-    let static_hosts = config
-        .egress
-        .static_hosts
-        .iter()
-        .map(|(name, ip)| (name.clone(), vec![*ip]))
-        .collect();
-    let resolver = Arc::new(gatehouse_egress::StaticHosts::new(
-        static_hosts,
-        Arc::new(gatehouse_egress::SystemResolver),
-    ));
+    let resolver = config.egress.resolver();
     let judge = match &config.egress.judge {
         Some(j) => Some(
             gatehouse_egress::Judge::new(
@@ -223,10 +214,7 @@ pub fn build_engine(
         None => None,
     };
     let settings = gatehouse_egress::Settings {
-        policy: gatehouse_domain::egress::EgressPolicy {
-            allow_private_cidrs: config.egress.allow_private_cidrs.clone(),
-            allowed_ports: config.egress.allowed_ports.clone(),
-        },
+        policy: config.egress.policy(),
         placeholder_prefix: config.placeholder_prefix.clone(),
         extra_root_certs: config.egress.extra_root_certs.clone(),
         // One slow-client rule for both listeners (SPEC §6).
@@ -234,13 +222,14 @@ pub fn build_engine(
         tunnel_idle: config.egress.tunnel_idle,
         max_connections_per_job: config.egress.max_connections_per_job,
     };
-    let engine = gatehouse_egress::Engine::new(
+    let engine = gatehouse_egress::Engine::with_observer(
         settings,
         resolver,
         Arc::new(ApiDirectory::new(Arc::downgrade(&state.0))),
         state.clock.clone(),
         Some(Arc::new(ca)),
         judge,
+        state.metrics.clone(),
     )
     .map_err(|e| err("egress.extra_root_certs", e.to_string()))?;
     Ok(Arc::new(engine))

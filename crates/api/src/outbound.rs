@@ -14,7 +14,6 @@ use std::time::Duration;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::Clock;
 use gatehouse_domain::egress::outbound::{Origin, OutboundPolicy};
-use gatehouse_domain::egress::EgressPolicy;
 use gatehouse_egress::{OutboundClient, OutboundError};
 use gatehouse_store::Store;
 
@@ -34,22 +33,10 @@ pub fn client(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<OutboundClient>, StartError> {
     let policy = OutboundPolicy {
-        egress: EgressPolicy {
-            allow_private_cidrs: config.egress.allow_private_cidrs.clone(),
-            allowed_ports: config.egress.allowed_ports.clone(),
-        },
+        egress: config.egress.policy(),
         own_listeners: own_listeners.to_vec(),
     };
-    let static_hosts = config
-        .egress
-        .static_hosts
-        .iter()
-        .map(|(name, ip)| (name.clone(), vec![*ip]))
-        .collect();
-    let resolver = Arc::new(gatehouse_egress::StaticHosts::new(
-        static_hosts,
-        Arc::new(gatehouse_egress::SystemResolver),
-    ));
+    let resolver = config.egress.resolver();
     let tls =
         gatehouse_egress::tls::upstream_config(&config.egress.extra_root_certs).map_err(|e| {
             StartError::Io {

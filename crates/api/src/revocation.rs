@@ -169,6 +169,13 @@ impl Revocations {
         self.0.confirmed_ms.fetch_max(ms, Ordering::SeqCst);
     }
 
+    /// How long ago the view was last confirmed against the store.
+    pub fn since_confirmed(&self) -> Duration {
+        let now = self.0.epoch.elapsed().as_millis() as u64;
+        let confirmed = self.0.confirmed_ms.load(Ordering::SeqCst);
+        Duration::from_millis(now.saturating_sub(confirmed))
+    }
+
     pub fn is_fresh(&self) -> bool {
         let now = self.0.epoch.elapsed().as_millis() as u64;
         let confirmed = self.0.confirmed_ms.load(Ordering::SeqCst);

@@ -19,6 +19,7 @@ use gatehouse_domain::clock::Clock;
 use gatehouse_store::{Revocation, Store, StoreError};
 
 use crate::keys::longest_token_lifetime;
+use crate::metrics::Metrics;
 use crate::revocation::Revocations;
 
 pub const POLL: Duration = Duration::from_millis(500);
@@ -40,9 +41,23 @@ pub async fn full_sync(
     Ok(())
 }
 
-async fn incremental_sync(view: &Revocations, store: &dyn Store) -> Result<(), StoreError> {
+/// Applies a revocation this node had not seen, noting how long after
+/// its timestamp it arrived (the propagation lag, in whole seconds).
+fn apply_new(view: &Revocations, r: &Revocation, clock: &dyn Clock, metrics: &Metrics) {
+    if r.id > view.last_id() {
+        metrics.revocation_applied(clock.now() - r.not_before);
+    }
+    view.apply(r);
+}
+
+async fn incremental_sync(
+    view: &Revocations,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    metrics: &Metrics,
+) -> Result<(), StoreError> {
     for r in store.revocations_since(view.last_id()).await? {
-        view.apply(&r);
+        apply_new(view, &r, clock, metrics);
     }
     view.mark_confirmed();
     Ok(())
@@ -67,6 +82,7 @@ pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) {
     let mut wakeups = store.revocation_wakeups().await;
     let mut last_full = Instant::now();
@@ -80,7 +96,7 @@ pub async fn run(
                 // The incremental read below still runs, so nothing depends
                 // on the push having arrived.
                 if let Some(r) = pushed {
-                    view.apply(&r);
+                    apply_new(&view, &r, clock.as_ref(), &metrics);
                 }
             }
             _ = stop.changed() => return,
@@ -89,7 +105,7 @@ pub async fn run(
             last_full = Instant::now();
             full_sync(&view, store.as_ref(), clock.as_ref()).await
         } else {
-            incremental_sync(&view, store.as_ref()).await
+            incremental_sync(&view, store.as_ref(), clock.as_ref(), &metrics).await
         };
         match result {
             Ok(()) => need_full = false,

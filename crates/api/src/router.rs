@@ -320,12 +320,15 @@ pub fn app(state: AppState) -> Router {
         router = router.route(spec.path, method_router);
     }
     router
+        .route_layer(middleware::from_fn(crate::metrics::tag_route))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(crate::gate::refuse_malformed_bypass))
+        .layer(middleware::from_fn(crate::rejections::as_json))
         .layer(middleware::from_fn(request_id::assign))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::metrics::count,
+            crate::metrics::observe,
         ))
         .with_state(state)
 }

@@ -58,7 +58,12 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     startup::ensure_data_dir(&config.data_dir)?;
     let master = startup::load_master_keys(&config)?;
-    let store = gatehouse_store::connect(&config.store_url()).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    // Every store call is timed: the one place the store is wrapped.
+    let store = crate::store_timing::TimedStore::wrap(
+        gatehouse_store::connect(&config.store_url()).await?,
+        metrics.clone(),
+    );
     startup::check_master_key_matches(store.as_ref(), &master).await?;
     let keys = SigningKeys::empty();
     keys.load(store.as_ref(), &master, clock.now()).await?;
@@ -126,9 +131,10 @@ pub async fn start(
         auth,
         claim_limiter: FailureLimiter::new(5, 60),
         login_limiter: FailureLimiter::new(5, 60),
+        access_audit: crate::rate_limit::RefusalAudit::default(),
         bootstrap_file,
         owner_cache: crate::owner_cache::OwnerCache::new(owner_cache_size),
-        metrics: crate::metrics::Metrics::default(),
+        metrics: metrics.clone(),
         outbound,
         upstreams,
         egress: std::sync::OnceLock::new(),
@@ -150,6 +156,7 @@ pub async fn start(
         store.clone(),
         clock.clone(),
         stopped.clone(),
+        metrics,
     ));
     let mut reload_stop = stopped.clone();
     tokio::spawn(async move {

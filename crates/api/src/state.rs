@@ -24,6 +24,10 @@ pub struct Inner {
     /// Wrong bootstrap codes per source: more than 5 a minute → 429.
     pub claim_limiter: FailureLimiter,
     pub login_limiter: FailureLimiter,
+    /// Route-rule refusals of valid tokens (`access.denied`) get audit rows
+    /// under the same per-source and global budget as refused tokens, so
+    /// a valid token cannot flood the audit chain either.
+    pub access_audit: crate::rate_limit::RefusalAudit,
     /// Where the bootstrap code was written, removed once claimed.
     pub bootstrap_file: PathBuf,
     /// Job → owner, recorded at creation.
@@ -31,7 +35,8 @@ pub struct Inner {
     /// The one outbound client (SPEC §12): webhook forwarding, approval
     /// notifications, the judge, upstream drivers.
     pub outbound: Arc<gatehouse_egress::OutboundClient>,
-    pub metrics: crate::metrics::Metrics,
+    /// Prometheus metrics; the store and the proxy report here too.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Configured upstreams and their drivers (SPEC §8).
     pub upstreams: crate::upstream::Upstreams,
     /// The egress proxy engine (set once at start), for the relay route

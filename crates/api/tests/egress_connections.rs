@@ -317,6 +317,30 @@ async fn the_connection_limit_and_idle_time_come_from_the_configuration(engine: 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 200);
+
+    // The proxy's figures: refused and closed connections, throttled
+    // CONNECTs, by outcome alone.
+    let (_, metrics) = s.json(Method::GET, "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap();
+    let count = |prefix: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count("gatehouse_egress_connection_duration_seconds_count{outcome=\"refused\"}") >= 1,
+        "{text}"
+    );
+    assert!(
+        count("gatehouse_egress_connection_duration_seconds_count{outcome=\"closed\"}") >= 2,
+        "{text}"
+    );
+    assert!(
+        count("gatehouse_egress_request_duration_seconds_count{kind=\"connect\",outcome=\"throttled\"}") >= 1,
+        "{text}"
+    );
 }
 
 async fn rename_table(s: &TestServer, engine: Engine, from: &str, to: &str) {

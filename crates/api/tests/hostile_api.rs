@@ -75,4 +75,59 @@ async fn refused_tokens_from_many_sources_write_a_bounded_number_of_audit_rows(e
     assert_eq!(rows, REFUSAL_AUDITS_PER_MINUTE as usize, "{total} refusals");
 }
 
-on_both_engines!(refused_tokens_from_many_sources_write_a_bounded_number_of_audit_rows,);
+/// A valid token refused by route rules (here: an api token without
+/// `audit:read`) is audited as `access.denied` under the same budget, so a
+/// holder of any valid token cannot flood the audit chain.
+async fn a_valid_token_refused_by_route_rules_writes_a_bounded_number_of_audit_rows(
+    engine: Engine,
+) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&op),
+            Some(serde_json::json!({ "class": "api", "subject": "ci", "scope": "jobs:read" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let api = body["token"].as_str().unwrap().to_string();
+    let attempts = REFUSAL_AUDITS_PER_SOURCE * 3;
+    for _ in 0..attempts {
+        let (status, body) = s.json(Method::GET, "/v1/audit", Some(&api), None).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "insufficient_scope");
+    }
+    let (_, audit) = s
+        .json(Method::GET, "/v1/audit?limit=1000", Some(&op), None)
+        .await;
+    let denied = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "access.denied")
+        .count();
+    assert_eq!(denied, REFUSAL_AUDITS_PER_SOURCE, "{attempts} refusals");
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unaudited = attempts - REFUSAL_AUDITS_PER_SOURCE;
+    assert!(
+        metrics.contains(&format!(
+            "gatehouse_access_denials_unaudited_total {unaudited}\n"
+        )),
+        "{metrics}"
+    );
+}
+
+on_both_engines!(
+    refused_tokens_from_many_sources_write_a_bounded_number_of_audit_rows,
+    a_valid_token_refused_by_route_rules_writes_a_bounded_number_of_audit_rows,
+);

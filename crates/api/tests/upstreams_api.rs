@@ -101,6 +101,22 @@ async fn world(engine: Engine, idle: &str) -> World {
 }
 
 impl World {
+    /// An api token of alice's that may ask to revoke her upstream
+    /// credential (`secrets:write`): held for a human.
+    async fn alice_secrets_api(&self) -> String {
+        let (code, api) = self
+            .s
+            .json(
+                Method::POST,
+                "/v1/tokens",
+                Some(&self.alice),
+                Some(json!({"class": "api", "subject": "ops", "scope": "secrets:write"})),
+            )
+            .await;
+        assert_eq!(code, 201, "{api}");
+        api["token"].as_str().unwrap().to_string()
+    }
+
     async fn put_credential(&self, who: &str, name: &str, token: &str) -> (u16, Value) {
         self.s
             .json(
@@ -650,23 +666,8 @@ async fn the_owner_takes_back_the_credential_through_the_gate(engine: Engine) {
         (code, body["error"]["code"].as_str()),
         (403, Some("insufficient_scope"))
     );
-    let (code, api) =
-        w.s.json(
-            Method::POST,
-            "/v1/tokens",
-            Some(&w.alice),
-            Some(json!({"class": "api", "subject": "ops", "scope": "secrets:write"})),
-        )
-        .await;
-    assert_eq!(code, 201, "{api}");
-    let (code, held) =
-        w.s.json(
-            Method::DELETE,
-            path,
-            Some(api["token"].as_str().unwrap()),
-            None,
-        )
-        .await;
+    let api = w.alice_secrets_api().await;
+    let (code, held) = w.s.json(Method::DELETE, path, Some(&api), None).await;
     assert_eq!(code, 202, "{held}");
     assert_eq!(w.fake.live_minted().len(), 1, "nothing happens while held");
     assert_eq!(w.status("dbx").await["valid"], true);
@@ -711,9 +712,8 @@ async fn an_approved_revoke_claims_first_and_calls_the_upstream_once_across_repl
     w.bootstrap().await;
     let replica = w.s.replica().await;
     let path = "/v1/upstreams/dbx/credential";
-    let (code, held) =
-        w.s.json(Method::DELETE, path, Some(&w.alice_api), None)
-            .await;
+    let api = w.alice_secrets_api().await;
+    let (code, held) = w.s.json(Method::DELETE, path, Some(&api), None).await;
     assert_eq!(code, 202, "{held}");
     let id = held["approval_id"].as_str().unwrap().to_string();
     let deletes_before = w.fake.calls_to("/token/delete");

@@ -21,6 +21,10 @@ pub fn random_array<const N: usize>() -> [u8; N] {
     out
 }
 
+/// What [`random_id`] hands out (jobs, hooks, approvals, request ids):
+/// 16 random bytes, URL-safe base64 without padding.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-]{22}$";
+
 /// 128-bit random identifier, URL-safe base64 (22 characters).
 pub fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(random_array::<16>())

@@ -15,6 +15,12 @@ pub struct EmailError(&'static str);
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
+/// The grammar [`Email::parse`] checks (after trimming blanks), with
+/// [`MAX_EMAIL_LENGTH`] beside it: printable ASCII but `@` before the one
+/// `@` (at most 64), a host name after it.
+pub const EMAIL_PATTERN: &str = r"^[!-?A-~]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$";
+pub const MAX_EMAIL_LENGTH: usize = 254;
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let s = raw.trim();
@@ -26,6 +32,9 @@ impl Email {
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(EmailError("it contains whitespace or control characters"));
+        }
+        if !s.is_ascii() {
+            return Err(EmailError("it is not ASCII"));
         }
         let (local, domain) = s.rsplit_once('@').ok_or(EmailError("it has no '@'"))?;
         if local.is_empty() || local.len() > 64 || local.contains('@') {

@@ -112,6 +112,10 @@ const RESERVED_PREFIXES: &[&str] = &[
     "BASH_FUNC_",
 ];
 
+/// The grammar of a grant's variable (at most 128 characters); reserved
+/// names within it are refused separately.
+pub const ENV_VAR_PATTERN: &str = "^[A-Z_][A-Z0-9_]{0,127}$";
+
 /// `^[A-Z_][A-Z0-9_]*$` and not a loader/runtime/trust/proxy variable.
 pub fn validate_env_var(name: &str) -> Result<(), JobRuleError> {
     let b = name.as_bytes();
@@ -164,6 +168,15 @@ pub const PACKAGE_NAMESPACES: &[&str] = &[
     "goPackages",
     "rustPackages",
 ];
+
+/// The grammar [`Package::parse`] checks, as a pattern: a leaf, or
+/// `<known namespace>.<leaf>`.
+pub fn package_pattern() -> String {
+    format!(
+        "^(?:(?:{})\\.)?[a-z0-9_][a-z0-9_-]{{0,99}}$",
+        PACKAGE_NAMESPACES.join("|")
+    )
+}
 
 /// A package name that passed [`Package::parse`]; only renderable through
 /// [`render_packages`].

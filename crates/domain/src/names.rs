@@ -23,6 +23,20 @@ fn refuse(kind: &'static str, pattern: &'static str, name: &str) -> NameError {
 pub const SECRET_NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,128}$";
 pub const AGENT_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
 
+/// A DNS host name, as [`is_host_name`] checks it; the 253-character cap
+/// is [`HOST_NAME_MAX`] (a `maxLength` beside the pattern).
+pub const HOST_NAME_PATTERN: &str = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$";
+pub const HOST_NAME_MAX: usize = 253;
+
+/// A host binding as a person writes it (`api.github.com`,
+/// `*.example.org`, a trailing dot allowed): what
+/// [`normalise_host_pattern`] accepts, less surrounding blanks.
+pub const HOST_BINDING_PATTERN: &str = r"^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$";
+
+/// An allow-list entry: a host binding, or `*` (any host that passes the
+/// address check).
+pub const ALLOW_HOST_PATTERN: &str = r"^(?:\*|(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?)$";
+
 /// `^[A-Za-z0-9_.-]{1,128}$`
 pub fn validate_secret_name(name: &str) -> Result<(), NameError> {
     let ok = (1..=128).contains(&name.len())

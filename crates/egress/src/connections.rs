@@ -49,6 +49,7 @@ pub enum Ended {
 
 /// The open connections of every job.
 pub struct Connections {
+    observer: Arc<dyn crate::EgressObserver>,
     max_per_job: usize,
     next_id: AtomicU64,
     state: Mutex<State>,
@@ -86,8 +87,9 @@ fn locked<R>(m: &Mutex<State>, f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 impl Connections {
-    pub fn new(max_per_job: usize) -> Arc<Self> {
+    pub fn new(max_per_job: usize, observer: Arc<dyn crate::EgressObserver>) -> Arc<Self> {
         Arc::new(Self {
+            observer,
             max_per_job: max_per_job.max(1),
             next_id: AtomicU64::new(1),
             state: Mutex::new(State::default()),
@@ -103,6 +105,7 @@ impl Connections {
         locked(&self.state, |st| {
             let count = st.per_job.entry(job.clone()).or_default();
             if *count >= self.max_per_job {
+                self.observer.connection("refused", Duration::ZERO);
                 return Err(Refusal::TooManyConnections {
                     limit: self.max_per_job,
                 });
@@ -125,6 +128,7 @@ impl Connections {
             registry: self.clone(),
             ended: rx,
             activity: Arc::new(Activity::new()),
+            opened: Instant::now(),
         })
     }
 
@@ -195,6 +199,7 @@ pub struct Slot {
     registry: Arc<Connections>,
     ended: oneshot::Receiver<Ended>,
     activity: Arc<Activity>,
+    opened: Instant,
 }
 
 impl Slot {
@@ -239,6 +244,9 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.registry
+            .observer
+            .connection("closed", self.opened.elapsed());
         self.registry.release(&self.jti, &self.job, self.id);
     }
 }
@@ -421,7 +429,7 @@ mod tests {
 
     #[test]
     fn a_job_holds_at_most_its_limit_and_a_closed_slot_frees_its_place() {
-        let c = Connections::new(2);
+        let c = Connections::new(2, Arc::new(crate::NoObserver));
         let a = c.open(lease("j1", "t1")).unwrap();
         let _b = c.open(lease("j1", "t2")).unwrap();
         assert!(matches!(
@@ -437,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_sweep_closes_every_connection_of_a_token_once() {
-        let c = Connections::new(10);
+        let c = Connections::new(10, Arc::new(crate::NoObserver));
         let mut a = c.open(lease("j1", "t1")).unwrap();
         let mut b = c.open(lease("j1", "t1")).unwrap();
         let mut other = c.open(lease("j1", "t2")).unwrap();

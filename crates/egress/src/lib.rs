@@ -113,6 +113,28 @@ pub struct Engine {
     pub refusal_audit: limits::AuditGate,
     /// Tunnels and intercepted connections open now, per job and token.
     pub connections: Arc<connections::Connections>,
+    /// Where request and connection figures go (the API's metrics).
+    pub observer: Arc<dyn EgressObserver>,
+}
+
+/// The proxy's figures for whoever keeps metrics. Labels are closed sets
+/// the proxy chooses (a kind, an outcome); never a host, a job or a token.
+pub trait EgressObserver: Send + Sync {
+    /// One proxied request or `CONNECT`, from its head to its answer:
+    /// `kind` is `forward` or `connect`, `outcome` `ok` or a refusal code.
+    fn request(&self, kind: &'static str, outcome: &'static str, elapsed: std::time::Duration);
+    /// A tunnel, intercepted or kept upstream connection, when it closes:
+    /// how long it was open. `outcome`: `closed`, or `refused` (the job's
+    /// connection limit).
+    fn connection(&self, outcome: &'static str, open_for: std::time::Duration);
+}
+
+/// Reports nothing.
+pub struct NoObserver;
+
+impl EgressObserver for NoObserver {
+    fn request(&self, _: &'static str, _: &'static str, _: std::time::Duration) {}
+    fn connection(&self, _: &'static str, _: std::time::Duration) {}
 }
 
 impl Engine {
@@ -124,8 +146,30 @@ impl Engine {
         ca: Option<Arc<CertAuthority>>,
         judge: Option<Judge>,
     ) -> Result<Self, ca::CaError> {
+        Self::with_observer(
+            settings,
+            resolver,
+            directory,
+            clock,
+            ca,
+            judge,
+            Arc::new(NoObserver),
+        )
+    }
+
+    /// [`Engine::new`], reporting to `observer`.
+    pub fn with_observer(
+        settings: Settings,
+        resolver: Arc<dyn Resolver>,
+        directory: Arc<dyn JobDirectory>,
+        clock: Arc<dyn Clock>,
+        ca: Option<Arc<CertAuthority>>,
+        judge: Option<Judge>,
+        observer: Arc<dyn EgressObserver>,
+    ) -> Result<Self, ca::CaError> {
         let upstream_tls = tls::upstream_config(&settings.extra_root_certs)?;
-        let connections = connections::Connections::new(settings.max_connections_per_job);
+        let connections =
+            connections::Connections::new(settings.max_connections_per_job, observer.clone());
         Ok(Self {
             settings,
             resolver,
@@ -142,6 +186,7 @@ impl Engine {
                 limits::REFUSAL_AUDITS_PER_MINUTE,
             ),
             connections,
+            observer,
         })
     }
 }

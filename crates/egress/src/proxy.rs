@@ -84,11 +84,22 @@ async fn handle(
 ) -> Response<Body> {
     let peer = peer.ip();
     let mut ctx = Context::default();
+    let started = std::time::Instant::now();
+    let kind = if req.method() == Method::CONNECT {
+        "connect"
+    } else {
+        "forward"
+    };
     let result = if req.method() == Method::CONNECT {
         connect(&engine, peer, req, &mut ctx).await
     } else {
         plain(&engine, peer, req, &mut ctx, &upstream).await
     };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(refusal) => refusal.code(),
+    };
+    engine.observer.request(kind, outcome, started.elapsed());
     match result {
         Ok(resp) => resp,
         Err(refusal) => engine.refuse(refusal, &ctx, peer),

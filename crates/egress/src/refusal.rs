@@ -109,7 +109,8 @@ impl Refusal {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The refusal's code: a closed set, also the proxy metrics' outcome.
+    pub fn code(&self) -> &'static str {
         match self {
             Self::ProxyAuth => "proxy_auth_required",
             Self::RelayAuth => "unauthenticated",

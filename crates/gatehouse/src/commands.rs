@@ -64,15 +64,15 @@ fn load_config(args: &ConfigArgs) -> Result<Config> {
     Ok(config)
 }
 
-fn init_logging() {
+fn init_logging() -> anyhow::Result<()> {
     let level = std::env::var("RUST_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .init();
+    let format = std::env::var("GATEHOUSE_LOG_FORMAT").ok();
+    let format = crate::logging::LogFormat::parse(format.as_deref()).map_err(anyhow::Error::msg)?;
+    crate::logging::init(format, level);
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -100,7 +100,7 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
         print!("{}", config.render_masked());
         return Ok(ExitCode::SUCCESS);
     }
-    init_logging();
+    init_logging()?;
     let running =
         gatehouse_api::server::start(config, Arc::new(SystemClock), shutdown_signal()).await?;
     let url = format!("http://{}", running.addr);

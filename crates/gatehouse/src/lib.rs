@@ -8,6 +8,7 @@ mod approvals;
 mod cli;
 mod commands;
 mod exec;
+mod logging;
 mod remote;
 mod upstream;
 

@@ -160,6 +160,30 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
 }
 
 impl EgressConfig {
+    /// The address rule's operator exceptions, for the proxy and the
+    /// outbound client alike.
+    pub fn policy(&self) -> gatehouse_domain::egress::EgressPolicy {
+        gatehouse_domain::egress::EgressPolicy {
+            allow_private_cidrs: self.allow_private_cidrs.clone(),
+            allowed_ports: self.allowed_ports.clone(),
+        }
+    }
+
+    /// Name resolution for everything Gatehouse connects to:
+    /// `egress.static_hosts` first, then the system resolver (every answer
+    /// is still checked by the caller).
+    pub fn resolver(&self) -> std::sync::Arc<gatehouse_egress::StaticHosts> {
+        let static_hosts = self
+            .static_hosts
+            .iter()
+            .map(|(name, ip)| (name.clone(), vec![*ip]))
+            .collect();
+        std::sync::Arc::new(gatehouse_egress::StaticHosts::new(
+            static_hosts,
+            std::sync::Arc::new(gatehouse_egress::SystemResolver),
+        ))
+    }
+
     pub(super) fn render(&self, placeholder_ttl_seconds: i64) -> String {
         let quoted = |items: Vec<String>| {
             items

@@ -57,6 +57,34 @@ impl Gatekeeper {
 /// gated verb directly. Its value is the reason, kept in the audit log.
 pub const BYPASS_HEADER: &str = "gatehouse-approval-bypass";
 
+/// The bypass reason a request carries. A reason that is present is
+/// checked whoever sends it and whatever the route (a human's is ignored,
+/// but a malformed header is still a malformed request: 400).
+pub fn bypass_reason(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(v) = headers.get(BYPASS_HEADER) else {
+        return Ok(None);
+    };
+    let text = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Gatehouse-Approval-Bypass must be printable text"))?;
+    gatehouse_domain::approvals::validate_bypass_reason(text)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Some(text))
+}
+
+/// Middleware: [`bypass_reason`] on every request, so a route that only
+/// sometimes reaches the gate (a job without value grants) refuses a
+/// malformed header the same way.
+pub async fn refuse_malformed_bypass(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match bypass_reason(req.headers()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Runs `call` for `principal`, or holds it for approval.
 pub async fn gate(
     st: &AppState,
@@ -65,12 +93,7 @@ pub async fn gate(
     request: &RequestId,
     call: GatedCall,
 ) -> ApiResult<Response> {
-    let bypass = match headers.get(BYPASS_HEADER) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::bad_request("Gatehouse-Approval-Bypass must be printable text")
-        })?),
-    };
+    let bypass = bypass_reason(headers)?;
     let decision = gate_decision(&st.config.approvals.gates, call.verb(), principal, bypass)
         .map_err(|e: DecideRefusal| ApiError::bad_request(e.to_string()))?;
     match decision {

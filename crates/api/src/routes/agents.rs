@@ -6,6 +6,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use gatehouse_domain::names::{normalise_host_pattern, validate_agent_name, validate_secret_name};
 use gatehouse_domain::Principal;
@@ -17,9 +18,10 @@ use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
+    #[schema(schema_with = crate::openapi::grammar::agent_name)]
     name: String,
 }
 
@@ -74,12 +76,13 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
 }
 
 /// At most this many secrets in an agent's ceiling.
-const MAX_CEILING: usize = 128;
+pub const MAX_CEILING: usize = 128;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretCeiling {
     /// Required: a missing field is not read as "none" or "all".
+    #[schema(schema_with = crate::openapi::grammar::secret_names)]
     secrets: Vec<String>,
 }
 
@@ -124,14 +127,15 @@ pub async fn set_secrets(
 }
 
 /// At most this many patterns in an agent's policy.
-const MAX_POLICY_HOSTS: usize = 64;
+pub const MAX_POLICY_HOSTS: usize = 64;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EgressPolicy {
     /// Required; `null` lifts the agent's policy (a missing field is not
     /// read as "lift": that would widen access by accident).
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::openapi::grammar::policy_hosts, required = true)]
     allow_hosts: Option<Option<Vec<String>>>,
 }
 

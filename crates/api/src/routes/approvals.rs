@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use gatehouse_domain::approvals::{may_decide, ApprovalStatus, DecideRefusal, Decision};
 use gatehouse_domain::clock::rfc3339;
@@ -20,6 +21,8 @@ use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
 const MAX_REASON: usize = 500;
+/// A decision's reason as the check below reads it (after trimming).
+pub const REASON_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]{0,500}$";
 const DEFAULT_LIMIT: i64 = 100;
 
 fn is_requester(principal: &Principal, approval: &ApprovalRecord) -> bool {
@@ -103,10 +106,14 @@ async fn view(st: &AppState, a: &ApprovalRecord, requester_jti: Option<&str>) ->
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only approvals in this state (empty: any).
+    #[param(schema_with = crate::openapi::grammar::approval_status)]
     status: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -163,11 +170,14 @@ pub async fn get(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
+    #[schema(schema_with = crate::openapi::grammar::decision)]
     decision: String,
+    /// Audited with the decision.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::grammar::reason)]
     reason: String,
 }
 

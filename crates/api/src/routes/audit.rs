@@ -3,6 +3,7 @@
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use gatehouse_domain::audit::AuditRecord;
 use gatehouse_domain::Principal;
@@ -13,10 +14,14 @@ use crate::state::AppState;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Records after this sequence number.
+    #[param(minimum = 0)]
     since_seq: Option<i64>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

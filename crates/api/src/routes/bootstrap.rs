@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::rfc3339;
@@ -20,10 +21,12 @@ use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
+    /// The bootstrap code `serve` printed (or `GATEHOUSE_BOOTSTRAP_CODE`).
     code: String,
+    #[schema(schema_with = crate::openapi::grammar::email)]
     email: String,
 }
 

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::crypto::{self, Purpose};
@@ -19,11 +20,16 @@ use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHook {
+    #[schema(schema_with = crate::openapi::grammar::hook_provider)]
     provider: String,
+    /// The provider's signing secret; never returned.
+    #[schema(value_type = String, write_only)]
     secret: HookSecretInput,
+    /// Where verified deliveries go; refused (400 forward_to_refused) when
+    /// it does not pass the outbound address check.
     forward_to: String,
 }
 

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::grant_ceiling::GrantVerdict;
@@ -27,29 +28,42 @@ use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
+    /// Reserved names (`PATH`, `LD_*`, ...) are refused with 422.
+    #[schema(schema_with = crate::openapi::grammar::env_var)]
     env_var: String,
+    #[schema(schema_with = crate::openapi::grammar::secret_name)]
     secret: String,
+    /// `placeholder` (default) or `value`.
+    #[schema(schema_with = crate::openapi::grammar::grant_mode, required = false)]
     mode: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EgressRequest {
+    /// Exact names, `*.suffix`, or `*`; empty: the granted secrets' hosts.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::grammar::allow_hosts)]
     allow_hosts: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
+    /// A registered agent of the caller's owner.
+    #[schema(schema_with = crate::openapi::grammar::agent_name)]
     agent: String,
     #[serde(default)]
+    #[schema(max_items = 20)]
     grants: Vec<GrantRequest>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::grammar::packages)]
     packages: Vec<String>,
+    #[schema(schema_with = crate::openapi::grammar::job_ttl, required = false)]
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     ttl_seconds: Option<i64>,
     #[serde(default)]
     egress: EgressRequest,

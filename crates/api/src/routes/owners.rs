@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::UnixTime;
@@ -27,9 +28,10 @@ use crate::state::{audit_event, AppState};
 
 const LOGIN_CODE_TTL: i64 = 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOwnerRequest {
+    #[schema(schema_with = crate::openapi::grammar::email)]
     email: String,
 }
 
@@ -128,10 +130,12 @@ pub async fn recover(
     Ok(Json(json!({ "email": email.as_str(), "login_code": code })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(schema_with = crate::openapi::grammar::email)]
     email: String,
+    /// The one-time login code.
     code: String,
 }
 

@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::crypto::{self, Purpose};
@@ -21,14 +22,23 @@ use crate::request_id::RequestId;
 use crate::state::AppState;
 
 const MAX_VALUE_BYTES: usize = 64 * 1024;
-const MAX_ALLOWED_HOSTS: usize = 64;
+pub const MAX_ALLOWED_HOSTS: usize = 64;
+/// `inject.header`: an RFC 9110 token, as `validate_inject` checks it.
+pub const HEADER_NAME_PATTERN: &str = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$";
+/// `inject.format`: printable, holding `{value}`.
+pub const INJECT_FORMAT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*\{value\}[^\x00-\x1f\x7f-\x9f]*$";
+pub const MAX_INJECT_FORMAT: usize = 256;
 
 /// The value is taken straight into a zeroizing buffer.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
+    /// Never returned, logged or audited.
+    #[schema(value_type = String, min_length = 1, max_length = 65536, write_only)]
     value: SecretInput,
+    /// Hosts the value may be sent to: exact names or `*.suffix`.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::grammar::host_bindings)]
     allowed_hosts: Vec<String>,
     inject: Option<Inject>,
 }
@@ -41,10 +51,14 @@ impl<'de> Deserialize<'de> for SecretInput {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A header the proxy adds, with the real value, towards allowed hosts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inject {
+    #[schema(schema_with = crate::openapi::grammar::header_name)]
     header: String,
+    /// Must contain `{value}`.
+    #[schema(schema_with = crate::openapi::grammar::inject_format)]
     format: String,
 }
 
@@ -70,7 +84,7 @@ fn validate_inject(inject: &Inject) -> Result<(), ApiError> {
         ));
     }
     if !inject.format.contains("{value}")
-        || inject.format.len() > 256
+        || inject.format.chars().count() > MAX_INJECT_FORMAT
         || inject.format.chars().any(char::is_control)
     {
         return Err(ApiError::bad_request(

@@ -69,10 +69,21 @@ pub async fn record_issued(
 pub struct MintRequest {
     class: String,
     subject: String,
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     ttl_seconds: Option<i64>,
     #[serde(default)]
     scope: String,
 }
+
+/// Its schema ties the class to the scopes and lifetime it may carry,
+/// which a derived per-field schema cannot say.
+impl utoipa::PartialSchema for MintRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::grammar::mint_request()
+    }
+}
+
+impl utoipa::ToSchema for MintRequest {}
 
 /// Scope `tokens:write`. Agent tokens (human sessions only) name a
 /// registered agent; api tokens name their purpose and are a gated verb
@@ -211,6 +222,7 @@ pub async fn list(principal: Principal, State(st): State<AppState>) -> ApiResult
     ))
 }
 
+/// Exactly one of the three.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
@@ -218,6 +230,15 @@ pub struct RevokeRequest {
     subject: Option<String>,
     owner: Option<String>,
 }
+
+/// One of three one-field objects: "exactly one of" as a schema says it.
+impl utoipa::PartialSchema for RevokeRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::grammar::revoke_request()
+    }
+}
+
+impl utoipa::ToSchema for RevokeRequest {}
 
 /// Scope `tokens:write`, within the caller's owner (the operator's human
 /// session may revoke any owner's tokens). Exactly one of jti, subject,
@@ -250,7 +271,7 @@ pub async fn revoke(
             )
         }
         (None, Some(subject), None) => {
-            if subject.is_empty() || subject.len() > 256 {
+            if subject.is_empty() || subject.chars().count() > 256 {
                 return Err(ApiError::bad_request("subject must be 1 to 256 characters"));
             }
             let target = format!("subject {subject}");

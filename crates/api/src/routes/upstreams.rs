@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use gatehouse_domain::{Principal, SecretBytes};
 
@@ -19,9 +20,13 @@ use crate::state::AppState;
 use crate::upstream::{bootstrap, same_person, status as upstream_status, Upstream};
 
 /// The pasted token goes straight into a zeroizing buffer.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutCredential {
+    /// A token of the upstream's owner; exchanged, then revoked. Text
+    /// without blanks or control characters, at most 4096 bytes
+    /// (`upstream::bootstrap` checks it).
+    #[schema(value_type = String, pattern = "^[^\\x00-\\x20\\x7f]+$", max_length = 4096, write_only)]
     token: TokenInput,
 }
 

@@ -15,6 +15,9 @@ use super::Verb;
 
 /// Longest reason accepted in `Gatehouse-Approval-Bypass`.
 pub const BYPASS_REASON_MAX: usize = 200;
+/// A bypass reason as a header carries it: printable ASCII, not blank
+/// (at most [`BYPASS_REASON_MAX`] characters, the `maxLength` beside it).
+pub const BYPASS_REASON_PATTERN: &str = "^[ -~]*[!-~][ -~]*$";
 
 /// SHA-256 over the verb and the canonical JSON of its parameters.
 pub fn params_digest(verb: Verb, params: &serde_json::Value) -> [u8; 32] {

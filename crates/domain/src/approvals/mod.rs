@@ -22,7 +22,7 @@ mod decision;
 mod status;
 mod verbs;
 
-pub use binding::{fingerprint, params_digest, BYPASS_REASON_MAX};
+pub use binding::{fingerprint, params_digest, BYPASS_REASON_MAX, BYPASS_REASON_PATTERN};
 pub use decision::{
     gate_decision, may_decide, validate_bypass_reason, DecideRefusal, GateDecision, Tally,
 };
