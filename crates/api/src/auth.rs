@@ -131,7 +131,13 @@ impl Authenticator {
                 check_same_origin(method, headers)?;
                 claims
             }
-            Presented::TrustedHeader(email) => return self.trusted_header_principal(email).await,
+            // The proxy in front authenticates the browser by its own
+            // cookie, so a cross-site form reaches us with the header just
+            // the same: the same Origin rule as for our cookie.
+            Presented::TrustedHeader(email) => {
+                check_same_origin(method, headers)?;
+                return self.trusted_header_principal(email).await;
+            }
         };
         // A token whose owner no longer exists has no one to act for.
         let owner = Email::parse(&claims.owner).map_err(|_| ApiError::Unauthenticated)?;
@@ -249,15 +255,19 @@ impl Authenticator {
     }
 }
 
-/// Cookie-authenticated writes (and the console's sign-in forms) must
-/// come from our own pages. Browsers say where a request comes from in
-/// `Sec-Fetch-Site` (fetch metadata), whatever the referrer policy:
-/// anything but `same-origin` (or `none`, a person's own navigation) is
-/// refused. `Origin`, when it names an origin, must match `Host`. Under
-/// the console's `Referrer-Policy: no-referrer` a browser sends
-/// `Origin: null` even from our own pages, so `null` alone decides
-/// nothing: fetch metadata, the `SameSite=Strict` cookie and the
-/// console's CSRF token do.
+/// Writes authenticated by what a browser sends by itself (our session
+/// cookie, or a trusted proxy's identity header) must come from our own
+/// pages (the console's forms included). Browsers say where a request
+/// comes from in `Sec-Fetch-Site` (fetch metadata): anything but
+/// `same-origin` (or `none`, a person's own navigation) is refused.
+/// `Origin`, when it names an origin, must match `Host`. `Origin: null`
+/// (sandboxed frames, privacy redirects) is foreign, except when fetch
+/// metadata vouches for it: under the console's `Referrer-Policy:
+/// no-referrer` a browser sends `null` from our own forms, with
+/// `Sec-Fetch-Site: same-origin`. A write with no `Origin` at all is not a
+/// cross-origin browser request (browsers always add it there), so it
+/// passes; the cookie is also `SameSite=Strict`, and console forms carry
+/// a CSRF token bound to the session.
 pub fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
@@ -268,17 +278,19 @@ pub fn check_same_origin(method: &Method, headers: &HeaderMap) -> Result<(), Api
             "cross-origin request with a session cookie refused",
         )
     };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        match site.to_str() {
-            Ok("same-origin") | Ok("none") => {}
-            _ => return Err(refused()),
-        }
-    }
+    let site = match headers.get("sec-fetch-site").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(site @ ("same-origin" | "none"))) => Some(site),
+        Some(_) => return Err(refused()),
+    };
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
     if origin == "null" {
-        return Ok(());
+        return match site {
+            Some("same-origin") => Ok(()),
+            _ => Err(refused()),
+        };
     }
     let host = headers
         .get(header::HOST)

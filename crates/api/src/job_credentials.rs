@@ -212,3 +212,78 @@ pub fn open(
         grants,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_domain::crypto::SymmetricKey;
+    use gatehouse_store::JobRecord;
+
+    fn denied(r: Result<Resolved, Unresolved>) -> bool {
+        matches!(r, Err(Unresolved::Denied(_)))
+    }
+
+    /// The job-level rules, each broken on its own while the others hold
+    /// (the tokens the server mints never break one alone, so only here).
+    #[test]
+    fn each_job_level_rule_refuses_on_its_own() {
+        let master = MasterKeys::new(SymmetricKey::generate(), vec![]);
+        let alice = Email::parse("alice@x.org").unwrap();
+        let bob = Email::parse("bob@x.org").unwrap();
+        let material = JobMaterial {
+            job: JobRecord {
+                id: "j1".into(),
+                owner: alice.clone(),
+                agent: "bot".into(),
+                created_by: "alice@x.org".into(),
+                token_jti: "jti1".into(),
+                packages: "[]".into(),
+                allow_hosts: "[]".into(),
+                created_at: 0,
+                expires_at: 100,
+                deleted_at: None,
+                grants: vec![],
+                grant_count: 0,
+            },
+            data_key: Some(master.wrap_data_key(&alice, &SymmetricKey::generate())),
+            agent_allow_hosts: None,
+            grants: vec![],
+        };
+        let token = |owner, job_id, jti| JobToken { job_id, owner, jti };
+        assert!(open(&master, token(&alice, "j1", "jti1"), &material, 10).is_ok());
+        assert!(denied(open(
+            &master,
+            token(&bob, "j1", "jti1"),
+            &material,
+            10
+        )));
+        assert!(denied(open(
+            &master,
+            token(&alice, "j2", "jti1"),
+            &material,
+            10
+        )));
+        assert!(denied(open(
+            &master,
+            token(&alice, "j1", "jti2"),
+            &material,
+            10
+        )));
+        let mut deleted = material.clone();
+        deleted.job.deleted_at = Some(5);
+        assert!(denied(open(
+            &master,
+            token(&alice, "j1", "jti1"),
+            &deleted,
+            10
+        )));
+        let mut short = material;
+        short.job.grant_count = 1;
+        assert!(denied(open(
+            &master,
+            token(&alice, "j1", "jti1"),
+            &short,
+            10
+        )));
+    }
+}

@@ -77,6 +77,8 @@ pub struct Metrics {
     token_cache: Gauge,
     owner_cache: Gauge,
     egress_open: Gauge,
+    /// Approval sweeper passes completed (read at scrape time).
+    sweeps: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -132,6 +134,7 @@ impl Metrics {
             token_cache: Gauge::default(),
             owner_cache: Gauge::default(),
             egress_open: Gauge::default(),
+            sweeps: AtomicU64::new(0),
         };
         metrics.register_gauges()
     }
@@ -178,6 +181,12 @@ impl Metrics {
             self.revocation_age.clone(),
         );
         self
+    }
+
+    /// One completed approval sweeper pass.
+    pub fn count_sweep(&self) {
+        self.sweeps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// One store call (the timing decorator, `store_timing.rs`).
@@ -312,6 +321,11 @@ pub async fn render(State(st): State<AppState>) -> Response {
         "access_denials_unaudited",
         "Route-rule refusals of valid tokens not written to the audit log (audit limit reached)",
         ConstCounter::new(st.access_audit.unaudited()),
+    );
+    now.register(
+        "approval_sweeps",
+        "Approval sweeper passes completed (expiry, interrupted and left-over approved requests)",
+        ConstCounter::new(m.sweeps.load(std::sync::atomic::Ordering::Relaxed)),
     );
     let mut out = String::new();
     let encoded = prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry)

@@ -8,7 +8,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{server, Engine, TestServer};
+use support::{server, server_with, Engine, TestServer};
 
 use gatehouse_api::router::{route_specs, Access, RouteSpec};
 use gatehouse_domain::access::Rule;
@@ -399,6 +399,106 @@ async fn recovery_revokes_every_token_of_the_owner_and_is_audited_under_them(eng
     assert!(!audit.to_string().contains(&code), "no login code in audit");
 }
 
+/// CSRF: a write carried by what a browser sends by itself (the session
+/// cookie, or the identity header a trusted proxy adds) with a foreign
+/// `Origin` is refused on every state-changing route before its handler
+/// runs. No `Origin` (not a cross-origin browser request) or our own
+/// passes; a bearer token is never sent by a browser on its own, so the
+/// rule does not apply to it.
+async fn a_foreign_origin_is_refused_on_every_state_changing_route(engine: Engine) {
+    let s = server_with(
+        engine,
+        &[
+            ("GATEHOUSE_IDENTITY_TRUSTED_PROXY_CIDRS", "127.0.0.0/8"),
+            ("GATEHOUSE_IDENTITY_HEADER", "X-Forwarded-Email"),
+        ],
+    )
+    .await;
+    let op = s.claim("op@x.org").await;
+    let cookie = format!("gatehouse_session={op}");
+    let ours = s.url.clone();
+    let send = |method: Method, path: String, auth: (&str, &str), origin: Option<&str>| {
+        let mut req = s
+            .client
+            .request(method, format!("{}{path}", s.url))
+            .header(auth.0, auth.1)
+            .json(&json!({"value": "v", "allowed_hosts": ["api.test"]}));
+        if let Some(origin) = origin {
+            req = req.header("Origin", origin);
+        }
+        req.send()
+    };
+    let writes: Vec<RouteSpec> = route_specs()
+        .into_iter()
+        .filter(|r| r.access == Access::Authenticated && r.method != Method::GET)
+        // The relay takes a job token only, never a cookie or the header.
+        .filter(|r| !r.path.starts_with("/relay/"))
+        .collect();
+    assert!(writes.len() > 15, "{}", writes.len());
+    let foreign = ["https://evil.test", "null", &format!("{ours}.evil.test")];
+    for spec in &writes {
+        for auth in [
+            ("Cookie", cookie.as_str()),
+            ("X-Forwarded-Email", "op@x.org"),
+        ] {
+            for origin in foreign {
+                let r = send(spec.method.clone(), concrete(spec.path), auth, Some(origin))
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or_default();
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (403, Some("cross_origin")),
+                    "{} {} by {} from {origin}: {body}",
+                    spec.method,
+                    spec.path,
+                    auth.0
+                );
+            }
+        }
+    }
+    // Nothing was written by any of them.
+    let (_, secrets) = s.json(Method::GET, "/v1/secrets", Some(&op), None).await;
+    assert_eq!(secrets, json!([]));
+    let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
+    assert_eq!(agents, json!([]));
+
+    // Our own origin, no origin, or a bearer token: the write goes through.
+    let put = |name: &str| (Method::PUT, format!("/v1/secrets/{name}"));
+    for (name, auth, origin) in [
+        (
+            "COOKIE_SAME",
+            ("Cookie", cookie.as_str()),
+            Some(ours.as_str()),
+        ),
+        ("COOKIE_NONE", ("Cookie", cookie.as_str()), None),
+        (
+            "HEADER_SAME",
+            ("X-Forwarded-Email", "op@x.org"),
+            Some(ours.as_str()),
+        ),
+        ("HEADER_NONE", ("X-Forwarded-Email", "op@x.org"), None),
+    ] {
+        let (method, path) = put(name);
+        let r = send(method, path, auth, origin).await.unwrap();
+        assert_eq!(r.status(), 201, "{name}");
+    }
+    let bearer = format!("Bearer {op}");
+    let (method, path) = put("BEARER_FOREIGN");
+    let r = send(
+        method,
+        path,
+        ("Authorization", bearer.as_str()),
+        Some("https://evil.test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, secrets) = s.json(Method::GET, "/v1/secrets", Some(&op), None).await;
+    assert_eq!(secrets.as_array().unwrap().len(), 5, "{secrets}");
+}
+
 async fn whoami(s: &TestServer, token: &str) -> u16 {
     s.json(Method::GET, "/v1/auth/whoami", Some(token), None)
         .await
@@ -409,4 +509,5 @@ on_both_engines!(
     every_route_holds_its_rule_for_every_credential_class,
     adding_an_existing_owner_is_409_and_leaves_their_code_alone,
     recovery_revokes_every_token_of_the_owner_and_is_audited_under_them,
+    a_foreign_origin_is_refused_on_every_state_changing_route,
 );

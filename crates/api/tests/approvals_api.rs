@@ -820,7 +820,12 @@ async fn replicas_both_seeing_an_approval_run_it_once(engine: Engine) {
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Both replicas' sweepers see the approved request too: run one sweep
+    // on each, at the same moment, and count only after both have ended.
+    tokio::join!(
+        gatehouse_api::gate::sweeper::sweep(w.s.state()),
+        gatehouse_api::gate::sweeper::sweep(replica.state())
+    );
     let audit = audit_actions(&replica, &w.op).await;
     assert_eq!(count_action(&audit, "secret.write"), 1);
     assert_eq!(count_action(&audit, "approval.execute"), 1);

@@ -473,9 +473,116 @@ async fn a_secret_granted_twice_gives_two_working_placeholders(engine: Engine) {
     }
 }
 
+/// No fallback between owners on the egress path (SPEC §5): two owners
+/// with a secret of the same name, each job swaps only its own owner's
+/// value; the other owner's placeholder is foreign to it; a secret deleted
+/// under one owner refuses that owner's job rather than finding the other
+/// owner's secret of that name; a deleted job's token is refused by the
+/// relay and the proxy.
+async fn no_fallback_between_owners_on_the_egress_path(engine: Engine) {
+    const ALICE_VALUE: &str = "ghp_alices_own_value_0000";
+    let w = world(engine).await;
+    w.put_secret(
+        &w.s,
+        "gh",
+        json!({"value": REAL, "allowed_hosts": ["api.test"]}),
+    )
+    .await;
+    let alice = w.s.owner(&w.op, "alice@x.org").await;
+    for (path, body) in [
+        ("/v1/agents".to_string(), json!({"name": "bot"})),
+        (
+            "/v1/secrets/gh".to_string(),
+            json!({"value": ALICE_VALUE, "allowed_hosts": ["api.test"]}),
+        ),
+    ] {
+        let method = if path.contains("secrets") {
+            Method::PUT
+        } else {
+            Method::POST
+        };
+        let (status, reply) = w.s.json(method, &path, Some(&alice), Some(body)).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let grant = json!([{"env_var": "GH", "secret": "gh"}]);
+    let (op_token, op_env) = w.job(grant.clone(), json!([])).await;
+    let (status, alice_job) =
+        w.s.json(
+            Method::POST,
+            "/v1/jobs",
+            Some(&alice),
+            Some(json!({"agent": "bot", "grants": grant})),
+        )
+        .await;
+    assert_eq!(status, 201, "{alice_job}");
+    let alice_token = alice_job["job_token"].as_str().unwrap().to_string();
+    let op_ph = op_env["GH"].as_str().unwrap().to_string();
+    let alice_ph = alice_job["env"]["GH"].as_str().unwrap().to_string();
+
+    // A session token is not a job's: the relay refuses it, sends nothing.
+    let (status, _, _) = w.relay(&w.s, "api.test", &w.op, Some(&op_ph)).await;
+    assert_eq!(status, 401);
+    assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), 0);
+
+    // Each job swaps its own owner's value.
+    assert_eq!(
+        w.relay(&w.s, "api.test", &op_token, Some(&op_ph)).await.0,
+        200
+    );
+    assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
+    assert_eq!(
+        w.relay(&w.s, "api.test", &alice_token, Some(&alice_ph))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(w.last_tls_authorization(), format!("Bearer {ALICE_VALUE}"));
+    let sent = w.tls_seen.requests.load(Ordering::SeqCst);
+
+    // The other owner's placeholder is foreign, whichever way round.
+    for (token, ph) in [(&op_token, &alice_ph), (&alice_token, &op_ph)] {
+        let (status, deny, _) = w.relay(&w.s, "api.test", token, Some(ph)).await;
+        assert_eq!((status, deny.as_str()), (403, "not_allowed"));
+    }
+    assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
+
+    // Alice's secret goes: her job is refused, never served op's "gh".
+    let r =
+        w.s.call(Method::DELETE, "/v1/secrets/gh", Some(&alice), None)
+            .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(credentials(&w.s, &alice_token).await.0, 403);
+    let (status, _, _) = w
+        .relay(&w.s, "api.test", &alice_token, Some(&alice_ph))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
+    // Op's job is untouched by it.
+    assert_eq!(
+        w.relay(&w.s, "api.test", &op_token, Some(&op_ph)).await.0,
+        200
+    );
+    assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
+    let sent = w.tls_seen.requests.load(Ordering::SeqCst);
+
+    // A deleted job's token: refused by the relay and the proxy.
+    let (_, jobs) = w.s.json(Method::GET, "/v1/jobs", Some(&w.op), None).await;
+    let id = jobs[0]["job_id"].as_str().unwrap().to_string();
+    let r =
+        w.s.call(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&w.op), None)
+            .await;
+    assert_eq!(r.status(), 204);
+    let (status, _, _) = w.relay(&w.s, "api.test", &op_token, Some(&op_ph)).await;
+    assert_eq!(status, 401);
+    let (status, _) = connect(&w.s, &op_token, &format!("api.test:{}", w.tls_port)).await;
+    assert_eq!(status, 407);
+    assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
+}
+
 on_both_engines!(
     a_secret_granted_twice_gives_two_working_placeholders,
     plain_http_never_carries_a_real_value,
     a_placeholder_follows_its_secret_across_replace_and_delete,
     a_deleted_grant_refuses_the_route_and_the_proxy_alike,
+    no_fallback_between_owners_on_the_egress_path,
 );

@@ -18,6 +18,11 @@ type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
 /// A receiver that records every delivery and answers 200 "received".
 async fn receiver() -> (String, Seen) {
+    receiver_at("127.0.0.1:0".parse().unwrap()).await
+}
+
+/// [`receiver`] on a given address.
+async fn receiver_at(at: std::net::SocketAddr) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
     let app = axum::Router::new().route(
@@ -30,7 +35,7 @@ async fn receiver() -> (String, Seen) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(at).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}/in"), seen)
@@ -281,8 +286,33 @@ async fn a_failed_forward_is_a_502_and_the_retry_is_accepted(engine: Engine) {
     )
     .await;
     assert_eq!(status, 502, "{answer}");
-    let (status, _) = deliver(&s, &id, &[("Stripe-Signature", header)], body.as_bytes()).await;
+    let (status, _) = deliver(
+        &s,
+        &id,
+        &[("Stripe-Signature", header.clone())],
+        body.as_bytes(),
+    )
+    .await;
     assert_eq!(status, 502, "the retry is not taken for a replay");
+    // The receiver comes up: the provider's retry of the same delivery is
+    // accepted and forwarded, once; after that it is a replay.
+    let (_, seen) = receiver_at(closed).await;
+    let (status, answer) = deliver(
+        &s,
+        &id,
+        &[("Stripe-Signature", header.clone())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].1, body.as_bytes());
+    }
+    let (status, _) = deliver(&s, &id, &[("Stripe-Signature", header)], body.as_bytes()).await;
+    assert_eq!(status, 401, "a forwarded delivery is not taken twice");
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
 async fn hooks_are_managed_by_their_owner_and_never_show_secrets(engine: Engine) {

@@ -107,6 +107,44 @@ async fn wrong_codes_are_refused_then_rate_limited(engine: Engine) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// `POST /v1/login`: five wrong codes from one address, then `429` with
+/// `Retry-After`, even for the right code, until the window has passed.
+async fn wrong_login_codes_are_rate_limited(engine: Engine) {
+    let s = server(engine).await;
+    let op = s.claim("op@x.org").await;
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/owners",
+            Some(&op),
+            Some(json!({"email": "alice@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let code = body["login_code"].as_str().unwrap().to_string();
+    let login = |code: String| {
+        s.call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"email": "alice@x.org", "code": code})),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(login("WRONG".into()).await.status(), 401);
+    }
+    for attempt in ["WRONG".to_string(), code.clone()] {
+        let r = login(attempt).await;
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    }
+    s.clock.advance(61);
+    let r = login(code).await;
+    assert_eq!(r.status(), 200, "the code was never spent by the refusals");
+}
+
 async fn operator_adds_owners_who_log_in_with_a_one_time_code(engine: Engine) {
     let s = server(engine).await;
     let op = s.claim("op@x.org").await;
@@ -620,26 +658,88 @@ async fn trusted_proxy_header_is_honoured_only_from_trusted_peers(engine: Engine
     assert_eq!(r.status(), 401, "header from an untrusted peer is ignored");
 }
 
+/// The audit hash as documented (ARCHITECTURE.md, "Audit chain"),
+/// recomputed here without the writer's code: SHA-256 over the domain tag
+/// `gatehouse/v1/audit-record`, then each field as an 8-byte big-endian
+/// length and its UTF-8 bytes, in the order seq, ts (decimal), actor,
+/// cls, owner, action, target, outcome, request_id, prev_hash.
+fn independent_audit_hash(r: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let text = |k: &str| -> String {
+        match &r[k] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => panic!("{k} is {other}"),
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(b"gatehouse/v1/audit-record");
+    for k in [
+        "seq",
+        "ts",
+        "actor",
+        "cls",
+        "owner",
+        "action",
+        "target",
+        "outcome",
+        "request_id",
+        "prev_hash",
+    ] {
+        let v = text(k);
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn audit_chain_of_a_full_flow_verifies(engine: Engine) {
     let s = server(engine).await;
     let op = s.claim("op@x.org").await;
     let alice = s.owner(&op, "alice@x.org").await;
-    s.put_secret(&alice, "A", "1").await;
-    s.json(Method::DELETE, "/v1/secrets/A", Some(&alice), None)
+    let (status, body) = s.put_secret(&alice, "A", "1").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .json(Method::DELETE, "/v1/secrets/A", Some(&alice), None)
         .await;
-    s.json(
-        Method::POST,
-        "/v1/bootstrap/claim",
-        None,
-        Some(json!({"code": "bad", "email": "x@x.org"})),
-    )
-    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/v1/bootstrap/claim",
+            None,
+            Some(json!({"code": "bad", "email": "x@x.org"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
     let (records, head) = s.state().store.audit_all().await.unwrap();
     assert!(records.len() >= 6, "{}", records.len());
     assert_eq!(
         verify_chain(&records, Some(&head)).unwrap(),
         records.len() as u64
     );
+
+    // The operator's export of the whole log, checked from scratch.
+    let (status, all) = s
+        .json(Method::GET, "/v1/audit?limit=1000", Some(&op), None)
+        .await;
+    assert_eq!(status, 200, "{all}");
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), records.len());
+    let mut prev = "0".repeat(64);
+    for (n, r) in all.iter().enumerate() {
+        assert_eq!(r["seq"].as_i64(), Some(n as i64 + 1), "{r}");
+        assert_eq!(r["prev_hash"].as_str(), Some(prev.as_str()), "{r}");
+        let hash = independent_audit_hash(r);
+        assert_eq!(r["hash"].as_str(), Some(hash.as_str()), "{r}");
+        prev = hash;
+    }
+    assert_eq!(head.hash, prev, "the head is the last record's hash");
+    let actions: Vec<&str> = all.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    for action in ["secret.write", "secret.delete"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+
     let (status, page) = s
         .json(
             Method::GET,
@@ -1211,6 +1311,20 @@ async fn rotated_signing_keys_verify_until_their_last_token_expires(engine: Engi
     );
 }
 
+/// A documented path with each `{param}` (and `{*rest}`) filled in.
+fn concrete_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').unwrap() + open;
+        out.push_str("x1");
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 async fn metrics_and_openapi_describe_the_running_server(engine: Engine) {
     let s = server(engine).await;
     let op = s.claim("op@x.org").await;
@@ -1244,6 +1358,41 @@ async fn metrics_and_openapi_describe_the_running_server(engine: Engine) {
     let (status, doc) = s.json(Method::GET, "/v1/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
+    // The document against the running router itself: every documented
+    // operation is served (not the fallback, not 405), asks a credential
+    // exactly when the document says so, and on a documented path every
+    // other method is 405, so no served operation is left out.
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() > 20, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete = concrete_path(path);
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let documented = ops.get(method.as_str().to_ascii_lowercase()).cloned();
+            let (status, body) = s
+                .json(method.clone(), &concrete, None, Some(json!({})))
+                .await;
+            let what = format!("{method} {path} answered {status} {body}");
+            match documented {
+                None => assert_eq!(status, 405, "{what}: served but not documented"),
+                Some(op) => {
+                    assert_ne!(status, 405, "{what}: documented but not served");
+                    assert!(
+                        !(status == 404 && body["error"]["message"] == "no such route"),
+                        "{what}: documented but not served"
+                    );
+                    if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                        assert_eq!(status, 401, "{what}: a credential is documented");
+                    }
+                }
+            }
+        }
+    }
     for spec in route_specs() {
         let path = gatehouse_api::openapi::openapi_path(spec.path);
         let op = &doc["paths"][&path][spec.method.as_str().to_ascii_lowercase()];
@@ -1266,6 +1415,7 @@ async fn metrics_and_openapi_describe_the_running_server(engine: Engine) {
 on_both_engines!(
     claim_makes_the_claimant_operator_once,
     wrong_codes_are_refused_then_rate_limited,
+    wrong_login_codes_are_rate_limited,
     operator_adds_owners_who_log_in_with_a_one_time_code,
     secrets_are_written_listed_and_deleted_without_values,
     bad_secret_requests_are_refused_and_change_nothing,

@@ -90,6 +90,17 @@ async fn a_job_reads_only_its_creators_secret_even_with_the_same_name(engine: En
     );
     let (_, mine) = s.json(Method::GET, "/v1/jobs", Some(&alice), None).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
+    // Her 404s touched nothing: Bob's job is still listed, live, and its
+    // token still reads his value.
+    let (status, theirs) = s.json(Method::GET, &path, Some(&bob), None).await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["deleted"], false, "{theirs}");
+    let (status, body) = credentials(&s, b["job_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!([{"env_var": "TOKEN", "value": "bob-value"}])
+    );
 }
 
 async fn every_failure_kind_gives_the_same_403(engine: Engine) {

@@ -623,6 +623,9 @@ async fn upstream_secret_names_are_reserved(engine: Engine) {
         "{body}"
     );
     w.bootstrap().await;
+    let served = w.agent_value("dbx").await;
+    let (code, body) = w.s.put_secret(&w.alice, "upstream.dbx", "mine").await;
+    assert_eq!(code, 403, "{body}");
     let (code, _) =
         w.s.json(
             Method::DELETE,
@@ -632,6 +635,15 @@ async fn upstream_secret_names_are_reserved(engine: Engine) {
         )
         .await;
     assert_eq!(code, 403);
+    // Neither refusal touched it: still stored, still served, and it is
+    // the token the upstream minted.
+    let (_, names) =
+        w.s.json(Method::GET, "/v1/secrets", Some(&w.alice), None)
+            .await;
+    assert!(names.to_string().contains("upstream.dbx"), "{names}");
+    assert_eq!(w.agent_value("dbx").await, served);
+    assert_ne!(served, "mine");
+    assert!(w.fake.by_value(&served).is_some());
 }
 
 async fn the_owner_takes_back_the_credential_through_the_gate(engine: Engine) {

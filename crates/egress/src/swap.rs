@@ -33,7 +33,8 @@ pub const PLACEHOLDER_HEX_LEN: usize = 40;
 /// Every start index of `needle` in `hay`.
 pub(crate) fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
-    if needle.is_empty() || hay.len() < needle.len() {
+    // An empty needle would match everywhere without moving on.
+    if needle.is_empty() {
         return out;
     }
     let mut i = 0;
@@ -54,7 +55,7 @@ pub(crate) fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<
     if hits.is_empty() {
         return None;
     }
-    let mut out = Vec::with_capacity(hay.len() + hits.len() * with.len());
+    let mut out = Vec::with_capacity(hay.len());
     let mut last = 0;
     for i in hits {
         out.extend_from_slice(&hay[last..i]);

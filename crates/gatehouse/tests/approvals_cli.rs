@@ -59,6 +59,32 @@ async fn audit_count(server: &Server, session: &str, action: &str) -> usize {
         .count()
 }
 
+/// Completed approval sweeper passes of `server` (`/metrics`).
+async fn sweeps(server: &Server) -> u64 {
+    let text = server.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("gatehouse_approval_sweeps_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sweep counter in {text}"))
+}
+
+/// Polls until `server` has completed `at_least` sweeper passes; fails
+/// the test after a bound.
+async fn until_swept(server: &Server, at_least: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = sweeps(server).await;
+        if n >= at_least {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {n} sweeps, waiting for {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn approvals_cli_lists_approves_and_denies_for_a_human() {
     let sandbox = Sandbox::new();
@@ -175,8 +201,11 @@ async fn two_server_processes_on_one_postgres_run_an_approval_once() {
         statuses.sort();
         assert_eq!(statuses, [200, 409], "{on_a:?} {on_b:?}");
     }
-    // Both replicas' sweepers see every approved request too.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Both replicas' sweepers see every approved request too: count only
+    // once each has run a whole pass after the decisions.
+    let (on_a, on_b) = (sweeps(&a).await, sweeps(&b).await);
+    until_swept(&a, on_a + 2).await;
+    until_swept(&b, on_b + 2).await;
     assert_eq!(audit_count(&b, &op, "secret.write").await, 3);
     assert_eq!(audit_count(&a, &op, "approval.execute").await, 3);
     let listed: Value = b

@@ -103,6 +103,25 @@ async fn exec_refuses_bad_grants_before_running_anything() {
     let sandbox = Sandbox::new();
     let server = sandbox.serve().await;
     let op = server.claim_operator("op@x.org").await;
+    // Agent and secret exist, so only the grant's variable can be refused.
+    let r = server
+        .http
+        .put(server.at("/v1/secrets/gh"))
+        .bearer_auth(&op)
+        .json(&json!({"value": REAL, "allowed_hosts": ["api.test"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = server
+        .http
+        .post(server.at("/v1/agents"))
+        .bearer_auth(&op)
+        .json(&json!({"name": "bot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let marker = sandbox.root().join("ran");
     let out = sandbox
         .cmd(&[
@@ -120,5 +139,17 @@ async fn exec_refuses_bad_grants_before_running_anything() {
         .run()
         .await;
     assert!(!out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("PATH") && out.stderr.contains("cannot be granted"),
+        "the message names the rule: {out:?}"
+    );
     assert!(!marker.exists());
+    // No job was left behind either.
+    let jobs: Vec<Value> = server
+        .get_with_token("/v1/jobs", &op)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(jobs.is_empty(), "{jobs:?}");
 }

@@ -49,28 +49,56 @@ async fn jti_of(server: &Server, token: &str) -> String {
     me["jti"].as_str().unwrap().to_string()
 }
 
+/// An `api` token minted by `session` for `subject`.
+async fn api_token(server: &Server, session: &str, subject: &str) -> String {
+    let r = server
+        .http
+        .post(server.at("/v1/tokens"))
+        .bearer_auth(session)
+        .json(&json!({"class": "api", "subject": subject, "scope": "audit:read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Each form of `gatehouse token revoke`, written straight to the store,
+/// reaches a running server: its token, and only its, is refused within
+/// a bounded poll (speed is measured by the revocation benchmark).
 #[tokio::test]
-async fn cli_revocation_reaches_a_running_server_within_a_second() {
+async fn cli_revocations_reach_a_running_server() {
     let sandbox = Sandbox::new();
     let server = sandbox.serve().await;
     let token = server.claim_operator("op@example.com").await;
+    let ci = api_token(&server, &token, "ci-bot").await;
+    let other = api_token(&server, &token, "other-bot").await;
     let jti = jti_of(&server, &token).await;
     let out = sandbox.cmd(&["token", "revoke", &jti]).run().await;
     out.assert_success();
-    let took = until_status(&server, &token, 401, Duration::from_secs(5)).await;
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    until_status(&server, &token, 401, Duration::from_secs(5)).await;
+    assert_eq!(whoami_status(&server, &ci).await, 200);
 
-    // Subject and owner forms are accepted too; a bad combination is not.
+    // By subject: that subject's tokens, not the others.
     sandbox
         .cmd(&["token", "revoke", "--subject", "ci-bot"])
         .run()
         .await
         .assert_success();
+    until_status(&server, &ci, 401, Duration::from_secs(5)).await;
+    assert_eq!(whoami_status(&server, &other).await, 200);
+
+    // By owner: every token of the owner.
     sandbox
         .cmd(&["token", "revoke", "--owner", "op@example.com"])
         .run()
         .await
         .assert_success();
+    until_status(&server, &other, 401, Duration::from_secs(5)).await;
+
     let out = sandbox.cmd(&["token", "revoke"]).run().await;
     out.assert_refused();
     let out = sandbox
@@ -230,7 +258,6 @@ async fn revocation_on_one_replica_is_refused_on_the_other_and_a_cut_off_replica
         .await
         .unwrap();
     let op2 = op2["token"].as_str().unwrap().to_string();
-    let started = Instant::now();
     let revoked = a
         .http
         .post(a.at("/v1/tokens/revoke"))
@@ -250,8 +277,6 @@ async fn revocation_on_one_replica_is_refused_on_the_other_and_a_cut_off_replica
         "the revoking replica at once"
     );
     until_status(&b, &op, 401, Duration::from_secs(3)).await;
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(1), "propagation took {took:?}");
 
     // B loses its database: it fails closed once its view is stale.
     assert_eq!(whoami_status(&b, &alice).await, 200);

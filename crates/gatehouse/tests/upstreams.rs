@@ -243,7 +243,7 @@ async fn a_rotation_killed_at_any_step_recovers_with_one_working_token_and_nothi
             assert_eq!(orphans.len(), 1, "the stalled create minted one token");
         }
         server = serve().await;
-        let (s, current) = settled(&server, &op, &fake, &orphans).await;
+        settled(&server, &op, &fake, &orphans).await;
         if step == "/scim/v2/Me" {
             // The persisted token whose check was cut short was finished
             // forward on restart, not thrown away.
@@ -267,12 +267,24 @@ async fn a_rotation_killed_at_any_step_recovers_with_one_working_token_and_nothi
         }
         // Exactly one token in use, and it works: agents get it, the
         // upstream accepts it.
-        let value = agent_value(&server, &op).await;
+        // Read until no rotation lands between the reads (bounded), so the
+        // equality is always checked.
+        let mut tries = 0;
+        let (current, value, again) = loop {
+            let (s, current) = settled(&server, &op, &fake, &orphans).await;
+            let value = agent_value(&server, &op).await;
+            let again = status(&server, &op).await;
+            if again["token_id"] == s["token_id"] {
+                break (current, value, again);
+            }
+            tries += 1;
+            assert!(
+                tries < 20,
+                "a rotation landed between every read after {step}"
+            );
+        };
+        assert_eq!(value, current.value, "after {step}");
         let now = SystemClock.now();
-        let again = status(&server, &op).await;
-        if again["token_id"] == s["token_id"] {
-            assert_eq!(value, current.value, "after {step}");
-        }
         assert!(fake.by_value(&value).unwrap().live(now), "after {step}");
         // Every other token Gatehouse minted is revoked, or (the one it
         // never heard of) lapses within its lifetime.
@@ -345,13 +357,20 @@ async fn two_replicas_rotate_once_per_interval_and_both_serve_the_new_token() {
     let started = Instant::now();
     let mut seen_on_a = Vec::new();
     while started.elapsed() < Duration::from_secs(5 * ROTATE as u64 + 1) {
-        let (s, current) = settled(&a, &op, &fake, &[]).await;
-        // The other replica serves the token the rotating one minted.
-        let on_b = agent_value(&b, &op).await;
-        let s_after = status(&a, &op).await;
-        if s_after["token_id"] == s["token_id"] {
-            assert_eq!(on_b, current.value);
-        }
+        // The other replica serves the token the rotating one minted. Read
+        // until no rotation lands between the reads (bounded), so the
+        // equality is always checked.
+        let mut tries = 0;
+        let (current, on_b) = loop {
+            let (s, current) = settled(&a, &op, &fake, &[]).await;
+            let on_b = agent_value(&b, &op).await;
+            if status(&a, &op).await["token_id"] == s["token_id"] {
+                break (current, on_b);
+            }
+            tries += 1;
+            assert!(tries < 20, "a rotation landed between every read");
+        };
+        assert_eq!(on_b, current.value);
         seen_on_a.push(current.id);
         tokio::time::sleep(Duration::from_millis(400)).await;
     }

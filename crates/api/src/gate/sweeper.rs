@@ -51,6 +51,13 @@ pub async fn expire_due(st: &AppState) {
 /// One pass: expiry, then every approved request left over. `start`
 /// runs one before serving, so a restart finishes what was approved.
 pub async fn sweep(st: &AppState) {
+    sweep_once(st).await;
+    // Counted when a pass has ended, so an observer that sees the count
+    // move twice knows a whole pass ran after it looked.
+    st.metrics.count_sweep();
+}
+
+async fn sweep_once(st: &AppState) {
     expire_due(st).await;
     let now = st.now();
     if let Err(e) = st

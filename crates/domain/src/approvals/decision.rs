@@ -326,6 +326,17 @@ mod tests {
             may_decide(&same, &alice, CredentialClass::Session, "alice@example.com"),
             Err(DecideRefusal::Requester)
         );
+        // The requester is the pair (class, subject): another person's
+        // session, or a credential of another class that happens to carry
+        // the same subject, is not.
+        assert_eq!(
+            may_decide(&same, &alice, CredentialClass::Session, "carol@example.com"),
+            Ok(())
+        );
+        assert_eq!(
+            may_decide(&same, &alice, CredentialClass::Api, "alice@example.com"),
+            Ok(())
+        );
     }
 
     #[test]

@@ -259,6 +259,34 @@ mod tests {
         }
     }
 
+    /// The log names are part of the audit format: each reason has its
+    /// own, and `Display` writes exactly it.
+    #[test]
+    fn every_reason_has_its_own_log_name() {
+        let all = [
+            (R::ThisNetwork, "this_network"),
+            (R::Unspecified, "unspecified"),
+            (R::Loopback, "loopback"),
+            (R::Private, "private"),
+            (R::SharedAddressSpace, "shared_address_space"),
+            (R::LinkLocal, "link_local"),
+            (R::SiteLocal, "site_local"),
+            (R::IetfProtocolAssignments, "ietf_protocol_assignments"),
+            (R::Benchmarking, "benchmarking"),
+            (R::Documentation, "documentation"),
+            (R::Multicast, "multicast"),
+            (R::Broadcast, "broadcast"),
+            (R::DiscardOnly, "discard_only"),
+            (R::Teredo, "teredo"),
+            (R::LocalUseTranslation, "local_use_translation"),
+            (R::Reserved, "reserved"),
+        ];
+        for (reason, name) in all {
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(reason.to_string(), name);
+        }
+    }
+
     #[test]
     fn global_unicast_passes() {
         for addr in [

@@ -156,6 +156,7 @@ mod tests {
     #[test]
     fn unix_seconds_are_plain_digits_only() {
         assert_eq!(unix_seconds("1531420618"), Some(1_531_420_618));
+        assert_eq!(unix_seconds("999999999999"), Some(999_999_999_999));
         for bad in ["", "-1", "+1", " 1", "1.5", "1e9", "9999999999999"] {
             assert_eq!(unix_seconds(bad), None, "{bad:?}");
         }

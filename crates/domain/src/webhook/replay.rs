@@ -135,12 +135,46 @@ mod tests {
         ReplayKey::derive(Provider::Github, None, &[n])
     }
 
+    /// The bytes the store keeps are the digest itself: one per delivery,
+    /// the same for the same delivery.
+    #[test]
+    fn a_key_is_its_digest_and_names_one_delivery() {
+        let same = ReplayKey::derive(Provider::Stripe, Some(NOW), b"sig");
+        assert_eq!(
+            same.as_bytes(),
+            ReplayKey::derive(Provider::Stripe, Some(NOW), b"sig").as_bytes()
+        );
+        let others = [
+            ReplayKey::derive(Provider::Github, Some(NOW), b"sig"),
+            ReplayKey::derive(Provider::Stripe, Some(NOW + 1), b"sig"),
+            ReplayKey::derive(Provider::Stripe, None, b"sig"),
+            ReplayKey::derive(Provider::Stripe, Some(NOW), b"sih"),
+        ];
+        for other in others {
+            assert_ne!(same.as_bytes(), other.as_bytes(), "{other:?}");
+        }
+        assert_eq!(same.as_bytes(), &same.0);
+        assert_ne!(same.as_bytes(), &[0; 32]);
+    }
+
     #[test]
     fn second_sighting_within_the_window_is_refused() {
         let mut g = ReplayGuard::new(10, 300);
+        assert!(g.is_empty());
         assert!(g.check_and_remember(key(1), NOW, NOW));
+        assert!(!g.is_empty());
         assert!(!g.check_and_remember(key(1), NOW, NOW + 299));
         assert!(g.check_and_remember(key(2), NOW, NOW));
+    }
+
+    /// The window's edges are inside it.
+    #[test]
+    fn timestamps_at_the_edges_of_the_window_are_taken() {
+        let mut g = ReplayGuard::new(10, 300);
+        assert!(g.check_and_remember(key(1), NOW - 300, NOW));
+        assert!(g.check_and_remember(key(2), NOW + 300, NOW));
+        assert!(!g.check_and_remember(key(3), NOW - 301, NOW));
+        assert!(!g.check_and_remember(key(4), NOW + 301, NOW));
     }
 
     #[test]

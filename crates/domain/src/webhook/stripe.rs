@@ -145,6 +145,9 @@ mod tests {
     fn stripe_any_of_several_v1_may_match_and_v0_is_ignored() {
         let h = format!("t={NOW}, v1={OTHER}, v1={V1}, v0={OTHER}, v9=x");
         assert!(check(BODY, &h, NOW).is_ok());
+        // The right one twice is still a match, not a cancellation.
+        let h = format!("t={NOW},v1={V1},v1={V1}");
+        assert!(check(BODY, &h, NOW).is_ok());
     }
 
     #[test]
@@ -185,6 +188,7 @@ mod tests {
             format!("v1={V1}"),
             format!("t={NOW},t={NOW},v1={V1}"),
             format!("t={NOW},v1={V1},"),
+            format!("t={NOW},=x,v1={V1}"),
             format!("t=-5,v1={V1}"),
             format!("t={NOW};v1={V1}"),
         ] {

@@ -163,6 +163,72 @@ fn replace_all_handles_edges() {
 }
 
 #[test]
+fn find_all_finds_each_non_overlapping_hit() {
+    assert_eq!(find_all(b"abXabXab", b"ab"), vec![0, 3, 6]);
+    assert_eq!(find_all(b"aaaa", b"aa"), vec![0, 2]);
+    assert_eq!(find_all(b"a", b"ab"), Vec::<usize>::new());
+    assert_eq!(find_all(b"abc", b""), Vec::<usize>::new());
+    assert_eq!(replace_all(b"X", b"X", b"longer"), Some(b"longer".to_vec()));
+}
+
+/// The prefix alone does not make a placeholder: it takes 40 lower-case
+/// hex digits after it, digits and letters alike.
+#[test]
+fn only_the_full_shape_is_taken_for_a_foreign_placeholder() {
+    let v = view();
+    for text in [
+        "gh_ph_".to_string(),
+        format!("gh_ph_{}", "z".repeat(45)),
+        format!("gh_ph_{}g", "a".repeat(39)),
+        format!("gh_ph_{}", "A".repeat(40)),
+        format!("gh_ph_{}", "a".repeat(39)),
+    ] {
+        let found = placeholders_in(text.as_bytes(), &v, "api.github.com", "gh_ph_", 1000);
+        assert!(found.is_ok_and(|f| f.is_empty()), "{text}");
+    }
+    for text in [
+        format!("gh_ph_{}", "0".repeat(40)),
+        format!("gh_ph_{}", "f".repeat(40)),
+        format!("x gh_ph_{}", "9a".repeat(20)),
+    ] {
+        let found = placeholders_in(text.as_bytes(), &v, "api.github.com", "gh_ph_", 1000);
+        assert!(matches!(found, Err(Refusal::ForeignPlaceholder)), "{text}");
+    }
+}
+
+/// The job's placeholder and a foreign one in the same header value: the
+/// swap of the first does not hide the second.
+#[test]
+fn a_foreign_placeholder_beside_the_jobs_own_in_one_value_is_refused() {
+    let mut h = headers(&[("authorization", &format!("Bearer {PH_A} {OTHER}"))]);
+    assert_eq!(
+        swap(&mut h, &view(), "api.github.com", 1000),
+        Err(Refusal::ForeignPlaceholder)
+    );
+    assert_eq!(
+        h["authorization"],
+        format!("Bearer {PH_A} {OTHER}").as_str()
+    );
+}
+
+/// Each secret put in is named once, in the order first met.
+#[test]
+fn used_secrets_are_named_once_each() {
+    let mut v = view();
+    v.bindings[1].allowed_hosts = vec!["api.github.com".into()];
+    let mut h = headers(&[
+        ("authorization", PH_A),
+        ("x-a", &format!("{PH_A}/{PH_A}")),
+        ("x-b", PH_B),
+        ("x-c", PH_A),
+    ]);
+    let used = swap(&mut h, &v, "api.github.com", 1000).unwrap();
+    assert_eq!(used, vec!["gh".to_string(), "other".to_string()]);
+    assert_eq!(h["x-a"], "real-a/real-a");
+    assert_eq!(h["x-b"], "real-b");
+}
+
+#[test]
 fn plain_http_carries_no_placeholder_and_gets_no_inject() {
     let mut v = view();
     v.bindings[0].inject = Some(Inject {

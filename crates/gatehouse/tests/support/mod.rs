@@ -210,16 +210,21 @@ impl Cmd {
 
     /// Runs to completion (bounded by [`COMMAND_TIMEOUT`]).
     pub async fn run(self) -> Output {
+        self.run_within(COMMAND_TIMEOUT).await
+    }
+
+    /// Runs to completion; fails the test if it has not ended by `bound`.
+    pub async fn run_within(self, bound: Duration) -> Output {
         let (out_path, err_path) = self.output_files();
         let started = Instant::now();
         let mut child = self.spawn(&out_path, &err_path);
-        let status = child.wait_for(COMMAND_TIMEOUT).await;
+        let status = child.wait_for(bound).await;
         let elapsed = started.elapsed();
         let stdout = read_text(&out_path);
         let stderr = read_text(&err_path);
         let Some(status) = status else {
             panic!(
-                "gatehouse {:?} did not finish within {COMMAND_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                "gatehouse {:?} did not finish within {bound:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
                 self.args
             );
         };

@@ -111,23 +111,45 @@ fn algorithms_other_than_eddsa_are_refused() {
 
 #[test]
 fn hs256_with_the_public_key_as_secret_is_refused() {
-    use sha2::Sha256;
+    use sha2::{Sha256, Sha512};
     let f = fixture();
     let p = payload_json(&claims(&f, CredentialClass::Api));
-    let input = format!(
-        "{}.{}",
-        b64(br#"{"alg":"HS256","kid":"k1"}"#),
-        b64(p.as_bytes())
-    );
-    // HMAC-SHA256 keyed with the public key bytes: the classic confusion.
-    let mac = hmac_sha256::<Sha256>(f.key.verifying_key().as_bytes(), input.as_bytes());
-    let t = format!("{input}.{}", b64(&mac));
-    assert!(check(&f, &t, NOW).is_err());
+    let public = f.key.verifying_key();
+    for alg in ["HS256", "HS512"] {
+        let input = format!(
+            "{}.{}",
+            b64(format!(r#"{{"alg":"{alg}","kid":"k1"}}"#).as_bytes()),
+            b64(p.as_bytes())
+        );
+        // HMAC keyed with the public key bytes: the classic confusion. The
+        // tag is 64 bytes (HS256's twice) so the token has the shape of
+        // ours and reaches the algorithm check.
+        let mac = match alg {
+            "HS256" => hmac::<Sha256>(public.as_bytes(), input.as_bytes()).repeat(2),
+            _ => hmac::<Sha512>(public.as_bytes(), input.as_bytes()),
+        };
+        let t = format!("{input}.{}", b64(&mac));
+        assert_eq!(check(&f, &t, NOW), Err(TokenError::Algorithm), "{alg}");
+
+        // With the algorithm check out of the way, the HMAC tag still does
+        // not pass as an Ed25519 signature: the key path refuses it too.
+        let parsed = jws::split(&t).unwrap();
+        assert_eq!(parsed.header.alg, alg);
+        assert_eq!(
+            signature_and_claims(&parsed, &f.keys, &f.policy, NOW),
+            Err(TokenError::Signature),
+            "{alg}"
+        );
+    }
 }
 
-fn hmac_sha256<D: sha2::Digest>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+fn hmac<D: sha2::Digest + sha2::digest::core_api::BlockSizeUser>(
+    key: &[u8],
+    msg: &[u8],
+) -> Vec<u8> {
     // Minimal HMAC so the test needs no extra crate; only used to forge.
-    let mut k = [0u8; 64];
+    let block = D::block_size();
+    let mut k = vec![0u8; block];
     k[..key.len()].copy_from_slice(key);
     let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
@@ -488,4 +510,142 @@ fn a_lifetime_that_overflows_is_refused() {
         check(&f, &sign(&c, "k1", &f.key), NOW),
         Err(TokenError::LifetimeAboveMaximum)
     );
+}
+
+/// The audit log's vocabulary: each refusal has its own stable code.
+#[test]
+fn every_refusal_has_its_own_audit_code() {
+    for (error, code) in [
+        (TokenError::TooLong, "too_long"),
+        (TokenError::Malformed("x"), "malformed"),
+        (TokenError::Algorithm, "algorithm"),
+        (TokenError::KeyIdForm, "kid_form"),
+        (TokenError::UnknownKey, "unknown_kid"),
+        (TokenError::Signature, "signature"),
+        (TokenError::Issuer, "issuer"),
+        (TokenError::Audience, "audience"),
+        (TokenError::Claim("x"), "claim"),
+        (TokenError::LifetimeAboveMaximum, "lifetime"),
+        (TokenError::NotYetValid, "not_yet_valid"),
+        (TokenError::Expired, "expired"),
+        (TokenError::Revoked, "revoked"),
+        (TokenError::RevocationUnavailable, "revocation_unavailable"),
+    ] {
+        assert_eq!(error.code(), code);
+    }
+}
+
+#[test]
+fn kids_of_letters_digits_dashes_and_underscores_are_well_formed() {
+    for kid in ["k1", "key-2026", "key_1", "-", "_", &"a".repeat(64)] {
+        assert!(kid_is_well_formed(kid), "{kid}");
+    }
+    for kid in ["", "a.b", "a/b", "a b", &"a".repeat(65)] {
+        assert!(!kid_is_well_formed(kid), "{kid}");
+    }
+}
+
+#[test]
+fn a_jti_is_exactly_sixteen_bytes_of_base64url() {
+    let f = fixture();
+    for (jti, ok) in [
+        (b64(&[7; 16]), true),
+        ("!".repeat(22), false),
+        (b64(&[7; 15]), false),
+        (b64(&[7; 17]), false),
+    ] {
+        let mut c = claims(&f, CredentialClass::Agent);
+        c.jti = jti.clone();
+        let got = check(&f, &sign(&c, "k1", &f.key), NOW);
+        if ok {
+            assert_eq!(got, Ok(c), "{jti}");
+        } else {
+            assert_eq!(got, Err(TokenError::Claim("jti")), "{jti}");
+        }
+    }
+}
+
+#[test]
+fn a_token_of_exactly_the_maximum_size_is_read() {
+    let f = fixture();
+    assert!(matches!(
+        check(&f, &"a".repeat(MAX_TOKEN_BYTES), NOW),
+        Err(TokenError::Malformed(_))
+    ));
+    assert_eq!(
+        check(&f, &"a".repeat(MAX_TOKEN_BYTES + 1), NOW),
+        Err(TokenError::TooLong)
+    );
+}
+
+#[test]
+fn subjects_hold_1_to_256_bytes() {
+    let f = fixture();
+    for (sub, ok) in [
+        (String::new(), false),
+        ("a".into(), true),
+        ("a".repeat(256), true),
+        ("a".repeat(257), false),
+    ] {
+        let mut c = claims(&f, CredentialClass::Agent);
+        c.sub = sub.clone();
+        let got = check(&f, &sign(&c, "k1", &f.key), NOW);
+        if ok {
+            assert_eq!(got, Ok(c), "{}", sub.len());
+        } else {
+            assert_eq!(got, Err(TokenError::Claim("sub")), "{}", sub.len());
+        }
+    }
+}
+
+/// iat <= nbf < exp, each bound on its own; the window then opens at nbf.
+#[test]
+fn iat_nbf_and_exp_must_be_in_order() {
+    let f = fixture();
+    let base = claims(&f, CredentialClass::Agent);
+    let disorder = TokenError::Claim("iat/nbf/exp out of order");
+    let with = |iat: i64, nbf: i64, exp: i64| {
+        let mut c = base.clone();
+        (c.iat, c.nbf, c.exp) = (iat, nbf, exp);
+        c
+    };
+    let (i, e) = (base.iat, base.exp);
+    // nbf after iat is fine, and the token is usable from nbf on.
+    let later = with(i, i + 100, e);
+    let t = sign(&later, "k1", &f.key);
+    assert_eq!(check(&f, &t, i + 100), Ok(later));
+    assert_eq!(check(&f, &t, i + 100 - 31), Err(TokenError::NotYetValid));
+    for (c, why) in [
+        (with(i, i - 1, e), "nbf before iat"),
+        (with(i, e, e), "nbf at exp"),
+        (with(i, e + 1, e), "nbf after exp"),
+        (with(i, i, i), "exp at iat"),
+        (with(i, i, i - 1), "exp before iat"),
+    ] {
+        assert_eq!(
+            check(&f, &sign(&c, "k1", &f.key), NOW),
+            Err(disorder.clone()),
+            "{why}"
+        );
+    }
+}
+
+#[test]
+fn a_lifetime_of_exactly_the_class_maximum_is_accepted() {
+    let f = fixture();
+    for class in CredentialClass::ALL {
+        let mut c = claims(&f, class);
+        c.exp = c.iat + crate::token::policy::class_maximum(class);
+        assert_eq!(
+            check(&f, &sign(&c, "k1", &f.key), NOW),
+            Ok(c.clone()),
+            "{class}"
+        );
+        c.exp += 1;
+        assert_eq!(
+            check(&f, &sign(&c, "k1", &f.key), NOW),
+            Err(TokenError::LifetimeAboveMaximum),
+            "{class}"
+        );
+    }
 }
