@@ -1,0 +1,1 @@
+//! Gatehouse's own MCP server (SPEC §13, first bullet).
