@@ -2,7 +2,10 @@
 //! overrides, validated into a typed [`Config`].
 //!
 //! The environment is passed in as a map (never read here), so tests feed
-//! their own. Unknown keys in the file are an error naming the key.
+//! their own. Besides the `GATEHOUSE_*` keys it carries the OpenSSL
+//! variables `SSL_CERT_FILE` and `SSL_CERT_DIR`, which say where the
+//! platform's trust store is (`egress.trust`). Unknown keys in the file
+//! are an error naming the key.
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -139,6 +142,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("egress", "allow_private_cidrs", Kind::List),
     ("egress", "static_hosts", Kind::Map),
     ("egress", "extra_root_certs", Kind::List),
+    ("egress", "trust", Kind::Text),
     ("egress", "tunnel_idle_seconds", Kind::Integer),
     ("egress", "max_connections_per_job", Kind::Integer),
     ("egress.judge", "url", Kind::Text),
@@ -224,7 +228,9 @@ impl Config {
                     path: file.map_or("(environment)", |(p, _)| p).into(),
                     message: e.message().to_string(),
                 })?;
-        Self::validate(raw)
+        let mut config = Self::validate(raw)?;
+        config.egress.platform_store = gatehouse_egress::trust::PlatformStore::from_env(env);
+        Ok(config)
     }
 
     fn validate(raw: RawConfig) -> Result<Self, ConfigError> {

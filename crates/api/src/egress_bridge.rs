@@ -216,7 +216,7 @@ pub fn build_engine(
     let settings = gatehouse_egress::Settings {
         policy: config.egress.policy(),
         placeholder_prefix: config.placeholder_prefix.clone(),
-        extra_root_certs: config.egress.extra_root_certs.clone(),
+        trust: config.egress.upstream_trust(),
         // One slow-client rule for both listeners (SPEC §6).
         header_timeout: config.server.header_timeout,
         tunnel_idle: config.egress.tunnel_idle,
@@ -231,6 +231,6 @@ pub fn build_engine(
         judge,
         state.metrics.clone(),
     )
-    .map_err(|e| err("egress.extra_root_certs", e.to_string()))?;
+    .map_err(StartError::Trust)?;
     Ok(Arc::new(engine))
 }

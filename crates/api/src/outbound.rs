@@ -37,13 +37,8 @@ pub fn client(
         own_listeners: own_listeners.to_vec(),
     };
     let resolver = config.egress.resolver();
-    let tls =
-        gatehouse_egress::tls::upstream_config(&config.egress.extra_root_certs).map_err(|e| {
-            StartError::Io {
-                path: "egress.extra_root_certs".into(),
-                source: std::io::Error::other(e.to_string()),
-            }
-        })?;
+    let tls = gatehouse_egress::tls::upstream_config(&config.egress.upstream_trust())
+        .map_err(StartError::Trust)?;
     let audit = Arc::new(
         move |target: &str, refused: &gatehouse_domain::egress::outbound::Refused| {
             tracing::warn!(%target, "outbound request refused: {refused}");

@@ -35,6 +35,10 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// Upstream TLS has nothing to trust as configured (`egress.trust`,
+    /// the platform store, `egress.extra_root_certs`).
+    #[error(transparent)]
+    Trust(#[from] gatehouse_egress::trust::TrustError),
     #[error("store: {0}")]
     Store(#[from] gatehouse_store::StoreError),
     #[error("keys: {0}")]

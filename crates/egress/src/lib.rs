@@ -41,8 +41,8 @@ pub mod swap;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod tls;
+pub mod trust;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -80,7 +80,9 @@ pub struct Settings {
     /// Start of every placeholder: anything with this prefix and 40 hex
     /// digits that is not the job's own is refused.
     pub placeholder_prefix: String,
-    pub extra_root_certs: Vec<PathBuf>,
+    /// What upstream TLS trusts (`egress.trust`, the platform store,
+    /// `egress.extra_root_certs`).
+    pub trust: trust::UpstreamTrust,
     /// A client that has not sent a whole request head this long after
     /// its connection opened (or its previous response) is disconnected,
     /// on the listener and inside intercepted connections; it also bounds
@@ -145,7 +147,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         ca: Option<Arc<CertAuthority>>,
         judge: Option<Judge>,
-    ) -> Result<Self, ca::CaError> {
+    ) -> Result<Self, trust::TrustError> {
         Self::with_observer(
             settings,
             resolver,
@@ -166,8 +168,8 @@ impl Engine {
         ca: Option<Arc<CertAuthority>>,
         judge: Option<Judge>,
         observer: Arc<dyn EgressObserver>,
-    ) -> Result<Self, ca::CaError> {
-        let upstream_tls = tls::upstream_config(&settings.extra_root_certs)?;
+    ) -> Result<Self, trust::TrustError> {
+        let upstream_tls = tls::upstream_config(&settings.trust)?;
         let connections =
             connections::Connections::new(settings.max_connections_per_job, observer.clone());
         Ok(Self {

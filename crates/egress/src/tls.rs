@@ -1,6 +1,8 @@
-//! TLS towards upstreams: rustls with the ring provider, trusting the
-//! webpki roots plus `egress.extra_root_certs` (PEM files), HTTP/1.1
-//! only. The server name checked is the target's host, while the socket
+//! TLS towards upstreams: rustls with the ring provider, trusting what
+//! `egress.trust` names (the platform's store by default, see
+//! [`crate::trust`]) plus `egress.extra_root_certs` (PEM files), HTTP/1.1
+//! only. Interception, the relay and the outbound client all verify under
+//! this one configuration. The server name checked is the target's host, while the socket
 //! goes to the address that passed the egress check.
 //!
 //! [`connect`] is the one place a verified upstream handshake happens, and
@@ -8,17 +10,15 @@
 //! `inject` rules require (SPEC §6: a real value never crosses the network
 //! in clear text).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::ca::CaError;
+use crate::trust::{TrustError, UpstreamTrust};
 use gatehouse_domain::egress::Host;
 
 /// Proof that a request goes out on a connection whose upstream TLS
@@ -60,29 +60,11 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The client configuration for every upstream TLS connection.
-pub fn upstream_config(extra_roots: &[PathBuf]) -> Result<Arc<ClientConfig>, CaError> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for path in extra_roots {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| CaError::Cert(format!("{}: {e}", path.display())))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| CaError::Cert(format!("{}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(CaError::Cert(format!(
-                "{}: no certificate in the file",
-                path.display()
-            )));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| CaError::Cert(format!("{}: {e}", path.display())))?;
-        }
-    }
+pub fn upstream_config(trust: &UpstreamTrust) -> Result<Arc<ClientConfig>, TrustError> {
+    let roots = trust.roots()?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| CaError::Cert(e.to_string()))?
+        .map_err(|e| TrustError::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

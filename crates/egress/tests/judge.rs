@@ -95,7 +95,10 @@ async fn proxy_with_judge_beside(
             own_listeners,
         },
         Arc::new(gatehouse_egress::SystemResolver),
-        gatehouse_egress::tls::upstream_config(&[]).unwrap(),
+        gatehouse_egress::tls::upstream_config(&gatehouse_egress::trust::UpstreamTrust::webpki(
+            vec![],
+        ))
+        .unwrap(),
         Duration::from_secs(10),
     );
     let judge = Judge::new(

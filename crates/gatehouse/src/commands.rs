@@ -33,10 +33,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The process environment, read here and nowhere else.
-fn environment() -> BTreeMap<String, String> {
+/// The process environment, read here and nowhere else: the
+/// `GATEHOUSE_*` keys, and where the platform's trust store is
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`).
+pub(crate) fn environment() -> BTreeMap<String, String> {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("GATEHOUSE_"))
+        .filter(|(k, _)| {
+            k.starts_with("GATEHOUSE_")
+                || k == gatehouse_egress::trust::CERT_FILE_VAR
+                || k == gatehouse_egress::trust::CERT_DIR_VAR
+        })
         .collect()
 }
 

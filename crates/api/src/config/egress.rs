@@ -1,6 +1,7 @@
 //! The `[egress]` section: the proxy's listener, the exceptions to the
 //! address check (each one explicit: private ranges, static host
-//! addresses, extra upstream roots) and the optional judge.
+//! addresses, extra upstream roots), whose roots upstream TLS trusts
+//! (`egress.trust`) and the optional judge.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gatehouse_domain::egress::{parse_target, Cidr, Host, DEFAULT_ALLOWED_PORTS};
+use gatehouse_egress::trust::{PlatformStore, Trust, UpstreamTrust};
 use serde::Deserialize;
 
 use super::{invalid, ConfigError};
@@ -21,6 +23,7 @@ pub(super) struct RawEgress {
     allow_private_cidrs: Option<Vec<String>>,
     static_hosts: Option<BTreeMap<String, String>>,
     extra_root_certs: Option<Vec<String>>,
+    trust: Option<String>,
     tunnel_idle_seconds: Option<i64>,
     max_connections_per_job: Option<i64>,
     #[serde(default)]
@@ -49,6 +52,13 @@ pub struct EgressConfig {
     /// Normalised name → address.
     pub static_hosts: BTreeMap<String, IpAddr>,
     pub extra_root_certs: Vec<PathBuf>,
+    /// `egress.trust` (default `platform`): whose roots upstream TLS
+    /// trusts, besides `extra_root_certs`.
+    pub trust: Trust,
+    /// Where the platform's store is: `SSL_CERT_FILE` / `SSL_CERT_DIR` from
+    /// the environment the configuration was loaded with, else the
+    /// system's default.
+    pub platform_store: PlatformStore,
     /// `egress.tunnel_idle_seconds` (default 300): a tunnel with no
     /// traffic in either direction this long is closed.
     pub tunnel_idle: Duration,
@@ -114,6 +124,10 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
         .into_iter()
         .map(PathBuf::from)
         .collect();
+    let trust = match raw.trust {
+        None => Trust::default(),
+        Some(text) => Trust::parse(&text).map_err(|m| invalid("egress.trust", m))?,
+    };
     let idle = raw.tunnel_idle_seconds.unwrap_or(300);
     if !(1..=86_400).contains(&idle) {
         return Err(invalid(
@@ -153,6 +167,8 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
         allow_private_cidrs,
         static_hosts,
         extra_root_certs,
+        trust,
+        platform_store: PlatformStore::default(),
         tunnel_idle: Duration::from_secs(idle as u64),
         max_connections_per_job: max_connections as usize,
         judge,
@@ -160,6 +176,16 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
 }
 
 impl EgressConfig {
+    /// Everything upstream TLS trusts (interception, relay, the outbound
+    /// client alike).
+    pub fn upstream_trust(&self) -> UpstreamTrust {
+        UpstreamTrust {
+            trust: self.trust,
+            platform: self.platform_store.clone(),
+            extra_root_certs: self.extra_root_certs.clone(),
+        }
+    }
+
     /// The address rule's operator exceptions, for the proxy and the
     /// outbound client alike.
     pub fn policy(&self) -> gatehouse_domain::egress::EgressPolicy {
@@ -201,6 +227,7 @@ impl EgressConfig {
         let mut out = format!(
             "[egress]\nlisten = {:?}\nplaceholder_ttl_seconds = {placeholder_ttl_seconds}\n\
              allowed_ports = [{}]\nallow_private_cidrs = [{}]\nextra_root_certs = [{}]\n\
+             trust = {:?}\n# platform trust store: {}\n\
              tunnel_idle_seconds = {}\nmax_connections_per_job = {}\n\n\
              [egress.static_hosts]\n{}",
             self.listen.to_string(),
@@ -217,6 +244,8 @@ impl EgressConfig {
                     .map(|p| p.display().to_string())
                     .collect()
             ),
+            self.trust.as_str(),
+            self.platform_store,
             self.tunnel_idle.as_secs(),
             self.max_connections_per_job,
             hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),

@@ -207,3 +207,56 @@ fn egress_typos_and_sloppy_exceptions_are_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("timeout"), "{err}");
 }
+
+#[test]
+fn egress_trust_defaults_to_the_platform_store_and_is_printed() {
+    let c = Config::load(None, &BTreeMap::new()).unwrap();
+    assert_eq!(c.egress.trust, gatehouse_egress::trust::Trust::Platform);
+    assert_eq!(
+        c.egress.platform_store,
+        gatehouse_egress::trust::PlatformStore::default()
+    );
+    let printed = c.render_masked();
+    assert!(printed.contains("trust = \"platform\""), "{printed}");
+    assert!(
+        printed.contains("# platform trust store: the system's trust store"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn egress_trust_comes_from_file_or_environment_and_the_store_from_ssl_cert_file() {
+    let c = Config::load(
+        Some(("g.toml", "[egress]\ntrust = \"webpki\"\n")),
+        &env(&[
+            ("SSL_CERT_FILE", "/corp/bundle.pem"),
+            ("SSL_CERT_DIR", "/corp/certs"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.egress.trust, gatehouse_egress::trust::Trust::Webpki);
+    let trust = c.egress.upstream_trust();
+    assert_eq!(
+        trust.platform.cert_file,
+        Some(PathBuf::from("/corp/bundle.pem"))
+    );
+    assert_eq!(trust.platform.cert_dirs, vec![PathBuf::from("/corp/certs")]);
+    let printed = c.render_masked();
+    assert!(printed.contains("trust = \"webpki\""), "{printed}");
+    assert!(
+        printed.contains("SSL_CERT_FILE=/corp/bundle.pem, SSL_CERT_DIR=/corp/certs"),
+        "{printed}"
+    );
+    let c = Config::load(None, &env(&[("GATEHOUSE_EGRESS_TRUST", "both")])).unwrap();
+    assert_eq!(c.egress.trust, gatehouse_egress::trust::Trust::Both);
+}
+
+#[test]
+fn a_bad_egress_trust_is_an_error_naming_the_key_and_the_choices() {
+    let e = Config::load(None, &env(&[("GATEHOUSE_EGRESS_TRUST", "system")])).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("egress.trust") && text.contains("\"system\"") && text.contains("platform, webpki, both"),
+        "{text}"
+    );
+}

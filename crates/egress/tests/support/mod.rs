@@ -177,7 +177,8 @@ pub async fn proxy_with(opts: ProxyOptions, tweak: impl FnOnce(&mut Settings)) -
             allowed_ports: opts.ports,
         },
         placeholder_prefix: "gh_ph_".into(),
-        extra_root_certs: opts.extra_roots,
+        // The tests name their upstream CAs; the machine's store is not theirs.
+        trust: gatehouse_egress::trust::UpstreamTrust::webpki(opts.extra_roots),
         header_timeout: gatehouse_egress::DEFAULT_HEADER_TIMEOUT,
         tunnel_idle: gatehouse_egress::DEFAULT_TUNNEL_IDLE,
         max_connections_per_job: gatehouse_egress::DEFAULT_MAX_CONNECTIONS_PER_JOB,
