@@ -7,7 +7,7 @@
 mod approvals;
 mod cli;
 mod commands;
-mod exec;
+pub mod exec;
 mod logging;
 mod remote;
 mod upstream;
