@@ -54,10 +54,7 @@ impl Trust {
             "platform" => Ok(Self::Platform),
             "webpki" => Ok(Self::Webpki),
             "both" => Ok(Self::Both),
-            _ => Err(format!(
-                "{text:?} is not one of {}",
-                Self::NAMES.join(", ")
-            )),
+            _ => Err(format!("{text:?} is not one of {}", Self::NAMES.join(", "))),
         }
     }
 

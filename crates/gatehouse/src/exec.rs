@@ -373,13 +373,22 @@ mod tests {
         ] {
             assert_eq!(get(name).as_deref(), Some("http://job:t@p:1"), "{name}");
         }
-        for name in ["NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "npm_config_noproxy"] {
+        for name in [
+            "NO_PROXY",
+            "no_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "npm_config_noproxy",
+        ] {
             assert_eq!(get(name), None, "{name} is removed");
         }
         assert_eq!(get("NODE_USE_ENV_PROXY").as_deref(), Some("1"));
         assert_eq!(get("GIT_CONFIG_COUNT").as_deref(), Some("1"));
         assert_eq!(get("GIT_CONFIG_KEY_0").as_deref(), Some("http.proxy"));
-        assert_eq!(get("GIT_CONFIG_VALUE_0").as_deref(), Some("http://job:t@p:1"));
+        assert_eq!(
+            get("GIT_CONFIG_VALUE_0").as_deref(),
+            Some("http://job:t@p:1")
+        );
     }
 
     #[test]
@@ -389,7 +398,9 @@ mod tests {
         assert!(has("GIT_CONFIG_COUNT", "3"));
         assert!(has("GIT_CONFIG_KEY_2", "http.proxy"));
         assert!(has("GIT_CONFIG_VALUE_2", "http://p"));
-        assert!(!env.iter().any(|(k, _)| k == "GIT_CONFIG_KEY_0" || k == "GIT_CONFIG_KEY_1"));
+        assert!(!env
+            .iter()
+            .any(|(k, _)| k == "GIT_CONFIG_KEY_0" || k == "GIT_CONFIG_KEY_1"));
         // A count git itself would refuse starts over.
         let env = client_env("/b.pem", "http://p", Some("lots"));
         assert!(env
@@ -409,8 +420,14 @@ mod tests {
     #[test]
     fn readme_shows_the_same_table_as_the_code() {
         let readme = include_str!("../../../README.md");
-        let (start, end) = ("<!-- exec-variables:start -->\n", "<!-- exec-variables:end -->");
-        let from = readme.find(start).expect("README has the exec table start marker") + start.len();
+        let (start, end) = (
+            "<!-- exec-variables:start -->\n",
+            "<!-- exec-variables:end -->",
+        );
+        let from = readme
+            .find(start)
+            .expect("README has the exec table start marker")
+            + start.len();
         let to = readme[from..].find(end).expect("README has the end marker") + from;
         assert_eq!(
             &readme[from..to],

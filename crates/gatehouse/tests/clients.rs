@@ -73,7 +73,12 @@ fn venv_python() -> PathBuf {
 /// What the upstream received: (request target, Authorization).
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
-fn text(status: u16, content_type: &str, auth: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn text(
+    status: u16,
+    content_type: &str,
+    auth: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -85,7 +90,11 @@ fn text(status: u16, content_type: &str, auth: &str, body: impl Into<Bytes>) -> 
 /// The upstream: `/echo/<client>`, the index `/simple/gh-demo/` (whose
 /// link carries the received value: the client fetches what it saw),
 /// `/files/<anything>/<wheel>`, and `/repo.git/...` from `repo`.
-async fn upstream(ca: &gatehouse_egress::test_support::UpstreamCa, wheel: (String, Vec<u8>), repo: PathBuf) -> (u16, Seen) {
+async fn upstream(
+    ca: &gatehouse_egress::test_support::UpstreamCa,
+    wheel: (String, Vec<u8>),
+    repo: PathBuf,
+) -> (u16, Seen) {
     let seen: Seen = Arc::default();
     let s = seen.clone();
     let addr = tls_server(ca, &[HOST], move |parts| {
@@ -95,7 +104,9 @@ async fn upstream(ca: &gatehouse_egress::test_support::UpstreamCa, wheel: (Strin
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        s.lock().unwrap().push((parts.uri.to_string(), auth.clone()));
+        s.lock()
+            .unwrap()
+            .push((parts.uri.to_string(), auth.clone()));
         let Some(value) = auth.strip_prefix("Bearer ").filter(|v| *v == REAL) else {
             return text(401, "text/plain", "", "unauthorized\n");
         };
@@ -118,7 +129,11 @@ async fn upstream(ca: &gatehouse_egress::test_support::UpstreamCa, wheel: (Strin
         if let Some(rest) = path.strip_prefix("/repo.git/") {
             if rest.split('/').all(|seg| !seg.is_empty() && seg != "..") {
                 if let Ok(bytes) = std::fs::read(repo.join(rest)) {
-                    let kind = if rest == "info/refs" { "text/plain" } else { "application/octet-stream" };
+                    let kind = if rest == "info/refs" {
+                        "text/plain"
+                    } else {
+                        "application/octet-stream"
+                    };
                     return text(200, kind, &auth, bytes);
                 }
             }
@@ -140,7 +155,14 @@ fn bare_repo(root: &Path) -> PathBuf {
             .current_dir(dir)
             .env("HOME", root)
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "init.defaultBranch=main", "-c", "user.name=t", "-c", "user.email=t@x.org"])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@x.org",
+            ])
             .args(args)
             .output()
             .unwrap();
@@ -149,7 +171,16 @@ fn bare_repo(root: &Path) -> PathBuf {
     git(&work, &["init", "-q"]);
     git(&work, &["add", "README"]);
     git(&work, &["commit", "-q", "-m", "first"]);
-    git(root, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
     git(&bare, &["update-server-info"]);
     bare
 }
@@ -169,10 +200,26 @@ fn wheel(python: &Path, dir: &Path) -> (String, Vec<u8>) {
 
 /// `gatehouse exec` running `script` with the placeholder in `PKG_TOKEN`,
 /// under a parent environment full of wrong client settings.
-async fn exec(sandbox: &Sandbox, server: &Server, op: &str, trust_bundle: &str, script: &str) -> support::Output {
+async fn exec(
+    sandbox: &Sandbox,
+    server: &Server,
+    op: &str,
+    trust_bundle: &str,
+    script: &str,
+) -> support::Output {
     let nowhere = sandbox.root().join("no-such-ca.pem").display().to_string();
     let mut cmd = sandbox
-        .cmd(&["exec", "--agent", "bot", "--grant", "PKG_TOKEN=pkg", "--", "sh", "-c", script])
+        .cmd(&[
+            "exec",
+            "--agent",
+            "bot",
+            "--grant",
+            "PKG_TOKEN=pkg",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
         .env("GATEHOUSE_URL", &server.url)
         .env("GATEHOUSE_TOKEN", op)
         // This machine's platform store, as `exec` reads it.
@@ -186,7 +233,9 @@ async fn exec(sandbox: &Sandbox, server: &Server, op: &str, trust_bundle: &str, 
     ] {
         cmd = cmd.env(var, &nowhere);
     }
-    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "PIP_PROXY", "ALL_PROXY"] {
+    // HTTPS proxies only: `exec` itself reaches the API (plain http://)
+    // the way its environment says, as every other command does.
+    for var in ["HTTPS_PROXY", "https_proxy", "PIP_PROXY"] {
         cmd = cmd.env(var, WRONG_PROXY);
     }
     cmd.env("NO_PROXY", "*")
@@ -223,23 +272,37 @@ impl Matrix {
     /// The checks every client shares: it ran, it had a placeholder, the
     /// real value appears nowhere in its output, and the upstream got the
     /// real value on `path_prefix`.
-    fn common(&mut self, client: &'static str, out: &support::Output, seen: &Seen, path_prefix: &str) -> Option<String> {
+    fn common(
+        &mut self,
+        client: &'static str,
+        out: &support::Output,
+        seen: &Seen,
+        path_prefix: &str,
+    ) -> Option<String> {
         let before = self.failures.len();
         self.check(client, out.status.success(), "the command failed", out);
         let ph = placeholder(out);
-        self.check(client, ph.is_some(), "no placeholder in the environment", out);
+        self.check(
+            client,
+            ph.is_some(),
+            "no placeholder in the environment",
+            out,
+        );
         self.check(
             client,
             !out.stdout.contains(REAL) && !out.stderr.contains(REAL),
             "the real value reached the client",
             out,
         );
-        let got = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(target, auth)| target.starts_with(path_prefix) && *auth == format!("Bearer {REAL}"));
-        self.check(client, got, &format!("the upstream never got the real value on {path_prefix}"), out);
+        let got = seen.lock().unwrap().iter().any(|(target, auth)| {
+            target.starts_with(path_prefix) && *auth == format!("Bearer {REAL}")
+        });
+        self.check(
+            client,
+            got,
+            &format!("the upstream never got the real value on {path_prefix}"),
+            out,
+        );
         if self.failures.len() == before {
             self.passed.push(client);
         }
@@ -259,7 +322,8 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
     let have_git = available("git", runs(Path::new("git"), &["--version"]));
     let have_node = available(
         "node with undici (tests/clients/node_modules)",
-        runs(Path::new("node"), &["--version"]) && clients_dir().join("node_modules/undici").is_dir(),
+        runs(Path::new("node"), &["--version"])
+            && clients_dir().join("node_modules/undici").is_dir(),
     );
 
     let ca = upstream_ca();
@@ -270,7 +334,11 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         ("gh_demo-1.0-py3-none-any.whl".into(), Vec::new())
     };
     let wheel_name = wheel.0.clone();
-    let repo = if have_git { bare_repo(dir.path()) } else { dir.path().join("none") };
+    let repo = if have_git {
+        bare_repo(dir.path())
+    } else {
+        dir.path().join("none")
+    };
     let (port, seen) = upstream(&ca, wheel, repo).await;
 
     let sandbox = Sandbox::new();
@@ -278,7 +346,10 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         .cmd(&["serve"])
         // The upstream's CA is in the platform store, and only there.
         .env("SSL_CERT_FILE", &trust_bundle)
-        .env("GATEHOUSE_EGRESS_STATIC_HOSTS", &format!("{HOST}=127.0.0.1"))
+        .env(
+            "GATEHOUSE_EGRESS_STATIC_HOSTS",
+            &format!("{HOST}=127.0.0.1"),
+        )
         .env("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
         .env("GATEHOUSE_EGRESS_ALLOWED_PORTS", &port.to_string())
         .start_server()
@@ -324,8 +395,18 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         if let Some(ph) = m.common("curl", &out, &seen, "/echo/curl") {
             let body = format!("\"you_sent\":\"Bearer {ph}\"");
             let header = format!("x-you-sent: Bearer {ph}");
-            m.check("curl", out.stdout.contains(&body), "the echoed body is not the placeholder", &out);
-            m.check("curl", out.stdout.to_lowercase().contains(&header.to_lowercase()), "the echoed header is not the placeholder", &out);
+            m.check(
+                "curl",
+                out.stdout.contains(&body),
+                "the echoed body is not the placeholder",
+                &out,
+            );
+            m.check(
+                "curl",
+                out.stdout.to_lowercase().contains(&header.to_lowercase()),
+                "the echoed header is not the placeholder",
+                &out,
+            );
         }
     }
 
@@ -333,9 +414,25 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         let script = format!("echo \"ph=$PKG_TOKEN\"; {py} {clients}/get.py {base}/echo/requests");
         let out = exec(&sandbox, &server, &op, &trust_bundle, &script).await;
         if let Some(ph) = m.common("requests", &out, &seen, "/echo/requests") {
-            m.check("requests", out.stdout.contains("status=200"), "not 200", &out);
-            m.check("requests", out.stdout.contains(&format!("x-you-sent=Bearer {ph}")), "the echoed header is not the placeholder", &out);
-            m.check("requests", out.stdout.contains(&format!("\"you_sent\":\"Bearer {ph}\"")), "the echoed body is not the placeholder", &out);
+            m.check(
+                "requests",
+                out.stdout.contains("status=200"),
+                "not 200",
+                &out,
+            );
+            m.check(
+                "requests",
+                out.stdout.contains(&format!("x-you-sent=Bearer {ph}")),
+                "the echoed header is not the placeholder",
+                &out,
+            );
+            m.check(
+                "requests",
+                out.stdout
+                    .contains(&format!("\"you_sent\":\"Bearer {ph}\"")),
+                "the echoed body is not the placeholder",
+                &out,
+            );
         }
 
         // pip sends no credential: the secret's `inject` rule adds it. The
@@ -349,7 +446,12 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         );
         let out = exec(&sandbox, &server, &op, &trust_bundle, &script).await;
         if let Some(ph) = m.common("pip", &out, &seen, "/simple/gh-demo/") {
-            m.check("pip", dl.join(&wheel_name).is_file(), "the wheel was not saved", &out);
+            m.check(
+                "pip",
+                dl.join(&wheel_name).is_file(),
+                "the wheel was not saved",
+                &out,
+            );
             let fetched: Vec<String> = seen
                 .lock()
                 .unwrap()
@@ -359,11 +461,18 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
                 .collect();
             m.check(
                 "pip",
-                fetched.iter().any(|t| t == &format!("/files/{ph}/{wheel_name}")),
+                fetched
+                    .iter()
+                    .any(|t| t == &format!("/files/{ph}/{wheel_name}")),
                 &format!("pip did not follow the guarded link with its placeholder: {fetched:?}"),
                 &out,
             );
-            m.check("pip", !fetched.iter().any(|t| t.contains(REAL)), "pip saw the real value in the index", &out);
+            m.check(
+                "pip",
+                !fetched.iter().any(|t| t.contains(REAL)),
+                "pip saw the real value in the index",
+                &out,
+            );
         }
     }
 
@@ -378,10 +487,17 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         );
         let out = exec(&sandbox, &server, &op, &trust_bundle, &script).await;
         if let Some(ph) = m.common("git", &out, &seen, "/repo.git/") {
-            m.check("git", out.stdout.contains("hello from the gatehouse test repo"), "the clone has not the file", &out);
             m.check(
                 "git",
-                out.stderr.to_lowercase().contains(&format!("x-you-sent: bearer {}", ph.to_lowercase())),
+                out.stdout.contains("hello from the gatehouse test repo"),
+                "the clone has not the file",
+                &out,
+            );
+            m.check(
+                "git",
+                out.stderr
+                    .to_lowercase()
+                    .contains(&format!("x-you-sent: bearer {}", ph.to_lowercase())),
                 "the echoed header is not the placeholder",
                 &out,
             );
@@ -393,8 +509,19 @@ async fn real_clients_through_exec_get_placeholders_swapped_and_echoes_guarded()
         let out = exec(&sandbox, &server, &op, &trust_bundle, &script).await;
         if let Some(ph) = m.common("node", &out, &seen, "/echo/node") {
             m.check("node", out.stdout.contains("status=200"), "not 200", &out);
-            m.check("node", out.stdout.contains(&format!("x-you-sent=Bearer {ph}")), "the echoed header is not the placeholder", &out);
-            m.check("node", out.stdout.contains(&format!("\"you_sent\":\"Bearer {ph}\"")), "the echoed body is not the placeholder", &out);
+            m.check(
+                "node",
+                out.stdout.contains(&format!("x-you-sent=Bearer {ph}")),
+                "the echoed header is not the placeholder",
+                &out,
+            );
+            m.check(
+                "node",
+                out.stdout
+                    .contains(&format!("\"you_sent\":\"Bearer {ph}\"")),
+                "the echoed body is not the placeholder",
+                &out,
+            );
         }
     }
 

@@ -66,7 +66,15 @@ async fn curl_through_exec(
     );
     sandbox
         .cmd(&[
-            "exec", "--agent", "bot", "--grant", "GH_TOKEN=gh", "--", "sh", "-c", &script,
+            "exec",
+            "--agent",
+            "bot",
+            "--grant",
+            "GH_TOKEN=gh",
+            "--",
+            "sh",
+            "-c",
+            &script,
         ])
         .env("GATEHOUSE_URL", &server.url)
         .env("GATEHOUSE_TOKEN", op)

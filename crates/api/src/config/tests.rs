@@ -256,7 +256,9 @@ fn a_bad_egress_trust_is_an_error_naming_the_key_and_the_choices() {
     let e = Config::load(None, &env(&[("GATEHOUSE_EGRESS_TRUST", "system")])).unwrap_err();
     let text = e.to_string();
     assert!(
-        text.contains("egress.trust") && text.contains("\"system\"") && text.contains("platform, webpki, both"),
+        text.contains("egress.trust")
+            && text.contains("\"system\"")
+            && text.contains("platform, webpki, both"),
         "{text}"
     );
 }

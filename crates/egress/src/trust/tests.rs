@@ -26,7 +26,10 @@ fn trust_parses_the_three_names_and_refuses_others_naming_them() {
     assert_eq!(Trust::parse("both").unwrap(), Trust::Both);
     assert_eq!(Trust::default(), Trust::Platform);
     let e = Trust::parse("system").unwrap_err();
-    assert!(e.contains("\"system\"") && e.contains("platform, webpki, both"), "{e}");
+    assert!(
+        e.contains("\"system\"") && e.contains("platform, webpki, both"),
+        "{e}"
+    );
     for t in [Trust::Platform, Trust::Webpki, Trust::Both] {
         assert_eq!(Trust::parse(t.as_str()).unwrap(), t);
     }
@@ -39,7 +42,10 @@ fn the_platform_store_location_comes_from_the_given_environment_only() {
         ("SSL_CERT_DIR", "/a:/b::"),
     ]));
     assert_eq!(store.cert_file, Some(PathBuf::from("/x/bundle.pem")));
-    assert_eq!(store.cert_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    assert_eq!(
+        store.cert_dirs,
+        vec![PathBuf::from("/a"), PathBuf::from("/b")]
+    );
     assert_eq!(
         store.to_string(),
         "SSL_CERT_FILE=/x/bundle.pem, SSL_CERT_DIR=/a:/b"
