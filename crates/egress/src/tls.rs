@@ -2,8 +2,8 @@
 //! `egress.trust` names (the platform's store by default, see
 //! [`crate::trust`]) plus `egress.extra_root_certs` (PEM files), HTTP/1.1
 //! only. Interception, the relay and the outbound client all verify under
-//! this one configuration. The server name checked is the target's host, while the socket
-//! goes to the address that passed the egress check.
+//! this one configuration. The server name checked is the target's host,
+//! while the socket goes to the address that passed the egress check.
 //!
 //! [`connect`] is the one place a verified upstream handshake happens, and
 //! the only maker of [`VerifiedTls`], the proof that placeholder swaps and

@@ -8,7 +8,7 @@
 //! `SSL_CERT_DIR` as the configuration layer read them (passed in as
 //! [`PlatformStore`], never read from the process here), else the
 //! system's own store: on Linux and the BSDs the distribution's bundle
-//! file, elsewhere the keychain or the Windows store (through
+//! file (or, without one, its certificate directory), elsewhere the keychain or the Windows store (through
 //! `rustls-native-certs`, which on those systems consults the same two
 //! variables itself).
 //!
@@ -184,18 +184,26 @@ fn checked(
     }
 }
 
+/// Where the certificates are one file each, when no bundle exists.
+#[cfg(all(unix, not(target_os = "macos")))]
+const SYSTEM_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
+
 #[cfg(all(unix, not(target_os = "macos")))]
 fn load_system() -> Result<Vec<CertificateDer<'static>>, TrustError> {
-    let Some(file) = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) else {
-        return Ok(Vec::new());
+    let file = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file());
+    let dir = SYSTEM_DIRS.iter().map(Path::new).find(|p| p.is_dir());
+    let (file, dir, shown) = match (file, dir) {
+        (Some(f), _) => (Some(f), None, f),
+        (None, Some(d)) => (None, Some(d), d),
+        (None, None) => return Ok(Vec::new()),
     };
-    let result = rustls_native_certs::load_certs_from_paths(Some(file), None);
+    let result = rustls_native_certs::load_certs_from_paths(file, dir);
     match result.errors.first() {
-        Some(e) => Err(TrustError::Unreadable {
-            store: file.display().to_string(),
+        Some(e) if result.certs.is_empty() || file.is_some() => Err(TrustError::Unreadable {
+            store: shown.display().to_string(),
             message: e.to_string(),
         }),
-        None => Ok(result.certs),
+        _ => Ok(result.certs),
     }
 }
 

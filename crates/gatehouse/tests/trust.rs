@@ -193,3 +193,58 @@ async fn a_bad_egress_trust_is_refused_naming_the_choices() {
         "{out:?}"
     );
 }
+
+/// `exec`'s bundle as its command sees it, and `exec`'s stderr.
+async fn bundle_seen_by_exec(platform: &str) -> (String, support::Output, String) {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve().await;
+    let op = server.claim_operator("op@x.org").await;
+    let r = server
+        .http
+        .post(server.at("/v1/agents"))
+        .bearer_auth(&op)
+        .json(&json!({"name": "bot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let gatehouse_ca = server.get("/v1/egress/ca.pem").await.text().await.unwrap();
+    let out = sandbox
+        .cmd(&[
+            "exec",
+            "--agent",
+            "bot",
+            "--",
+            "sh",
+            "-c",
+            "test \"$PIP_CERT\" = \"$SSL_CERT_FILE\" && cat \"$SSL_CERT_FILE\"",
+        ])
+        .env("GATEHOUSE_URL", &server.url)
+        .env("GATEHOUSE_TOKEN", &op)
+        .env("SSL_CERT_FILE", platform)
+        .run()
+        .await;
+    (out.stdout.clone(), out, gatehouse_ca)
+}
+
+#[tokio::test]
+async fn exec_bundle_is_the_platform_store_plus_gatehouse_ca() {
+    let ca = upstream_ca();
+    let (bundle, out, gatehouse_ca) = bundle_seen_by_exec(&ca.pem_file.display().to_string()).await;
+    out.assert_success();
+    let platform_pem = gatehouse_egress::trust::pem_bundle(&[ca.cert.der().clone()]);
+    assert!(bundle.starts_with(&platform_pem), "{out:?}");
+    assert!(bundle.contains(gatehouse_ca.trim()), "{out:?}");
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{out:?}");
+}
+
+#[tokio::test]
+async fn exec_warns_and_trusts_only_gatehouse_ca_when_the_platform_store_cannot_be_read() {
+    let (bundle, out, gatehouse_ca) = bundle_seen_by_exec("/nonexistent/bundle.pem").await;
+    out.assert_success();
+    assert_eq!(bundle.trim(), gatehouse_ca.trim(), "{out:?}");
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains("/nonexistent/bundle.pem"),
+        "{out:?}"
+    );
+}
