@@ -240,7 +240,6 @@ async fn exec(
     }
     cmd.env("NO_PROXY", "*")
         .env("no_proxy", "*")
-        .env("SSL_CERT_DIR", &nowhere)
         .env("GIT_CONFIG_COUNT", "1")
         .env("GIT_CONFIG_KEY_0", "http.proxy")
         .env("GIT_CONFIG_VALUE_0", WRONG_PROXY)
@@ -281,6 +280,12 @@ impl Matrix {
     ) -> Option<String> {
         let before = self.failures.len();
         self.check(client, out.status.success(), "the command failed", out);
+        self.check(
+            client,
+            !out.stderr.contains("gatehouse: warning"),
+            "exec could not read the platform store for its bundle",
+            out,
+        );
         let ph = placeholder(out);
         self.check(
             client,
