@@ -231,17 +231,21 @@ impl World {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            match op {
+            let ok = match op {
                 Op::Whoami | Op::Credentials => self.token_call(op, &target, &job).await,
                 Op::Tunnel | Op::Intercept => self.proxy_call(op, &target, &job, &mut proxies).await,
                 Op::SecretWrite => self.secret_write(&target, index).await,
                 Op::ApprovalRequest | Op::ApprovalDecide => self.approval(&target, index).await,
                 Op::RevokedProbe => self.revoked_probe(&target).await,
+            };
+            if !ok {
+                // A client backs off a little after a failure.
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 
-    async fn token_call(&self, op: Op, t: &Target, job: &Job) {
+    async fn token_call(&self, op: Op, t: &Target, job: &Job) -> bool {
         let path = if op == Op::Whoami {
             "/v1/auth/whoami"
         } else {
@@ -250,6 +254,7 @@ impl World {
         let start = self.rec.now();
         let (code, _) = send(self.http.get(self.api(t, path)).bearer_auth(&job.token)).await;
         self.rec.record(op, start, code, code == 200);
+        code == 200
     }
 
     fn proxy_client(
@@ -285,12 +290,12 @@ impl World {
         t: &Target,
         job: &Job,
         cache: &mut HashMap<(String, usize), reqwest::Client>,
-    ) {
+    ) -> bool {
         let client = match self.proxy_client(t, job, cache) {
             Ok(c) => c,
             Err(e) => {
                 self.violations.add(checks::SWAP, format!("cannot build a proxy client: {e}"));
-                return;
+                return false;
             }
         };
         let port = self.upstream_port;
@@ -304,9 +309,10 @@ impl World {
         let start = self.rec.now();
         let (code, _) = send(req).await;
         self.rec.record(op, start, code, code == 200);
+        code == 200
     }
 
-    async fn secret_write(&self, t: &Target, index: usize) {
+    async fn secret_write(&self, t: &Target, index: usize) -> bool {
         let name = format!("w-{index}-{}", self.next());
         let start = self.rec.now();
         let (code, _) = send(
@@ -321,11 +327,12 @@ impl World {
         if ok {
             lock(&self.acked_secrets).push(name);
         }
+        ok
     }
 
     /// Requested on `t` by the api token, decided on another replica by the
     /// operator's session.
-    async fn approval(&self, t: &Target, index: usize) {
+    async fn approval(&self, t: &Target, index: usize) -> bool {
         let name = format!("a-{index}-{}", self.next());
         let start = self.rec.now();
         let (code, body) = send(
@@ -339,13 +346,13 @@ impl World {
         self.rec
             .record(Op::ApprovalRequest, start, code, code == 202 && id.is_some());
         let Some(id) = id.filter(|_| code == 202) else {
-            return;
+            return false;
         };
         lock(&self.acked_approvals).push((id.clone(), name));
         let Some(other) = self.lb.other_than(&t.name) else {
-            return;
+            return false;
         };
-        self.decide(&other, &id).await;
+        self.decide(&other, &id).await == 200
     }
 
     /// Approves `id` on `t`; remembers it when the answer is `200`.
@@ -365,7 +372,7 @@ impl World {
         code
     }
 
-    async fn revoked_probe(&self, t: &Target) {
+    async fn revoked_probe(&self, t: &Target) -> bool {
         let now = self.rec.now();
         let token = {
             let revoked = lock(&self.revoked);
@@ -374,7 +381,7 @@ impl World {
                 .filter(|r| r.at + self.revocation_bound <= now)
                 .collect();
             if due.is_empty() {
-                return;
+                return true;
             }
             due[(self.next() as usize) % due.len()].token.clone()
         };
@@ -387,6 +394,7 @@ impl World {
                 format!("{} accepted a token revoked earlier ({code})", t.name),
             );
         }
+        code == 401
     }
 
     /// Every `period`: an api token minted on one replica, seen valid

@@ -192,7 +192,7 @@ pub async fn run(opts: Options) -> Result<bool> {
     handles.push(tokio::spawn(world.clone().prober(Duration::from_millis(1000))));
 
     let mut phases: Vec<Phase> = Vec::new();
-    let mut begin = |phases: &mut Vec<Phase>, name: &'static str| {
+    let begin = |phases: &mut Vec<Phase>, name: &'static str| {
         let now = rec.now();
         if let Some(last) = phases.last_mut() {
             last.end = now;
