@@ -64,6 +64,16 @@ pub fn stale_allows(samples: &[Sample], from: f64, to: f64) -> Vec<String> {
         .collect()
 }
 
+/// Answers by status of the requests [`stale_allows`] looks at: proof that
+/// the window was exercised.
+pub fn answers_within(samples: &[Sample], from: f64, to: f64) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.start >= from && s.end <= to) {
+        *out.entry(s.status.to_string()).or_insert(0) += 1;
+    }
+    out
+}
+
 /// `seq` runs 1..=count with no gap and no fork.
 pub fn gapless(count: i64, min: i64, max: i64, head: i64) -> Result<(), String> {
     if count == 0 && max == 0 && head == 0 {
@@ -128,16 +138,19 @@ mod tests {
     #[test]
     fn a_success_inside_the_outage_is_a_stale_allow_and_refusals_are_not() {
         let samples = vec![
-            s(Op::Whoami, 10.0, 10.1, 200),    // before the bound: the view was fresh
-            s(Op::Whoami, 13.5, 13.6, 503),    // failing closed
+            s(Op::Whoami, 10.0, 10.1, 200), // before the bound: the view was fresh
+            s(Op::Whoami, 13.5, 13.6, 503), // failing closed
             s(Op::Credentials, 14.0, 14.2, 200), // a stale allow
-            s(Op::Tunnel, 15.0, 15.1, 403),    // a refusal
-            s(Op::Whoami, 19.0, 21.0, 200),    // answered after the store was back
-            s(Op::Intercept, 16.0, 16.5, 0),   // no answer at all
+            s(Op::Tunnel, 15.0, 15.1, 403), // a refusal
+            s(Op::Whoami, 19.0, 21.0, 200), // answered after the store was back
+            s(Op::Intercept, 16.0, 16.5, 0), // no answer at all
         ];
         let found = stale_allows(&samples, 13.0, 20.0);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("credentials answered 200"));
+        let seen = answers_within(&samples, 13.0, 20.0);
+        assert_eq!(seen.values().sum::<usize>(), 4);
+        assert_eq!(seen["503"], 1);
     }
 
     #[test]
@@ -180,6 +193,9 @@ mod tests {
         v.add(RECOVERY, "two");
         let all = v.all();
         assert_eq!(all.len(), 2);
-        assert_eq!((all[0].invariant, all[1].detail.as_str()), (FAIL_CLOSED, "two"));
+        assert_eq!(
+            (all[0].invariant, all[1].detail.as_str()),
+            (FAIL_CLOSED, "two")
+        );
     }
 }

@@ -57,9 +57,11 @@ pub fn parse_banner(stdout: &str) -> Option<Banner> {
             api = Some(rest.trim().to_string());
         } else if let Some(rest) = line.strip_prefix("Egress proxy on ") {
             proxy = Some(rest.trim().trim_start_matches("http://").to_string());
-        } else if line.starts_with("Bootstrap code: ") || line.contains("installation is claimed")
-        {
-            return Some(Banner { api: api?, proxy: proxy? });
+        } else if line.starts_with("Bootstrap code: ") || line.contains("installation is claimed") {
+            return Some(Banner {
+                api: api?,
+                proxy: proxy?,
+            });
         }
     }
     None
@@ -160,7 +162,11 @@ impl Replica {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} not ready within {bound:?}:\n{}", self.name, self.stderr_tail());
+                bail!(
+                    "{} not ready within {bound:?}:\n{}",
+                    self.name,
+                    self.stderr_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -184,10 +190,6 @@ impl Replica {
         let text = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
     }
 }
 

@@ -65,17 +65,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `(status, body)`; status 0 when no answer came.
+/// `(status, body)`; status [`NO_ANSWER`] when the connection failed or
+/// closed without an answer, [`TIMED_OUT`] when none came in time.
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     match req.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            match r.text().await {
+                Ok(text) => (status, serde_json::from_str(&text).unwrap_or(Value::Null)),
+                Err(e) if e.is_timeout() => (TIMED_OUT, Value::Null),
+                Err(_) => (NO_ANSWER, Value::Null),
+            }
         }
-        Err(_) => (0, Value::Null),
+        Err(e) if e.is_timeout() => (TIMED_OUT, Value::Null),
+        Err(_) => (NO_ANSWER, Value::Null),
     }
 }
+
+/// In the report's statuses: no answer (refused, reset, closed).
+pub const NO_ANSWER: u16 = 0;
+/// In the report's statuses: no answer within the client's timeout (10 s).
+pub const TIMED_OUT: u16 = 1;
 
 fn text(v: &Value, key: &str) -> Result<String> {
     v[key]
@@ -113,13 +123,15 @@ pub async fn setup(
     }
     let session = text(&body, "token")?;
     let authed = |m: reqwest::Method, p: &str| http.request(m, api(p)).bearer_auth(&session);
-    let (code, body) = send(authed(reqwest::Method::POST, "/v1/agents").json(&json!({"name": "bot"}))).await;
+    let (code, body) =
+        send(authed(reqwest::Method::POST, "/v1/agents").json(&json!({"name": "bot"}))).await;
     if code != 201 {
         bail!("agent registration answered {code}: {body}");
     }
-    let (code, body) = send(authed(reqwest::Method::PUT, "/v1/secrets/SWAP_KEY").json(
-        &json!({"value": real_value, "allowed_hosts": [SWAP_HOST]}),
-    ))
+    let (code, body) = send(
+        authed(reqwest::Method::PUT, "/v1/secrets/SWAP_KEY")
+            .json(&json!({"value": real_value, "allowed_hosts": [SWAP_HOST]})),
+    )
     .await;
     if code != 201 {
         bail!("secret write answered {code}: {body}");
@@ -144,9 +156,10 @@ pub async fn setup(
                 .context("no API_KEY placeholder in the job's env")?,
         });
     }
-    let (code, body) = send(authed(reqwest::Method::POST, "/v1/tokens").json(
-        &json!({"class": "api", "subject": "chaos-requester", "scope": "secrets:write"}),
-    ))
+    let (code, body) = send(
+        authed(reqwest::Method::POST, "/v1/tokens")
+            .json(&json!({"class": "api", "subject": "chaos-requester", "scope": "secrets:write"})),
+    )
     .await;
     if code != 201 {
         bail!("api token answered {code}: {body}");
@@ -219,9 +232,30 @@ impl World {
         };
         let mut proxies: HashMap<(String, usize), reqwest::Client> = HashMap::new();
         let plan: &[Op] = match index % 4 {
-            0 => &[Op::Whoami, Op::Credentials, Op::Tunnel, Op::SecretWrite, Op::Intercept, Op::RevokedProbe],
-            1 => &[Op::Whoami, Op::Credentials, Op::Intercept, Op::ApprovalRequest, Op::Tunnel, Op::RevokedProbe],
-            _ => &[Op::Whoami, Op::Credentials, Op::Tunnel, Op::Intercept, Op::Whoami, Op::RevokedProbe],
+            0 => &[
+                Op::Whoami,
+                Op::Credentials,
+                Op::Tunnel,
+                Op::SecretWrite,
+                Op::Intercept,
+                Op::RevokedProbe,
+            ],
+            1 => &[
+                Op::Whoami,
+                Op::Credentials,
+                Op::Intercept,
+                Op::ApprovalRequest,
+                Op::Tunnel,
+                Op::RevokedProbe,
+            ],
+            _ => &[
+                Op::Whoami,
+                Op::Credentials,
+                Op::Tunnel,
+                Op::Intercept,
+                Op::Whoami,
+                Op::RevokedProbe,
+            ],
         };
         let mut step = index;
         while !self.stop.load(Ordering::SeqCst) {
@@ -233,7 +267,9 @@ impl World {
             };
             let ok = match op {
                 Op::Whoami | Op::Credentials => self.token_call(op, &target, &job).await,
-                Op::Tunnel | Op::Intercept => self.proxy_call(op, &target, &job, &mut proxies).await,
+                Op::Tunnel | Op::Intercept => {
+                    self.proxy_call(op, &target, &job, &mut proxies).await
+                }
                 Op::SecretWrite => self.secret_write(&target, index).await,
                 Op::ApprovalRequest | Op::ApprovalDecide => self.approval(&target, index).await,
                 Op::RevokedProbe => self.revoked_probe(&target).await,
@@ -268,7 +304,8 @@ impl World {
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
-        let proxy = reqwest::Proxy::all(format!("http://{}", t.proxy))?.basic_auth("job", &job.token);
+        let proxy =
+            reqwest::Proxy::all(format!("http://{}", t.proxy))?.basic_auth("job", &job.token);
         let mut b = reqwest::Client::builder()
             .proxy(proxy)
             .timeout(Duration::from_secs(10))
@@ -294,7 +331,8 @@ impl World {
         let client = match self.proxy_client(t, job, cache) {
             Ok(c) => c,
             Err(e) => {
-                self.violations.add(checks::SWAP, format!("cannot build a proxy client: {e}"));
+                self.violations
+                    .add(checks::SWAP, format!("cannot build a proxy client: {e}"));
                 return false;
             }
         };
@@ -319,7 +357,9 @@ impl World {
             self.http
                 .put(self.api(t, &format!("/v1/secrets/{name}")))
                 .bearer_auth(&self.session)
-                .json(&json!({"value": format!("v-{name}"), "allowed_hosts": ["store.chaos.test"]})),
+                .json(
+                    &json!({"value": format!("v-{name}"), "allowed_hosts": ["store.chaos.test"]}),
+                ),
         )
         .await;
         let ok = code == 201 || code == 200;
@@ -339,12 +379,18 @@ impl World {
             self.http
                 .put(self.api(t, &format!("/v1/secrets/{name}")))
                 .bearer_auth(&self.requester)
-                .json(&json!({"value": format!("v-{name}"), "allowed_hosts": ["store.chaos.test"]})),
+                .json(
+                    &json!({"value": format!("v-{name}"), "allowed_hosts": ["store.chaos.test"]}),
+                ),
         )
         .await;
         let id = body["approval_id"].as_str().map(str::to_string);
-        self.rec
-            .record(Op::ApprovalRequest, start, code, code == 202 && id.is_some());
+        self.rec.record(
+            Op::ApprovalRequest,
+            start,
+            code,
+            code == 202 && id.is_some(),
+        );
         let Some(id) = id.filter(|_| code == 202) else {
             return false;
         };
@@ -365,7 +411,8 @@ impl World {
                 .json(&json!({"decision": "approve", "reason": "chaos"})),
         )
         .await;
-        self.rec.record(Op::ApprovalDecide, start, code, code == 200);
+        self.rec
+            .record(Op::ApprovalDecide, start, code, code == 200);
         if code == 200 {
             lock(&self.approved).insert(id.to_string());
         }
@@ -386,7 +433,12 @@ impl World {
             due[(self.next() as usize) % due.len()].token.clone()
         };
         let start = self.rec.now();
-        let (code, _) = send(self.http.get(self.api(t, "/v1/auth/whoami")).bearer_auth(&token)).await;
+        let (code, _) = send(
+            self.http
+                .get(self.api(t, "/v1/auth/whoami"))
+                .bearer_auth(&token),
+        )
+        .await;
         self.rec.record(Op::RevokedProbe, start, code, code == 401);
         if (200..300).contains(&code) {
             self.violations.add(
@@ -424,14 +476,29 @@ impl World {
             bail!("mint answered {code}");
         }
         let token = text(&body, "token")?;
-        let (code, me) = send(self.http.get(self.api(&x, "/v1/auth/whoami")).bearer_auth(&token)).await;
+        let (code, me) = send(
+            self.http
+                .get(self.api(&x, "/v1/auth/whoami"))
+                .bearer_auth(&token),
+        )
+        .await;
         if code != 200 {
             bail!("whoami answered {code}");
         }
         let jti = text(&me, "jti")?;
-        let others: Vec<Target> = self.lb.all().into_iter().filter(|t| t.name != x.name).collect();
+        let others: Vec<Target> = self
+            .lb
+            .all()
+            .into_iter()
+            .filter(|t| t.name != x.name)
+            .collect();
         for t in &others {
-            let (code, _) = send(self.http.get(self.api(t, "/v1/auth/whoami")).bearer_auth(&token)).await;
+            let (code, _) = send(
+                self.http
+                    .get(self.api(t, "/v1/auth/whoami"))
+                    .bearer_auth(&token),
+            )
+            .await;
             if code != 200 {
                 bail!("{} did not accept the fresh token ({code})", t.name);
             }
@@ -451,7 +518,12 @@ impl World {
             token: token.clone(),
             at,
         });
-        let (code, _) = send(self.http.get(self.api(&x, "/v1/auth/whoami")).bearer_auth(&token)).await;
+        let (code, _) = send(
+            self.http
+                .get(self.api(&x, "/v1/auth/whoami"))
+                .bearer_auth(&token),
+        )
+        .await;
         if (200..300).contains(&code) {
             self.violations.add(
                 checks::REVOKED_ACCEPTED,
@@ -461,7 +533,12 @@ impl World {
         let mut slowest = 0.0f64;
         for t in &others {
             loop {
-                let (code, _) = send(self.http.get(self.api(t, "/v1/auth/whoami")).bearer_auth(&token)).await;
+                let (code, _) = send(
+                    self.http
+                        .get(self.api(t, "/v1/auth/whoami"))
+                        .bearer_auth(&token),
+                )
+                .await;
                 let elapsed = self.rec.now() - at;
                 if code == 401 {
                     slowest = slowest.max(elapsed);

@@ -25,7 +25,10 @@ use std::time::Duration;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "gatehouse-chaos", about = "Gatehouse replicas under load and faults")]
+#[command(
+    name = "gatehouse-chaos",
+    about = "Gatehouse replicas under load and faults"
+)]
 struct Args {
     /// The short form (CI): a few seconds per phase. The default.
     #[arg(long, conflicts_with = "long")]

@@ -58,7 +58,9 @@ impl PrivatePg {
             "no PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin \
              (apt-get install postgresql)",
         )?;
-        let dir = tempfile::Builder::new().prefix("gatehouse-chaos-pg").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-chaos-pg")
+            .tempdir()?;
         let as_postgres = is_root();
         if as_postgres {
             // The cluster directory belongs to the user that runs it.
@@ -125,18 +127,23 @@ impl PrivatePg {
         Ok(())
     }
 
-    /// Starts the server and waits until it accepts connections.
+    /// Starts the server and waits until it accepts connections. The
+    /// faults crash the server process, never the machine, so `fsync` is
+    /// off (the operating system keeps what was written); commits stay
+    /// synchronous, so an acknowledged commit survives the crash.
     pub fn pg_ctl_start(&self) -> Result<()> {
         let data = self.data_dir().display().to_string();
         let log = self.dir.path().join("postgres.log").display().to_string();
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
-             -c max_connections={MAX_CONNECTIONS} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off",
+             -c max_connections={MAX_CONNECTIONS} -c fsync=off -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );
-        self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "start"])?;
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
+        )?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if Instant::now() > deadline {

@@ -84,7 +84,8 @@ async fn until_healthy(w: &World, targets: &[Target], bound: Duration) -> Result
                 .bearer_auth(&token)
                 .send()
                 .await;
-            let good = matches!((ready, who), (Ok(r), Ok(o)) if r.status() == 200 && o.status() == 200);
+            let good =
+                matches!((ready, who), (Ok(r), Ok(o)) if r.status() == 200 && o.status() == 200);
             if !good {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue 'poll;
@@ -99,15 +100,30 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 pub async fn run(opts: Options) -> Result<bool> {
-    let root = tempfile::Builder::new().prefix("gatehouse-chaos").tempdir()?;
-    note(&format!("{} form, {} agents, working in {}", opts.form, opts.agents, root.path().display()));
-    let pg = Arc::new(blocking(PrivatePg::start).await.context("private PostgreSQL")?);
+    let root = tempfile::Builder::new()
+        .prefix("gatehouse-chaos")
+        .tempdir()?;
+    note(&format!(
+        "{} form, {} agents, working in {}",
+        opts.form,
+        opts.agents,
+        root.path().display()
+    ));
+    let pg = Arc::new(
+        blocking(PrivatePg::start)
+            .await
+            .context("private PostgreSQL")?,
+    );
     {
         let pg = pg.clone();
         blocking(move || pg.create_database("gatehouse")).await?;
     }
     let db_url = pg.url("gatehouse");
-    note(&format!("PostgreSQL on port {} (max_connections {})", pg.port, pg::MAX_CONNECTIONS));
+    note(&format!(
+        "PostgreSQL on port {} (max_connections {})",
+        pg.port,
+        pg::MAX_CONNECTIONS
+    ));
 
     let ca = upstream::TestCa::new(root.path())?;
     let real_value = format!("real-{}", random_hex(16));
@@ -132,7 +148,10 @@ pub async fn run(opts: Options) -> Result<bool> {
                 "GATEHOUSE_REVOCATION_MAX_STALENESS_SECONDS".into(),
                 opts.staleness_seconds.to_string(),
             ),
-            ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS".into(), "127.0.0.0/8".into()),
+            (
+                "GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS".into(),
+                "127.0.0.0/8".into(),
+            ),
             (
                 "GATEHOUSE_EGRESS_STATIC_HOSTS".into(),
                 format!("{TUNNEL_HOST}=127.0.0.1,{SWAP_HOST}=127.0.0.1"),
@@ -182,14 +201,20 @@ pub async fn run(opts: Options) -> Result<bool> {
         )
         .await?,
     );
-    world.roots.lock().unwrap_or_else(|e| e.into_inner()).push(ca.pem.clone());
+    world
+        .roots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ca.pem.clone());
     world.trust_cas_of(&[a.clone()]).await?;
 
     let mut handles = Vec::new();
     for i in 0..opts.agents {
         handles.push(tokio::spawn(world.clone().agent(i)));
     }
-    handles.push(tokio::spawn(world.clone().prober(Duration::from_millis(1000))));
+    handles.push(tokio::spawn(
+        world.clone().prober(Duration::from_millis(1000)),
+    ));
 
     let mut phases: Vec<Phase> = Vec::new();
     let begin = |phases: &mut Vec<Phase>, name: &'static str| {
@@ -270,7 +295,10 @@ pub async fn run(opts: Options) -> Result<bool> {
                 Err(_) => 0,
             };
             if code == 200 {
-                violations.add(checks::FAIL_CLOSED, format!("{} /readyz 200 while the store was away", t.name));
+                violations.add(
+                    checks::FAIL_CLOSED,
+                    format!("{} /readyz 200 while the store was away", t.name),
+                );
             }
             readyz_seen.entry(t.name.clone()).or_default().push(code);
         }
@@ -284,7 +312,10 @@ pub async fn run(opts: Options) -> Result<bool> {
     let now_pids: Vec<Option<u32>> = replicas.iter().map(Replica::pid).collect();
     let all_alive = replicas.iter_mut().all(Replica::alive);
     if now_pids != pids || !all_alive {
-        violations.add(checks::RECOVERY, "a replica restarted or died during the store outage");
+        violations.add(
+            checks::RECOVERY,
+            "a replica restarted or died during the store outage",
+        );
     }
     if let Err(e) = &recovery {
         violations.add(checks::RECOVERY, format!("after the store outage: {e}"));
@@ -310,11 +341,17 @@ pub async fn run(opts: Options) -> Result<bool> {
     drop(held);
     let recovery = until_healthy(&world, &lb.all(), opts.recovery_bound).await;
     if let Err(e) = &recovery {
-        violations.add(checks::RECOVERY, format!("after the connections came back: {e}"));
+        violations.add(
+            checks::RECOVERY,
+            format!("after the connections came back: {e}"),
+        );
     }
     let all_alive = replicas.iter_mut().all(Replica::alive);
     if !all_alive {
-        violations.add(checks::RECOVERY, "a replica died while connections were exhausted");
+        violations.add(
+            checks::RECOVERY,
+            "a replica died while connections were exhausted",
+        );
     }
     if let Some(p) = phases.last_mut() {
         p.fault = json!({
@@ -355,7 +392,28 @@ pub async fn run(opts: Options) -> Result<bool> {
     for v in checks::stale_allows(&samples, outage_window.0, outage_window.1) {
         violations.add(checks::FAIL_CLOSED, v);
     }
-    let final_checks = final_checks(&world, &lb.all(), &db_url, &tokens, &tls_seen, &launcher, root.path()).await?;
+    let checked = checks::answers_within(&samples, outage_window.0, outage_window.1);
+    if checked.is_empty() {
+        violations.add(
+            checks::FAIL_CLOSED,
+            "no request fell inside the outage: nothing was checked",
+        );
+    }
+    if let Some(p) = phases.iter_mut().find(|p| p.name == "store_stopped") {
+        if let Some(f) = p.fault.as_object_mut() {
+            f.insert("answers_inside_outage".into(), json!(checked));
+        }
+    }
+    let final_checks = final_checks(
+        &world,
+        &lb.all(),
+        &db_url,
+        &tokens,
+        &tls_seen,
+        &launcher,
+        root.path(),
+    )
+    .await?;
 
     // The report.
     let baseline_phase = phases.iter().find(|p| p.name == "single_node");
@@ -368,7 +426,8 @@ pub async fn run(opts: Options) -> Result<bool> {
             let index = PHASES.iter().position(|n| *n == p.name).unwrap_or(0);
             let seconds = p.end - p.start;
             let ops = stats::summarise(&samples, index, seconds);
-            let ops_json: BTreeMap<&str, &stats::OpStats> = ops.iter().map(|(op, s)| (op.name(), s)).collect();
+            let ops_json: BTreeMap<&str, &stats::OpStats> =
+                ops.iter().map(|(op, s)| (op.name(), s)).collect();
             json!({
                 "name": p.name,
                 "seconds": (seconds * 100.0).round() / 100.0,
@@ -429,7 +488,11 @@ pub async fn run(opts: Options) -> Result<bool> {
     if !passed {
         note(&format!("PostgreSQL log tail:\n{}", tail(&pg.log(), 20)));
         for r in &replicas {
-            note(&format!("replica {} log tail:\n{}", r.name, r.stderr_tail()));
+            note(&format!(
+                "replica {} log tail:\n{}",
+                r.name,
+                r.stderr_tail()
+            ));
         }
     }
     drop(replicas);
@@ -444,7 +507,11 @@ fn tail(text: &str, n: usize) -> String {
 fn print_summary(report: &Value) {
     println!("phase                  ok/s    x1node  whoami p50/p99 ms   intercept p50/p99 ms");
     for p in report["phases"].as_array().into_iter().flatten() {
-        let op = |name: &str, q: &str| p["ops"][name][q].as_f64().map_or("-".into(), |v| format!("{v:.1}"));
+        let op = |name: &str, q: &str| {
+            p["ops"][name][q]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.1}"))
+        };
         println!(
             "{:<22} {:>6}  {:>6}  {:>8}/{:<8}  {:>8}/{:<8}",
             p["name"].as_str().unwrap_or(""),
@@ -459,7 +526,11 @@ fn print_summary(report: &Value) {
     for i in report["invariants"].as_array().into_iter().flatten() {
         println!(
             "{} {}",
-            if i["held"] == true { "HELD    " } else { "VIOLATED" },
+            if i["held"] == true {
+                "HELD    "
+            } else {
+                "VIOLATED"
+            },
             i["invariant"].as_str().unwrap_or("")
         );
     }
@@ -479,19 +550,29 @@ async fn final_checks(
     let v = &w.violations;
     let t = targets.first().context("no replica up at the end")?;
     // Every approval acknowledged exists; the ones left pending are decided.
-    let acked = w.acked_approvals.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let acked = w
+        .acked_approvals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut unknown = 0;
     for (id, _) in &acked {
         match load::approval_status(w, t, id).await? {
             None => {
                 unknown += 1;
-                v.add(checks::NOTHING_LOST, format!("approval {id} was acknowledged (202) but is not in the store"));
+                v.add(
+                    checks::NOTHING_LOST,
+                    format!("approval {id} was acknowledged (202) but is not in the store"),
+                );
             }
             Some(s) if s == "pending" => {
                 let other = targets.get(1).unwrap_or(t);
                 let code = w.decide(other, id).await;
                 if code != 200 {
-                    v.add(checks::EXACTLY_ONCE, format!("approval {id} could not be decided at the end ({code})"));
+                    v.add(
+                        checks::EXACTLY_ONCE,
+                        format!("approval {id} could not be decided at the end ({code})"),
+                    );
                 }
             }
             Some(_) => {}
@@ -514,15 +595,20 @@ async fn final_checks(
         }
     }
     for id in &not_executed {
-        v.add(checks::EXACTLY_ONCE, format!("approval {id} approved but not executed"));
+        v.add(
+            checks::EXACTLY_ONCE,
+            format!("approval {id} approved but not executed"),
+        );
     }
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(db_url)
         .await?;
-    let rows = sqlx::query("SELECT target, count(*) AS n FROM audit WHERE action = 'approval.execute' GROUP BY target")
-        .fetch_all(&pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT target, count(*) AS n FROM audit WHERE action = 'approval.execute' GROUP BY target",
+    )
+    .fetch_all(&pool)
+    .await?;
     let mut executions: BTreeMap<String, i64> = BTreeMap::new();
     for r in rows {
         let target: String = r.try_get("target")?;
@@ -540,20 +626,38 @@ async fn final_checks(
     .await?;
     for r in rows {
         let target: String = r.try_get("target")?;
-        v.add(checks::EXACTLY_ONCE, format!("the approved write of {target} happened more than once"));
+        v.add(
+            checks::EXACTLY_ONCE,
+            format!("the approved write of {target} happened more than once"),
+        );
     }
     // Acknowledged writes are in the store: direct writes and approved ones.
     let listed = load::listed_secrets(w, t).await?;
-    let mut expected: Vec<String> = w.acked_secrets.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    expected.extend(acked.iter().filter(|(id, _)| approved.contains(id)).map(|(_, n)| n.clone()));
+    let mut expected: Vec<String> = w
+        .acked_secrets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    expected.extend(
+        acked
+            .iter()
+            .filter(|(id, _)| approved.contains(id))
+            .map(|(_, n)| n.clone()),
+    );
     for name in checks::missing(&expected, &listed) {
-        v.add(checks::NOTHING_LOST, format!("secret {name} was acknowledged but is not in the store"));
+        v.add(
+            checks::NOTHING_LOST,
+            format!("secret {name} was acknowledged but is not in the store"),
+        );
     }
     // The audit chain: gapless, and `gatehouse audit verify` agrees.
-    let row = sqlx::query("SELECT count(*) AS n, coalesce(min(seq), 0) AS lo, coalesce(max(seq), 0) AS hi FROM audit")
-        .fetch_one(&pool)
-        .await?;
-    let (count, lo, hi): (i64, i64, i64) = (row.try_get("n")?, row.try_get("lo")?, row.try_get("hi")?);
+    let row = sqlx::query(
+        "SELECT count(*) AS n, coalesce(min(seq), 0) AS lo, coalesce(max(seq), 0) AS hi FROM audit",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let (count, lo, hi): (i64, i64, i64) =
+        (row.try_get("n")?, row.try_get("lo")?, row.try_get("hi")?);
     let head: i64 = sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
         .fetch_one(&pool)
         .await?
@@ -570,21 +674,33 @@ async fn final_checks(
     if !out.status.success() {
         v.add(
             checks::AUDIT_CHAIN,
-            format!("gatehouse audit verify: {verify} {}", String::from_utf8_lossy(&out.stderr)),
+            format!(
+                "gatehouse audit verify: {verify} {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
         );
     }
     // One rotator: never two mints at once, and rotation did happen.
     let mints = tokens.mints.load(Ordering::SeqCst);
     let concurrent = tokens.max_concurrent_mints.load(Ordering::SeqCst);
     if concurrent > 1 {
-        v.add(checks::ONE_ROTATOR, format!("{concurrent} mints ran at once"));
+        v.add(
+            checks::ONE_ROTATOR,
+            format!("{concurrent} mints ran at once"),
+        );
     }
     if mints < 2 {
-        v.add(checks::ONE_ROTATOR, format!("only {mints} mints: the rotation was not exercised"));
+        v.add(
+            checks::ONE_ROTATOR,
+            format!("only {mints} mints: the rotation was not exercised"),
+        );
     }
     let not_swapped = tls_seen.not_swapped.load(Ordering::SeqCst);
     if not_swapped > 0 {
-        v.add(checks::SWAP, format!("{not_swapped} requests reached the swap host without the real value"));
+        v.add(
+            checks::SWAP,
+            format!("{not_swapped} requests reached the swap host without the real value"),
+        );
     }
     let approved_secrets: BTreeSet<&String> = expected.iter().collect();
     Ok(json!({

@@ -90,8 +90,7 @@ impl Recorder {
     }
 
     pub fn set_phase(&self, phase: usize) {
-        self.phase
-            .store(phase, std::sync::atomic::Ordering::SeqCst);
+        self.phase.store(phase, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn phase(&self) -> usize {
@@ -139,7 +138,8 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 pub struct OpStats {
     pub count: usize,
     pub ok: usize,
-    /// Answers by status (`"0"`: no answer).
+    /// Answers by status (`"0"`: closed or refused without an answer,
+    /// `"1"`: no answer within the client's 10 s).
     pub statuses: BTreeMap<String, usize>,
     /// Successful answers per second over the phase.
     pub ok_per_second: f64,

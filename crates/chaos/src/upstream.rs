@@ -76,10 +76,7 @@ fn respond(status: u16, body: &'static str) -> Response<Full<Bytes>> {
 
 /// Starts the TLS upstream; `real_value` is the secret the placeholder
 /// stands for (the upstream expects `Authorization: Bearer <value>`).
-pub async fn tls_upstream(
-    ca: &TestCa,
-    real_value: String,
-) -> Result<(SocketAddr, Arc<TlsSeen>)> {
+pub async fn tls_upstream(ca: &TestCa, real_value: String) -> Result<(SocketAddr, Arc<TlsSeen>)> {
     let key = KeyPair::generate()?;
     let params = CertificateParams::new(vec![TUNNEL_HOST.to_string(), SWAP_HOST.to_string()])?;
     let leaf = params.signed_by(&key, &ca.cert, &ca.key)?;
@@ -213,7 +210,11 @@ impl TokenService {
                 // A mint takes a while: two rotators at once would overlap.
                 tokio::time::sleep(Duration::from_millis(150)).await;
                 let value = self.issue();
-                let id = self.lock().get(&value).map(|t| t.0.clone()).unwrap_or_default();
+                let id = self
+                    .lock()
+                    .get(&value)
+                    .map(|t| t.0.clone())
+                    .unwrap_or_default();
                 self.mints.fetch_add(1, Ordering::SeqCst);
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 json(serde_json::json!({"token": value, "id": id}))

@@ -87,7 +87,11 @@ mod tests {
     #[test]
     fn an_offset_clock_runs_ahead_or_behind_the_wall_clock_by_its_offset() {
         let ahead = OffsetClock { offset_seconds: 20 }.now() - SystemClock.now();
-        let behind = OffsetClock { offset_seconds: -20 }.now() - SystemClock.now();
+        let behind = OffsetClock {
+            offset_seconds: -20,
+        }
+        .now()
+            - SystemClock.now();
         // The two reads may straddle a second boundary.
         assert!((19..=20).contains(&ahead), "{ahead}");
         assert!((-20..=-19).contains(&behind), "{behind}");

@@ -473,7 +473,8 @@ mod tests {
         for bad in ["0", "301", "-301", "20s", ""] {
             let err = test_clock_offset(&env(bad)).err().map(|e| e.to_string());
             assert!(
-                err.as_deref().is_some_and(|e| e.contains(TEST_CLOCK_OFFSET_VAR)),
+                err.as_deref()
+                    .is_some_and(|e| e.contains(TEST_CLOCK_OFFSET_VAR)),
                 "{bad:?}: {err:?}"
             );
         }
