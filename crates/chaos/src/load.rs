@@ -73,16 +73,40 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
             let status = r.status().as_u16();
             match r.text().await {
                 Ok(text) => (status, serde_json::from_str(&text).unwrap_or(Value::Null)),
-                Err(e) if e.is_timeout() => (TIMED_OUT, Value::Null),
-                Err(_) => (NO_ANSWER, Value::Null),
+                Err(e) => (error_code(&e), Value::Null),
             }
         }
-        Err(e) if e.is_timeout() => (TIMED_OUT, Value::Null),
-        Err(_) => (NO_ANSWER, Value::Null),
+        Err(e) => (error_code(&e), Value::Null),
     }
 }
 
-/// In the report's statuses: no answer (refused, reset, closed).
+/// What a request that got no HTTP answer is counted as.
+fn error_code(e: &reqwest::Error) -> u16 {
+    if e.is_timeout() {
+        return TIMED_OUT;
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        if is_tunnel_refusal(&err.to_string()) {
+            return CONNECT_REFUSED;
+        }
+        source = err.source();
+    }
+    NO_ANSWER
+}
+
+/// The client's words for a proxy that answered `CONNECT` with anything
+/// but `200` (the status itself is not passed on).
+fn is_tunnel_refusal(message: &str) -> bool {
+    message.contains("tunnel error: unsuccessful")
+        || message.contains("tunnel error: proxy authorization required")
+}
+
+/// In the report's statuses: the proxy refused the `CONNECT` (its status
+/// is not passed on by the client).
+pub const CONNECT_REFUSED: u16 = 2;
+
+/// In the report's statuses: no answer (connection refused, reset, closed).
 pub const NO_ANSWER: u16 = 0;
 /// In the report's statuses: no answer within the client's timeout (10 s).
 pub const TIMED_OUT: u16 = 1;
@@ -600,5 +624,22 @@ pub async fn approval_status(w: &World, t: &Target, id: &str) -> Result<Option<S
         200 => Ok(body["status"].as_str().map(str::to_string)),
         404 => Ok(None),
         c => bail!("GET /v1/approvals/{id} answered {c}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connect_is_told_apart_from_a_lost_connection() {
+        assert!(is_tunnel_refusal("tunnel error: unsuccessful"));
+        assert!(is_tunnel_refusal(
+            "tunnel error: proxy authorization required"
+        ));
+        assert!(!is_tunnel_refusal("tunnel error: unexpected end of file"));
+        assert!(!is_tunnel_refusal("connection refused"));
+        let codes = [NO_ANSWER, TIMED_OUT, CONNECT_REFUSED];
+        assert!(codes.iter().all(|c| *c < 100), "never an HTTP status");
     }
 }

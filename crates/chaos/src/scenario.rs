@@ -95,6 +95,22 @@ async fn until_healthy(w: &World, targets: &[Target], bound: Duration) -> Result
     }
 }
 
+/// Runs the futures concurrently, results in order.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await?
 }
@@ -206,7 +222,7 @@ pub async fn run(opts: Options) -> Result<bool> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(ca.pem.clone());
-    world.trust_cas_of(&[a.clone()]).await?;
+    world.trust_cas_of(std::slice::from_ref(&a)).await?;
 
     let mut handles = Vec::new();
     for i in 0..opts.agents {
@@ -258,7 +274,7 @@ pub async fn run(opts: Options) -> Result<bool> {
     replicas[1].start(&launcher, &http).await?;
     let ready_after = restart.elapsed().as_secs_f64();
     let b = target_of(&replicas[1]).context("b has no banner")?;
-    world.trust_cas_of(&[b.clone()]).await?;
+    world.trust_cas_of(std::slice::from_ref(&b)).await?;
     lb.add(b);
     let recovered = until_healthy(&world, &lb.all(), opts.recovery_bound).await;
     if let Err(e) = &recovered {
@@ -282,25 +298,38 @@ pub async fn run(opts: Options) -> Result<bool> {
         blocking(move || pg.stop_immediate()).await?;
     }
     let fail_closed_from = stopped_at + opts.staleness_seconds as f64 + 1.0;
-    let mut readyz_seen: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    // `/readyz` of every replica, probed together every half second
+    // from the bound on: (status, milliseconds to answer).
+    let mut readyz_seen: BTreeMap<String, Vec<(u16, u64)>> = BTreeMap::new();
     let outage_end = Instant::now() + opts.outage;
     while Instant::now() < outage_end {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if rec.now() < fail_closed_from {
             continue;
         }
-        for t in lb.all() {
-            let code = match http.get(format!("{}/readyz", t.api)).send().await {
-                Ok(r) => r.status().as_u16(),
-                Err(_) => 0,
-            };
+        let probes = lb.all().into_iter().map(|t| {
+            let http = http.clone();
+            async move {
+                let started = Instant::now();
+                let probe = http
+                    .get(format!("{}/readyz", t.api))
+                    .timeout(Duration::from_secs(10));
+                let code = match probe.send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(e) if e.is_timeout() => load::TIMED_OUT,
+                    Err(_) => load::NO_ANSWER,
+                };
+                (t.name, code, started.elapsed().as_millis() as u64)
+            }
+        });
+        for (name, code, ms) in futures_join(probes).await {
             if code == 200 {
                 violations.add(
                     checks::FAIL_CLOSED,
-                    format!("{} /readyz 200 while the store was away", t.name),
+                    format!("{name} /readyz 200 while the store was away"),
                 );
             }
-            readyz_seen.entry(t.name.clone()).or_default().push(code);
+            readyz_seen.entry(name).or_default().push((code, ms));
         }
     }
     let restarted_at = rec.now();
@@ -369,7 +398,7 @@ pub async fn run(opts: Options) -> Result<bool> {
     replicas[2].clock_offset = Some(opts.skew_seconds);
     replicas[2].start(&launcher, &http).await?;
     let c = target_of(&replicas[2]).context("c has no banner")?;
-    world.trust_cas_of(&[c.clone()]).await?;
+    world.trust_cas_of(std::slice::from_ref(&c)).await?;
     lb.add(c);
     if let Some(p) = phases.last_mut() {
         p.fault = json!({"fault": format!("replica c restarted with its clock {} s ahead", opts.skew_seconds)});

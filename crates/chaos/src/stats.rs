@@ -139,7 +139,8 @@ pub struct OpStats {
     pub count: usize,
     pub ok: usize,
     /// Answers by status (`"0"`: closed or refused without an answer,
-    /// `"1"`: no answer within the client's 10 s).
+    /// `"1"`: no answer within the client's 10 s, `"2"`: the proxy
+    /// refused the `CONNECT`).
     pub statuses: BTreeMap<String, usize>,
     /// Successful answers per second over the phase.
     pub ok_per_second: f64,
