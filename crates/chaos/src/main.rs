@@ -16,6 +16,7 @@ mod load;
 mod pg;
 mod scenario;
 mod stats;
+mod store_checks;
 mod upstream;
 
 use std::path::PathBuf;
