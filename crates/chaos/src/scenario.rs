@@ -452,18 +452,14 @@ pub async fn run(opts: Options) -> Result<bool> {
         .iter()
         .map(|p| {
             let index = PHASES.iter().position(|n| *n == p.name).unwrap_or(0);
-            let seconds = p.end - p.start;
-            let ops = stats::summarise(&samples, index, seconds);
-            let ops_json: BTreeMap<&str, &stats::OpStats> =
-                ops.iter().map(|(op, s)| (op.name(), s)).collect();
-            json!({
-                "name": p.name,
-                "seconds": (seconds * 100.0).round() / 100.0,
-                "ok_per_second": (stats::total_rate(&ops) * 10.0).round() / 10.0,
-                "ops": ops_json,
-                "ratios_to_single_node": stats::ratios(&ops, &baseline),
-                "fault": p.fault,
-            })
+            stats::phase_report(
+                p.name,
+                &samples,
+                index,
+                p.end - p.start,
+                &baseline,
+                &p.fault,
+            )
         })
         .collect();
     let propagation: Vec<f64> = world

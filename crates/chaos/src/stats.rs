@@ -232,6 +232,29 @@ pub fn ratios(phase: &BTreeMap<Op, OpStats>, baseline: &BTreeMap<Op, OpStats>) -
     }
 }
 
+/// One phase in the report: its length, the rate it held, each
+/// operation's figures, the same as ratios to the baseline, and what the
+/// fault (if any) recorded.
+pub fn phase_report(
+    name: &str,
+    samples: &[Sample],
+    index: usize,
+    seconds: f64,
+    baseline: &BTreeMap<Op, OpStats>,
+    fault: &serde_json::Value,
+) -> serde_json::Value {
+    let ops = summarise(samples, index, seconds);
+    let ops_json: BTreeMap<&str, &OpStats> = ops.iter().map(|(op, s)| (op.name(), s)).collect();
+    serde_json::json!({
+        "name": name,
+        "seconds": (seconds * 100.0).round() / 100.0,
+        "ok_per_second": (total_rate(&ops) * 10.0).round() / 10.0,
+        "ops": ops_json,
+        "ratios_to_single_node": ratios(&ops, baseline),
+        "fault": fault,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +328,29 @@ mod tests {
         assert_eq!(r.ops["whoami"].ok_per_second, Some(1.5));
         assert_eq!(r.ops["whoami"].p50, Some(2.0));
         assert_eq!(r.ops["tunnel"].p99, None, "no baseline for the tunnel");
+    }
+
+    #[test]
+    fn a_phase_report_names_its_operations_and_compares_them_with_the_baseline() {
+        let samples = vec![
+            sample(0, Op::Whoami, 10.0, 200, true),
+            sample(1, Op::Whoami, 20.0, 200, true),
+            sample(1, Op::Intercept, 50.0, 2, false),
+        ];
+        let base = summarise(&samples, 0, 1.0);
+        let fault = serde_json::json!({"recovery_seconds": 0.5});
+        let r = phase_report("store_stopped", &samples, 1, 2.0, &base, &fault);
+        assert_eq!(r["name"], "store_stopped");
+        assert_eq!(r["seconds"], 2.0);
+        assert_eq!(r["ok_per_second"], 0.5);
+        assert_eq!(
+            r["ops"]["whoami"]["p50_ms"].as_f64().map(f64::round),
+            Some(20.0)
+        );
+        assert_eq!(r["ops"]["intercept"]["statuses"]["2"], 1);
+        assert_eq!(r["ops"]["intercept"]["ok"], 0);
+        assert_eq!(r["ratios_to_single_node"]["ops"]["whoami"]["p50"], 2.0);
+        assert_eq!(r["ratios_to_single_node"]["ok_per_second"], 0.5);
+        assert_eq!(r["fault"]["recovery_seconds"], 0.5);
     }
 }
