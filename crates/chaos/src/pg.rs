@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// PostgreSQL's `max_connections` for the run: three replicas' pools
-/// (8 each, plus a listener) and the harness fit well inside it, so
+/// PostgreSQL's `max_connections` for the run (its default): three
+/// replicas' pools and listeners and the harness fit well inside it, so
 /// exhausting it is a deliberate fault.
-pub const MAX_CONNECTIONS: u32 = 60;
+pub const MAX_CONNECTIONS: u32 = 100;
 
 pub struct PrivatePg {
     bin: PathBuf,
