@@ -25,6 +25,20 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock moved by a fixed number of seconds: how a test skews one
+/// replica's time against the others (`GATEHOUSE_TEST_CLOCK_OFFSET_SECONDS`,
+/// read and guarded by the binary, never by the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    pub offset_seconds: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> UnixTime {
+        SystemClock.now().saturating_add(self.offset_seconds)
+    }
+}
+
 /// A clock that only moves when told to; shared by cloning.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicI64>);
@@ -68,6 +82,19 @@ mod tests {
         assert_eq!(shared.now(), 105);
         shared.set(7);
         assert_eq!(c.now(), 7);
+    }
+
+    #[test]
+    fn an_offset_clock_runs_ahead_or_behind_the_wall_clock_by_its_offset() {
+        let ahead = OffsetClock { offset_seconds: 20 }.now() - SystemClock.now();
+        let behind = OffsetClock {
+            offset_seconds: -20,
+        }
+        .now()
+            - SystemClock.now();
+        // The two reads may straddle a second boundary.
+        assert!((19..=20).contains(&ahead), "{ahead}");
+        assert!((-20..=-19).contains(&behind), "{behind}");
     }
 
     #[test]

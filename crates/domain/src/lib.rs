@@ -27,7 +27,7 @@ pub mod secret;
 pub mod token;
 pub mod webhook;
 
-pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock, UnixTime};
 pub use email::Email;
 pub use principal::{CredentialClass, Principal, Role, Scope, ScopeSet};
 pub use secret::SecretBytes;

@@ -10,7 +10,7 @@ use gatehouse_api::config::{Config, Sensitive};
 use gatehouse_api::keys::{longest_token_lifetime, MasterKeys};
 use gatehouse_api::startup::{self, NEXT_MASTER_KEY_FILE};
 use gatehouse_domain::audit::{verify_chain, AuditEvent};
-use gatehouse_domain::clock::{Clock, SystemClock};
+use gatehouse_domain::clock::{Clock, OffsetClock, SystemClock};
 use gatehouse_domain::crypto::{self, Purpose, SymmetricKey};
 use gatehouse_domain::master_key::{encode_master_key, parse_master_key};
 use gatehouse_domain::Email;
@@ -107,16 +107,33 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logging()?;
+    let offset = test_clock_offset(&environment())?;
+    let clock: Arc<dyn Clock> = match offset {
+        Some(offset_seconds) => {
+            tracing::warn!(
+                offset_seconds,
+                "{TEST_CLOCK_OFFSET_VAR} is set: this server's clock is skewed on purpose (fault testing only)"
+            );
+            Arc::new(OffsetClock { offset_seconds })
+        }
+        None => Arc::new(SystemClock),
+    };
     // The API and the web console, through the one router builder.
     let running = gatehouse_api::server::start_with(
         config,
-        Arc::new(SystemClock),
+        clock,
         shutdown_signal(),
         gatehouse_console::routes(),
     )
     .await?;
     let url = format!("http://{}", running.addr);
     let mut out = std::io::stdout().lock();
+    if let Some(offset) = offset {
+        writeln!(
+            out,
+            "WARNING: clock skewed by {offset} s ({TEST_CLOCK_OFFSET_VAR}): for fault tests only, never in production"
+        )?;
+    }
     writeln!(out, "Gatehouse is listening on {url}")?;
     writeln!(out, "Egress proxy on http://{}", running.proxy_addr)?;
     match &running.bootstrap_code {
@@ -141,6 +158,26 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
     drop(out);
     running.wait().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The test-only clock skew (`gatehouse-chaos` skews one replica with it).
+/// It is read from the environment only (no configuration key, so no file
+/// sets it by accident), bounded by the largest clock skew tokens allow
+/// (300 s), and announced on standard output and in the log at every start.
+pub const TEST_CLOCK_OFFSET_VAR: &str = "GATEHOUSE_TEST_CLOCK_OFFSET_SECONDS";
+
+fn test_clock_offset(env: &BTreeMap<String, String>) -> Result<Option<i64>> {
+    let Some(text) = env.get(TEST_CLOCK_OFFSET_VAR) else {
+        return Ok(None);
+    };
+    let offset: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("{TEST_CLOCK_OFFSET_VAR} is not a whole number of seconds"))?;
+    if offset == 0 || !(-300..=300).contains(&offset) {
+        bail!("{TEST_CLOCK_OFFSET_VAR} must be within -300..=300 and not 0 (it was {offset})");
+    }
+    Ok(Some(offset))
 }
 
 /// Opens the store `serve` would use, refusing to create one: a command
@@ -413,6 +450,39 @@ async fn audit(args: &ConfigArgs, action: AuditAction) -> Result<ExitCode> {
                 out.write_all(b"\n")?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(value: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(TEST_CLOCK_OFFSET_VAR.to_string(), value.to_string())])
+    }
+
+    #[test]
+    fn the_test_clock_offset_is_absent_unless_set() {
+        assert_eq!(test_clock_offset(&BTreeMap::new()).ok(), Some(None));
+    }
+
+    #[test]
+    fn the_test_clock_offset_takes_seconds_either_way_within_the_skew_limit() {
+        assert_eq!(test_clock_offset(&env("20")).ok(), Some(Some(20)));
+        assert_eq!(test_clock_offset(&env(" -20 ")).ok(), Some(Some(-20)));
+        assert_eq!(test_clock_offset(&env("300")).ok(), Some(Some(300)));
+    }
+
+    #[test]
+    fn the_test_clock_offset_refuses_zero_garbage_and_large_skews() {
+        for bad in ["0", "301", "-301", "20s", ""] {
+            let err = test_clock_offset(&env(bad)).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains(TEST_CLOCK_OFFSET_VAR)),
+                "{bad:?}: {err:?}"
+            );
         }
     }
 }

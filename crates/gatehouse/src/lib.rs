@@ -15,8 +15,15 @@ mod upstream;
 use std::process::ExitCode;
 
 pub fn run() -> ExitCode {
+    run_from(std::env::args_os())
+}
+
+/// [`run`] with the arguments given (the first is the program name): how a
+/// tool that embeds Gatehouse, such as the chaos harness, runs
+/// `gatehouse serve` as its own child process.
+pub fn run_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     use clap::Parser;
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
