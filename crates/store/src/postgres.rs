@@ -71,17 +71,23 @@ async fn listen_for_revocations(
 }
 
 impl PgStore {
-    pub async fn open(url: &str) -> crate::error::Result<Self> {
+    pub async fn open(url: &str, settings: &crate::PoolSettings) -> crate::error::Result<Self> {
+        use sqlx::Connection;
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| crate::error::StoreError::Url(e.to_string()))?;
+        // Migrations run on a connection of their own, without the
+        // statement timeout: the migrator waits on an advisory lock (so
+        // replicas starting at once apply each migration exactly once),
+        // and a migration may legitimately take long.
+        let mut migrating = sqlx::PgConnection::connect_with(&options).await?;
+        migrator(Dialect::Postgres).run(&mut migrating).await?;
+        migrating.close().await?;
+        let timeout_ms = settings.statement_timeout.as_millis().max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(settings.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.options([("statement_timeout", timeout_ms)]))
             .await?;
-        // The migrator takes an advisory lock, so replicas starting at
-        // once apply each migration exactly once.
-        migrator(Dialect::Postgres).run(&pool).await?;
         Ok(Self {
             pool,
             gate_key_taken: std::sync::atomic::AtomicBool::new(false),
@@ -99,3 +105,29 @@ crate::sql_store::sql_store!(
 );
 
 crate::sql_upstream::sql_upstream!(PgStore, sqlx::Postgres, Engine::Postgres);
+
+crate::sql_egress_ca::sql_egress_ca!(SqliteStore, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn pooled_statements_stop_at_the_statement_timeout() {
+        let url = crate::test_support::fresh_postgres_url().await;
+        let settings = crate::PoolSettings {
+            max_connections: 3,
+            statement_timeout: Duration::from_millis(200),
+        };
+        let store = PgStore::open(&url, &settings).await.unwrap();
+        let slow = sqlx::query("SELECT pg_sleep(2)").execute(&store.pool).await;
+        let err = slow.err().expect("cancelled by the server").to_string();
+        assert!(err.contains("statement timeout"), "{err}");
+        let quick = sqlx::query("SELECT pg_sleep(0.01)")
+            .execute(&store.pool)
+            .await;
+        assert!(quick.is_ok(), "{quick:?}");
+        assert_eq!(store.pool.options().get_max_connections(), 3);
+    }
+}
