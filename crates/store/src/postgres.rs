@@ -106,7 +106,7 @@ crate::sql_store::sql_store!(
 
 crate::sql_upstream::sql_upstream!(PgStore, sqlx::Postgres, Engine::Postgres);
 
-crate::sql_egress_ca::sql_egress_ca!(SqliteStore, sqlx::Postgres);
+crate::sql_egress_ca::sql_egress_ca!(PgStore);
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@
 //! same rule, so two concurrent rotations cannot both win.
 
 macro_rules! sql_egress_ca {
-    ($store:ty, $db:ty) => {
+    ($store:ty) => {
         impl $store {
             fn egress_ca_from_row(r: &DbRow) -> Result<EgressCaRecord> {
                 Ok(EgressCaRecord {
@@ -67,7 +67,7 @@ macro_rules! sql_egress_ca {
                 let current: Option<i64> = sqlx::query_scalar("SELECT MAX(generation) FROM egress_cas")
                     .fetch_one(&mut *tx)
                     .await?;
-                if current.map_or(true, |g| g + 1 != new.generation) {
+                if !current.is_some_and(|g| g + 1 == new.generation) {
                     return Err(StoreError::Conflict("the egress CA changed meanwhile: run the rotation again"));
                 }
                 if !Self::insert_egress_ca_in(&mut tx, new).await? {

@@ -53,7 +53,7 @@ crate::sql_store::sql_store!(
 
 crate::sql_upstream::sql_upstream!(SqliteStore, sqlx::Sqlite, Engine::Sqlite);
 
-crate::sql_egress_ca::sql_egress_ca!(SqliteStore, sqlx::Sqlite);
+crate::sql_egress_ca::sql_egress_ca!(SqliteStore);
 
 #[cfg(test)]
 mod tests {
