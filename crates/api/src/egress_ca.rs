@@ -64,7 +64,12 @@ fn seal_with(
 ) -> (Vec<u8>, String) {
     let [g, digest] = context(generation, cert_pem);
     (
-        crypto::seal(key, Purpose::EgressCaKey, &[&g, &digest], key_pem.as_bytes()),
+        crypto::seal(
+            key,
+            Purpose::EgressCaKey,
+            &[&g, &digest],
+            key_pem.as_bytes(),
+        ),
         key.key_id(),
     )
 }
@@ -101,7 +106,12 @@ pub fn reseal(
     Ok(seal_with(new_key, generation, cert_pem, &key_pem))
 }
 
-fn record(master: &MasterKeys, ca: &NewCa, cross_pem: Option<String>, now: UnixTime) -> EgressCaRecord {
+fn record(
+    master: &MasterKeys,
+    ca: &NewCa,
+    cross_pem: Option<String>,
+    now: UnixTime,
+) -> EgressCaRecord {
     let (sealed_key, master_kid) =
         seal_with(master.current(), ca.generation, &ca.cert_pem, &ca.key_pem);
     EgressCaRecord {
@@ -362,7 +372,10 @@ mod tests {
         let rows = vec![second, first];
         let during = view(&rows, &master, 50).unwrap();
         assert_eq!(during.generation, 2);
-        assert_eq!(during.bundle_pem, format!("{}{}", two.cert_pem, one.cert_pem));
+        assert_eq!(
+            during.bundle_pem,
+            format!("{}{}", two.cert_pem, one.cert_pem)
+        );
         assert_eq!(during.cross_pem.as_deref(), Some(cross.as_str()));
         let after = view(&rows, &master, 100).unwrap();
         assert_eq!(after.bundle_pem, two.cert_pem);
@@ -375,8 +388,15 @@ mod tests {
         let ca = egress_ca::new_ca(1).unwrap();
         let rec = record(&master, &ca, None, 5);
         let next = SymmetricKey::generate();
-        let (sealed, kid) =
-            reseal(&master, &next, 1, &rec.cert_pem, &rec.sealed_key, &rec.master_kid).unwrap();
+        let (sealed, kid) = reseal(
+            &master,
+            &next,
+            1,
+            &rec.cert_pem,
+            &rec.sealed_key,
+            &rec.master_kid,
+        )
+        .unwrap();
         assert_eq!(kid, next.key_id());
         let rotated = MasterKeys::new(next, Vec::new());
         assert_eq!(

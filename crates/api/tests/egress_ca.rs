@@ -194,7 +194,12 @@ async fn job_for_api_test(s: &TestServer) -> (String, String) {
         .await;
     assert_eq!(status, 201, "{body}");
     let (status, _) = s
-        .json(Method::POST, "/v1/agents", Some(&op), Some(json!({"name": "bot"})))
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(&op),
+            Some(json!({"name": "bot"})),
+        )
         .await;
     assert_eq!(status, 201);
     let (status, job) = s
@@ -202,8 +207,10 @@ async fn job_for_api_test(s: &TestServer) -> (String, String) {
             Method::POST,
             "/v1/jobs",
             Some(&op),
-            Some(json!({"agent": "bot", "grants": [{"env_var": "GH_TOKEN", "secret": "gh"}],
-                        "egress": {"allow_hosts": ["api.test"]}})),
+            Some(
+                json!({"agent": "bot", "grants": [{"env_var": "GH_TOKEN", "secret": "gh"}],
+                        "egress": {"allow_hosts": ["api.test"]}}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{job}");
@@ -225,7 +232,10 @@ async fn fetch_through(
 ) -> Result<(), String> {
     let file = s.dir.path().join(name);
     std::fs::write(&file, bundle).unwrap();
-    let proxy = format!("http://job:{token}@{}", s.running.as_ref().unwrap().proxy_addr);
+    let proxy = format!(
+        "http://job:{token}@{}",
+        s.running.as_ref().unwrap().proxy_addr
+    );
     let (ok, out, err) = curl(&[
         "-x",
         &proxy,
@@ -262,13 +272,13 @@ async fn rotation_reaches_running_replicas_and_old_bundles_work_until_the_overla
         ],
     )
     .await;
+    let (token, placeholder) = job_for_api_test(&a).await;
     // PostgreSQL: a second replica; SQLite is one process.
     let b = match engine {
         Engine::Postgres => Some(a.replica().await),
         Engine::Sqlite => None,
     };
     let servers: Vec<&TestServer> = std::iter::once(&a).chain(b.as_ref()).collect();
-    let (token, placeholder) = job_for_api_test(&a).await;
     let old_bundle = ca_pem_of(&a.client, &a.url).await;
     for s in &servers {
         fetch_through(s, &token, &placeholder, up.port(), &old_bundle, "old.pem")
@@ -343,11 +353,18 @@ async fn a_data_directory_ca_from_before_is_imported_once_and_removed() {
     let running = boot(&env).await.unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://{}", running.addr);
-    assert_eq!(ca_pem_of(&client, &base).await, old_pem, "agents' bundles keep working");
+    assert_eq!(
+        ca_pem_of(&client, &base).await,
+        old_pem,
+        "agents' bundles keep working"
+    );
     handshake(leaf_of(&running, "api.test"), &old_pem, "api.test")
         .await
         .unwrap();
-    assert!(!holds_a_ca_key(dir.path()), "the key left the data directory");
+    assert!(
+        !holds_a_ca_key(dir.path()),
+        "the key left the data directory"
+    );
     let (records, _) = running.state.store.audit_all().await.unwrap();
     assert!(records.iter().any(|r| r.action == "egress.ca_import"));
     running.stop().await.unwrap();
@@ -363,7 +380,9 @@ async fn a_data_directory_ca_from_before_is_imported_once_and_removed() {
 async fn a_store_whose_ca_is_sealed_under_another_master_key_is_refused_at_start() {
     let url = gatehouse_store::test_support::fresh_postgres_url().await;
     let dir = tempfile::tempdir().unwrap();
-    let first = boot(&env_for(&url, dir.path(), &master_key())).await.unwrap();
+    let first = boot(&env_for(&url, dir.path(), &master_key()))
+        .await
+        .unwrap();
     first.stop().await.unwrap();
     let wrong = master_key();
     let other_dir = tempfile::tempdir().unwrap();

@@ -184,8 +184,12 @@ impl Signer {
             .self_signed(&ca_key)
             .map_err(cert_err)?;
         let presented_pem = view.cross_pem.as_deref().unwrap_or(&view.cert_pem);
-        let presented = CertificateDer::from_pem_slice(presented_pem.as_bytes())
-            .map_err(|e| cert_err(format!("CA certificate of generation {}: {e}", view.generation)))?;
+        let presented = CertificateDer::from_pem_slice(presented_pem.as_bytes()).map_err(|e| {
+            cert_err(format!(
+                "CA certificate of generation {}: {e}",
+                view.generation
+            ))
+        })?;
         Ok(Self {
             generation: view.generation,
             ca_cert,

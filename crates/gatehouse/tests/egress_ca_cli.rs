@@ -43,7 +43,10 @@ async fn keys_rotate_ca_serves_new_and_old_and_rotate_master_rewraps_the_ca() {
     let rotated = bundle(&server).await;
     assert_eq!(certificates(&rotated), 2, "{rotated}");
     assert!(!rotated.starts_with(&first), "the new CA comes first");
-    assert!(rotated.contains(first.trim()), "the old CA is still trusted");
+    assert!(
+        rotated.contains(first.trim()),
+        "the old CA is still trusted"
+    );
     server.stop_cleanly().await;
 
     let out = sandbox.cmd(&["keys", "rotate-master"]).run().await;
@@ -69,8 +72,14 @@ async fn database_keys_are_printed_and_bad_values_refused_by_name() {
     out.assert_success();
     assert!(out.stdout.contains("[database]"), "{out:?}");
     assert!(out.stdout.contains("max_connections = 8\n"), "{out:?}");
-    assert!(out.stdout.contains("statement_timeout_ms = 10000"), "{out:?}");
-    assert!(out.stdout.contains("ca_overlap_seconds = 604800"), "{out:?}");
+    assert!(
+        out.stdout.contains("statement_timeout_ms = 10000"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("ca_overlap_seconds = 604800"),
+        "{out:?}"
+    );
     let out = sandbox
         .cmd(&["serve", "--print-config"])
         .env("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "20")
@@ -79,11 +88,26 @@ async fn database_keys_are_printed_and_bad_values_refused_by_name() {
         .await;
     out.assert_success();
     assert!(out.stdout.contains("max_connections = 20\n"), "{out:?}");
-    assert!(out.stdout.contains("statement_timeout_ms = 2500"), "{out:?}");
+    assert!(
+        out.stdout.contains("statement_timeout_ms = 2500"),
+        "{out:?}"
+    );
     for (var, value, key) in [
-        ("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "0", "database.max_connections"),
-        ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS", "5", "database.statement_timeout_ms"),
-        ("GATEHOUSE_EGRESS_CA_OVERLAP_SECONDS", "1", "egress.ca_overlap_seconds"),
+        (
+            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+            "0",
+            "database.max_connections",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "5",
+            "database.statement_timeout_ms",
+        ),
+        (
+            "GATEHOUSE_EGRESS_CA_OVERLAP_SECONDS",
+            "1",
+            "egress.ca_overlap_seconds",
+        ),
     ] {
         let out = sandbox
             .cmd(&["serve", "--print-config"])

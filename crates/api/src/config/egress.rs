@@ -138,9 +138,7 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
             format!("{max_connections} is outside 1..=1000000"),
         ));
     }
-    let ca_overlap_seconds = raw
-        .ca_overlap_seconds
-        .unwrap_or(DEFAULT_CA_OVERLAP_SECONDS);
+    let ca_overlap_seconds = raw.ca_overlap_seconds.unwrap_or(DEFAULT_CA_OVERLAP_SECONDS);
     if !(60..=365 * 86_400).contains(&ca_overlap_seconds) {
         return Err(invalid(
             "egress.ca_overlap_seconds",

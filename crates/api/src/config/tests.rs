@@ -250,26 +250,50 @@ fn database_pool_keys_have_defaults_and_come_from_file_or_environment() {
     // What --print-config shows is TOML with the same values.
     let again: toml::Table = toml::from_str(&shown).unwrap();
     assert_eq!(again["database"]["max_connections"].as_integer(), Some(20));
-    assert_eq!(again["egress"]["ca_overlap_seconds"].as_integer(), Some(120));
+    assert_eq!(
+        again["egress"]["ca_overlap_seconds"].as_integer(),
+        Some(120)
+    );
 }
 
 #[test]
 fn bad_database_and_ca_values_are_refused_naming_the_key() {
     for (var, value, key) in [
-        ("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "0", "database.max_connections"),
-        ("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "100000", "database.max_connections"),
-        ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS", "99", "database.statement_timeout_ms"),
-        ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS", "600001", "database.statement_timeout_ms"),
-        ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS", "soon", "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS"),
-        ("GATEHOUSE_EGRESS_CA_OVERLAP_SECONDS", "59", "egress.ca_overlap_seconds"),
+        (
+            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+            "0",
+            "database.max_connections",
+        ),
+        (
+            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+            "100000",
+            "database.max_connections",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "99",
+            "database.statement_timeout_ms",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "600001",
+            "database.statement_timeout_ms",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "soon",
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+        ),
+        (
+            "GATEHOUSE_EGRESS_CA_OVERLAP_SECONDS",
+            "59",
+            "egress.ca_overlap_seconds",
+        ),
     ] {
         let err = Config::load(None, &env(&[(var, value)])).unwrap_err();
         assert!(err.to_string().contains(key), "{var}={value}: {err}");
     }
-    let err = Config::load(
-        Some(("g.toml", "[database]\npool = 5\n")),
-        &BTreeMap::new(),
-    )
-    .unwrap_err();
+    let err =
+        Config::load(Some(("g.toml", "[database]\npool = 5\n")), &BTreeMap::new()).unwrap_err();
     assert!(err.to_string().contains("pool"), "{err}");
 }

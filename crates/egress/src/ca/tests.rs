@@ -67,8 +67,7 @@ fn leaves_are_cached_per_host() {
 #[test]
 fn the_leaf_cache_is_bounded_and_keeps_the_hosts_in_use() {
     let first = new_ca(1).unwrap();
-    let ca = CertAuthority::with_leaf_cache(&view_of(&first, None, &[&first.cert_pem]), 3)
-        .unwrap();
+    let ca = CertAuthority::with_leaf_cache(&view_of(&first, None, &[&first.cert_pem]), 3).unwrap();
     let hot = ca.server_config("hot.test").unwrap();
     for i in 0..10 {
         ca.server_config(&format!("h{i}.test")).unwrap();
