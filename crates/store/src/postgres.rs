@@ -122,7 +122,7 @@ mod tests {
         };
         let store = PgStore::open(&url, &settings).await.unwrap();
         let slow = sqlx::query("SELECT pg_sleep(2)").execute(&store.pool).await;
-        let err = slow.err().expect("cancelled by the server").to_string();
+        let err = slow.expect_err("cancelled by the server").to_string();
         assert!(err.contains("statement timeout"), "{err}");
         let quick = sqlx::query("SELECT pg_sleep(0.01)")
             .execute(&store.pool)
