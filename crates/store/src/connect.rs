@@ -17,8 +17,9 @@ pub enum Engine {
 /// How a store uses its database (`[database]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
-    /// Connections the pool opens at most (PostgreSQL: per replica, on top
-    /// of the two `LISTEN` connections; SQLite: readers and the writer).
+    /// Connections the pool opens for queries at most (PostgreSQL: per
+    /// replica, plus the two `LISTEN` connections; SQLite: readers and the
+    /// writer).
     pub max_connections: u32,
     /// PostgreSQL: `statement_timeout` of every pooled connection (not of
     /// migrations). SQLite: how long a writer waits for the write lock

@@ -14,6 +14,8 @@ pub struct PgStore {
 }
 
 const REVOCATION_CHANNEL: &str = "gatehouse_revocations";
+/// Pooled connections held by `LISTEN` for as long as the store lives.
+const LISTENERS: u32 = 2;
 
 /// Listens on the revocation channel and forwards a wake-up per
 /// notification. On a lost connection it reconnects (with backoff) and
@@ -83,8 +85,11 @@ impl PgStore {
         migrator(Dialect::Postgres).run(&mut migrating).await?;
         migrating.close().await?;
         let timeout_ms = settings.statement_timeout.as_millis().max(1);
+        // The two listeners (revocations, approvals) each hold one pooled
+        // connection for good: they get room of their own, so
+        // `max_connections` is what queries have.
         let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
+            .max_connections(settings.max_connections.max(1) + LISTENERS)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.options([("statement_timeout", timeout_ms)]))
             .await?;
@@ -128,6 +133,6 @@ mod tests {
             .execute(&store.pool)
             .await;
         assert!(quick.is_ok(), "{quick:?}");
-        assert_eq!(store.pool.options().get_max_connections(), 3);
+        assert_eq!(store.pool.options().get_max_connections(), 3 + LISTENERS);
     }
 }
