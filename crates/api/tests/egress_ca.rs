@@ -379,18 +379,26 @@ async fn a_data_directory_ca_from_before_is_imported_once_and_removed() {
 #[tokio::test]
 async fn a_store_whose_ca_is_sealed_under_another_master_key_is_refused_at_start() {
     let url = gatehouse_store::test_support::fresh_postgres_url().await;
-    let dir = tempfile::tempdir().unwrap();
-    let first = boot(&env_for(&url, dir.path(), &master_key()))
+    // A store holding nothing wrapped but the CA, sealed under key A.
+    let store = gatehouse_store::connect(&url).await.unwrap();
+    let a = gatehouse_api::keys::MasterKeys::new(SymmetricKey::generate(), Vec::new());
+    let scratch = tempfile::tempdir().unwrap();
+    gatehouse_api::egress_ca::load(store.as_ref(), &a, scratch.path(), SystemClock.now())
         .await
         .unwrap();
-    first.stop().await.unwrap();
+    assert_eq!(store.wrapped_keys().await.unwrap().len(), 1);
+    drop(store);
     let wrong = master_key();
-    let other_dir = tempfile::tempdir().unwrap();
-    let err = boot(&env_for(&url, other_dir.path(), &wrong))
+    let dir = tempfile::tempdir().unwrap();
+    let err = boot(&env_for(&url, dir.path(), &wrong))
         .await
         .err()
         .expect("refused");
     assert!(err.contains("not loaded"), "{err}");
     assert!(err.contains("master key"), "{err}");
+    assert!(
+        err.contains(&a.current().key_id()),
+        "names the key id: {err}"
+    );
     assert!(!err.contains(&wrong), "never echoes the key");
 }
