@@ -20,6 +20,7 @@ use gatehouse_domain::CredentialClass;
 
 mod approvals;
 pub use approvals::ApprovalsConfig;
+mod database;
 mod server;
 pub use server::ServerConfig;
 
@@ -62,6 +63,8 @@ struct RawConfig {
     approvals: approvals::RawApprovals,
     #[serde(default)]
     server: server::RawServer,
+    #[serde(default)]
+    database: database::RawDatabase,
     /// `[[upstream]]` entries (file only: arrays have no env override).
     #[serde(default)]
     upstream: Vec<upstream::RawUpstream>,
@@ -133,6 +136,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("jobs", "owner_cache_size", Kind::Integer),
     ("jobs", "placeholder_prefix", Kind::Text),
     ("egress", "placeholder_ttl_seconds", Kind::Integer),
+    ("egress", "ca_overlap_seconds", Kind::Integer),
+    ("database", "max_connections", Kind::Integer),
+    ("database", "statement_timeout_ms", Kind::Integer),
     ("approvals", "ttl_seconds", Kind::Integer),
     ("approvals", "gated_verbs", Kind::List),
     ("approvals", "required", Kind::IntegerMap),
@@ -205,6 +211,8 @@ pub struct Config {
     pub egress: EgressConfig,
     /// The API listener's defences against slow and numerous clients.
     pub server: ServerConfig,
+    /// `[database]`: pool size and statement timeout.
+    pub database: gatehouse_store::PoolSettings,
 }
 
 impl Config {
@@ -288,6 +296,7 @@ impl Config {
         Ok(Self {
             approvals: approvals::validate(raw.approvals)?,
             server: server::validate(raw.server)?,
+            database: database::validate(raw.database)?,
             upstreams,
             egress,
             owner_cache_size: owner_cache_size as usize,
@@ -354,6 +363,8 @@ impl Config {
             self.approvals.render(),
         ) + "\n"
             + &self.server.render()
+            + "\n"
+            + &database::render(&self.database)
             + &upstream::render(&self.upstreams)
     }
 

@@ -182,11 +182,13 @@ impl JobDirectory for ApiDirectory {
     }
 }
 
-/// Builds the proxy engine for a server: CA in the data directory,
-/// `egress.static_hosts` in front of the system resolver, the judge, and
-/// a loud warning per `egress.allow_private_cidrs` entry.
+/// Builds the proxy engine for a server: the installation's CA (from the
+/// store, `egress_ca.rs`), `egress.static_hosts` in front of the system
+/// resolver, the judge, and a loud warning per `egress.allow_private_cidrs`
+/// entry.
 pub fn build_engine(
     state: &crate::state::AppState,
+    ca: Arc<gatehouse_egress::CertAuthority>,
 ) -> Result<Arc<gatehouse_egress::Engine>, crate::startup::StartError> {
     use crate::startup::StartError;
     let config = &state.config;
@@ -197,8 +199,6 @@ pub fn build_engine(
     for cidr in &config.egress.allow_private_cidrs {
         tracing::warn!(%cidr, "egress.allow_private_cidrs lets the proxy reach this internal range");
     }
-    let ca = gatehouse_egress::CertAuthority::load_or_create(&config.data_dir)
-        .map_err(|e| err("egress CA", e.to_string()))?;
     let resolver = config.egress.resolver();
     let judge = match &config.egress.judge {
         Some(j) => Some(
@@ -227,7 +227,7 @@ pub fn build_engine(
         resolver,
         Arc::new(ApiDirectory::new(Arc::downgrade(&state.0))),
         state.clock.clone(),
-        Some(Arc::new(ca)),
+        Some(ca),
         judge,
         state.metrics.clone(),
     )

@@ -73,12 +73,20 @@ pub async fn start_with(
     let metrics = Arc::new(crate::metrics::Metrics::new());
     // Every store call is timed: the one place the store is wrapped.
     let store = crate::store_timing::TimedStore::wrap(
-        gatehouse_store::connect(&config.store_url()).await?,
+        gatehouse_store::connect_with(&config.store_url(), &config.database).await?,
         metrics.clone(),
     );
     startup::check_master_key_matches(store.as_ref(), &master).await?;
     let keys = SigningKeys::empty();
     keys.load(store.as_ref(), &master, clock.now()).await?;
+    // The installation's egress CA, shared by every replica.
+    let ca_view =
+        crate::egress_ca::load(store.as_ref(), &master, &config.data_dir, clock.now()).await?;
+    let ca = Arc::new(
+        gatehouse_egress::CertAuthority::from_view(&ca_view)
+            .map_err(crate::egress_ca::EgressCaError::from)?,
+    );
+    drop(ca_view);
     let bootstrap_code = startup::prepare_bootstrap(&config, store.as_ref()).await?;
     let revocations = Revocations::new(config.revocation_max_staleness);
     crate::revocation_sync::full_sync(&revocations, store.as_ref(), clock.as_ref()).await?;
@@ -155,7 +163,7 @@ pub async fn start_with(
         approval_feed: Arc::default(),
     }));
 
-    let engine = crate::egress_bridge::build_engine(&state)?;
+    let engine = crate::egress_bridge::build_engine(&state, ca.clone())?;
     let _ = state.egress.set(engine.clone());
     let _ = state.egress_addr.set(proxy_addr);
     let (stop, mut stopped) = watch::channel(false);
@@ -177,6 +185,13 @@ pub async fn start_with(
             .clone()
             .relay(store.clone(), stopped.clone()),
     );
+    tokio::spawn(crate::egress_ca::run_reload(
+        ca,
+        store.clone(),
+        master.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ));
     let mut reload_stop = stopped.clone();
     tokio::spawn(async move {
         loop {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use gatehouse_domain::codes::{code_digest, human_code};
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::master_key::{encode_master_key, parse_master_key};
-use gatehouse_store::{BootstrapState, Rewrapped, Store};
+use gatehouse_store::{BootstrapState, Store};
 use thiserror::Error;
 
 use crate::config::Config;
@@ -43,6 +43,8 @@ pub enum StartError {
     Store(#[from] gatehouse_store::StoreError),
     #[error("keys: {0}")]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    EgressCa(#[from] crate::egress_ca::EgressCaError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -127,12 +129,9 @@ pub async fn check_master_key_matches(
     master: &MasterKeys,
 ) -> Result<(), StartError> {
     for wrapped in store.wrapped_keys().await? {
-        let kid = match &wrapped {
-            Rewrapped::DataKey { key, .. } => &key.master_kid,
-            Rewrapped::SigningKey { master_kid, .. } => master_kid,
-        };
+        let kid = wrapped.master_kid();
         if master.by_id(kid).is_none() {
-            return Err(KeyError::UnknownMasterKey(kid.clone()).into());
+            return Err(KeyError::UnknownMasterKey(kid.to_string()).into());
         }
     }
     Ok(())

@@ -144,6 +144,34 @@ impl Store for TimedStore {
         )
         .await
     }
+    async fn egress_cas(&self) -> Result<Vec<EgressCaRecord>> {
+        self.timed("egress_cas", self.inner.egress_cas()).await
+    }
+    async fn create_egress_ca(
+        &self,
+        ca: &EgressCaRecord,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.timed(
+            "create_egress_ca",
+            self.inner.create_egress_ca(ca, audit, now),
+        )
+        .await
+    }
+    async fn rotate_egress_ca(
+        &self,
+        new: &EgressCaRecord,
+        trust_until: UnixTime,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()> {
+        self.timed(
+            "rotate_egress_ca",
+            self.inner.rotate_egress_ca(new, trust_until, audit, now),
+        )
+        .await
+    }
     async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>> {
         self.timed("secret", self.inner.secret(owner, name)).await
     }

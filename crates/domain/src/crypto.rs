@@ -36,6 +36,10 @@ pub enum Purpose {
     /// An upstream token Gatehouse holds (SPEC §8), under its owner's data
     /// key. Context: owner, upstream name, token id.
     UpstreamToken,
+    /// The installation's egress CA private key (SPEC §6), under the
+    /// master key. Context: generation, SHA-256 of its certificate (so a
+    /// key does not open beside another row's certificate).
+    EgressCaKey,
 }
 
 impl Purpose {
@@ -47,6 +51,7 @@ impl Purpose {
             Purpose::HookSecret => "gatehouse/v1/hook-secret",
             Purpose::ApprovalPayload => "gatehouse/v1/approval-payload",
             Purpose::UpstreamToken => "gatehouse/v1/upstream-token",
+            Purpose::EgressCaKey => "gatehouse/v1/egress-ca-key",
         }
     }
 }

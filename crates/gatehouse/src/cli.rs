@@ -100,6 +100,10 @@ pub enum KeysAction {
     /// The new key comes from GATEHOUSE_NEW_MASTER_KEY, or, when the master
     /// key lives in the data directory's key file, is generated there.
     RotateMaster,
+    /// Make a new egress CA the signer of intercepted hosts' certificates;
+    /// the previous one stays in GET /v1/egress/ca.pem (and keeps verifying)
+    /// for egress.ca_overlap_seconds.
+    RotateCa,
 }
 
 #[derive(Subcommand)]

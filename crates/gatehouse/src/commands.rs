@@ -193,7 +193,7 @@ async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>> {
             );
         }
     }
-    Ok(gatehouse_store::connect(&url).await?)
+    Ok(gatehouse_store::connect_with(&url, &config.database).await?)
 }
 
 async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, MasterKeys)> {
@@ -237,6 +237,25 @@ async fn keys(args: &ConfigArgs, action: KeysAction) -> Result<ExitCode> {
             println!("Earlier keys keep verifying until their last token has expired.");
         }
         KeysAction::RotateMaster => rotate_master(&config, store.as_ref(), &master, now).await?,
+        KeysAction::RotateCa => {
+            let overlap = config.egress.ca_overlap_seconds;
+            let generation = gatehouse_api::egress_ca::rotate(
+                store.as_ref(),
+                &master,
+                overlap,
+                cli_event("keys.rotate_ca", "egress CA"),
+                now,
+            )
+            .await?;
+            println!(
+                "Egress CA generation {generation} signs from now on; running servers pick it up within {} s.",
+                gatehouse_api::egress_ca::RELOAD_INTERVAL.as_secs()
+            );
+            println!(
+                "The previous CA stays in GET /v1/egress/ca.pem, and keeps verifying, for {overlap} s \
+                 (egress.ca_overlap_seconds): have agents fetch the bundle again before then."
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -284,6 +303,27 @@ async fn rotate_master(
                         wrapped,
                         master_kid: new_key.key_id(),
                     },
+                }
+            }
+            Rewrapped::EgressCa {
+                generation,
+                cert_pem,
+                sealed_key,
+                master_kid,
+            } => {
+                let (sealed_key, master_kid) = gatehouse_api::egress_ca::reseal(
+                    master,
+                    &new_key,
+                    generation,
+                    &cert_pem,
+                    &sealed_key,
+                    &master_kid,
+                )?;
+                Rewrapped::EgressCa {
+                    generation,
+                    cert_pem,
+                    sealed_key,
+                    master_kid,
                 }
             }
             Rewrapped::SigningKey {
@@ -399,10 +439,7 @@ async fn finish_interrupted_rotation(
         .wrapped_keys()
         .await?
         .into_iter()
-        .map(|w| match w {
-            Rewrapped::DataKey { key, .. } => key.master_kid,
-            Rewrapped::SigningKey { master_kid, .. } => master_kid,
-        })
+        .map(|w| w.master_kid().to_string())
         .collect();
     let under_next = kids.iter().filter(|k| **k == next.key_id()).count();
     if under_next == 0 {

@@ -14,6 +14,7 @@ mod job_material;
 mod migrations;
 mod model;
 mod postgres;
+mod sql_egress_ca;
 mod sql_gated;
 mod sql_store;
 mod sql_upstream;
@@ -21,7 +22,10 @@ mod sqlite;
 mod store;
 mod upstream_model;
 
-pub use connect::{connect, Engine};
+pub use connect::{
+    connect, connect_with, Engine, PoolSettings, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_STATEMENT_TIMEOUT_MS,
+};
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub use approval_model::*;

@@ -56,7 +56,19 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_gates.sql"),
         include_str!("../migrations/postgres/0008_gates.sql"),
     ),
+    (
+        10,
+        "installation egress CA",
+        include_str!("../migrations/sqlite/0010_installation_ca.sql"),
+        include_str!("../migrations/postgres/0010_installation_ca.sql"),
+    ),
 ];
+
+/// Versions another branch holds while it is merged in; a gap in the
+/// numbering is allowed only here, and each such number must be taken by
+/// the time the branches meet (remove it from this list then).
+#[cfg(test)]
+const RESERVED: &[i64] = &[9];
 
 #[derive(Clone, Copy)]
 pub(crate) enum Dialect {
@@ -93,8 +105,13 @@ mod tests {
 
     #[test]
     fn versions_are_numbered_one_by_one() {
-        for (i, (version, ..)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(*version, i as i64 + 1);
+        let mut expected = 1;
+        for (version, ..) in MIGRATIONS {
+            while RESERVED.contains(&expected) && *version != expected {
+                expected += 1;
+            }
+            assert_eq!(*version, expected);
+            expected += 1;
         }
     }
 

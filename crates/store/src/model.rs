@@ -96,6 +96,38 @@ pub enum PutOutcome {
     Replaced,
 }
 
+/// One generation of the installation's egress CA (SPEC §6).
+#[derive(Clone)]
+pub struct EgressCaRecord {
+    /// 1 for the first CA, one more for each rotation.
+    pub generation: i64,
+    /// The self-signed CA certificate, PEM: what clients trust.
+    pub cert_pem: String,
+    /// This CA's certificate signed by the previous generation, PEM, so
+    /// a client that trusts only the previous CA still verifies leaves.
+    pub cross_pem: Option<String>,
+    /// The private key (PKCS#8 PEM) sealed under the master key
+    /// `master_kid`.
+    pub sealed_key: Vec<u8>,
+    pub master_kid: String,
+    pub created_at: UnixTime,
+    /// When a newer generation took over signing.
+    pub retired_at: Option<UnixTime>,
+    /// Until when a retired CA stays in the served bundle.
+    pub trust_until: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for EgressCaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressCaRecord")
+            .field("generation", &self.generation)
+            .field("master_kid", &self.master_kid)
+            .field("retired_at", &self.retired_at)
+            .field("trust_until", &self.trust_until)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A re-wrapped key, written back by master-key rotation.
 #[derive(Debug, Clone)]
 pub enum Rewrapped {
@@ -108,6 +140,26 @@ pub enum Rewrapped {
         sealed_private: Vec<u8>,
         master_kid: String,
     },
+    /// The egress CA key of a generation; `cert_pem` is read only (it is
+    /// part of the sealed key's associated data).
+    EgressCa {
+        generation: i64,
+        cert_pem: String,
+        sealed_key: Vec<u8>,
+        master_kid: String,
+    },
+}
+
+impl Rewrapped {
+    /// The master key the value is wrapped under.
+    pub fn master_kid(&self) -> &str {
+        match self {
+            Rewrapped::DataKey { key, .. } => &key.master_kid,
+            Rewrapped::SigningKey { master_kid, .. } | Rewrapped::EgressCa { master_kid, .. } => {
+                master_kid
+            }
+        }
+    }
 }
 
 /// A token Gatehouse issued; its value is never stored.

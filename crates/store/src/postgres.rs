@@ -14,6 +14,8 @@ pub struct PgStore {
 }
 
 const REVOCATION_CHANNEL: &str = "gatehouse_revocations";
+/// Pooled connections held by `LISTEN` for as long as the store lives.
+const LISTENERS: u32 = 2;
 
 /// Listens on the revocation channel and forwards a wake-up per
 /// notification. On a lost connection it reconnects (with backoff) and
@@ -71,17 +73,26 @@ async fn listen_for_revocations(
 }
 
 impl PgStore {
-    pub async fn open(url: &str) -> crate::error::Result<Self> {
+    pub async fn open(url: &str, settings: &crate::PoolSettings) -> crate::error::Result<Self> {
+        use sqlx::Connection;
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| crate::error::StoreError::Url(e.to_string()))?;
+        // Migrations run on a connection of their own, without the
+        // statement timeout: the migrator waits on an advisory lock (so
+        // replicas starting at once apply each migration exactly once),
+        // and a migration may legitimately take long.
+        let mut migrating = sqlx::PgConnection::connect_with(&options).await?;
+        migrator(Dialect::Postgres).run(&mut migrating).await?;
+        migrating.close().await?;
+        let timeout_ms = settings.statement_timeout.as_millis().max(1);
+        // The two listeners (revocations, approvals) each hold one pooled
+        // connection for good: they get room of their own, so
+        // `max_connections` is what queries have.
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(settings.max_connections.max(1) + LISTENERS)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.options([("statement_timeout", timeout_ms)]))
             .await?;
-        // The migrator takes an advisory lock, so replicas starting at
-        // once apply each migration exactly once.
-        migrator(Dialect::Postgres).run(&pool).await?;
         Ok(Self {
             pool,
             gate_key_taken: std::sync::atomic::AtomicBool::new(false),
@@ -99,3 +110,29 @@ crate::sql_store::sql_store!(
 );
 
 crate::sql_upstream::sql_upstream!(PgStore, sqlx::Postgres, Engine::Postgres);
+
+crate::sql_egress_ca::sql_egress_ca!(PgStore);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn pooled_statements_stop_at_the_statement_timeout() {
+        let url = crate::test_support::fresh_postgres_url().await;
+        let settings = crate::PoolSettings {
+            max_connections: 3,
+            statement_timeout: Duration::from_millis(200),
+        };
+        let store = PgStore::open(&url, &settings).await.unwrap();
+        let slow = sqlx::query("SELECT pg_sleep(2)").execute(&store.pool).await;
+        let err = slow.expect_err("cancelled by the server").to_string();
+        assert!(err.contains("statement timeout"), "{err}");
+        let quick = sqlx::query("SELECT pg_sleep(0.01)")
+            .execute(&store.pool)
+            .await;
+        assert!(quick.is_ok(), "{quick:?}");
+        assert_eq!(store.pool.options().get_max_connections(), 3 + LISTENERS);
+    }
+}

@@ -621,6 +621,17 @@ macro_rules! sql_store {
                         master_kid: r.try_get("master_kid")?,
                     });
                 }
+                for r in sqlx::query("SELECT generation, cert_pem, sealed_key, master_kid FROM egress_cas ORDER BY generation")
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    out.push(Rewrapped::EgressCa {
+                        generation: r.try_get("generation")?,
+                        cert_pem: r.try_get("cert_pem")?,
+                        sealed_key: r.try_get("sealed_key")?,
+                        master_kid: r.try_get("master_kid")?,
+                    });
+                }
                 Ok(out)
             }
 
@@ -641,6 +652,15 @@ macro_rules! sql_store {
                                 .bind(sealed_private)
                                 .bind(master_kid)
                                 .bind(kid)
+                                .execute(&mut *tx)
+                                .await?
+                        }
+                        Rewrapped::EgressCa { generation, cert_pem, sealed_key, master_kid } => {
+                            sqlx::query("UPDATE egress_cas SET sealed_key = $1, master_kid = $2 WHERE generation = $3 AND cert_pem = $4")
+                                .bind(sealed_key)
+                                .bind(master_kid)
+                                .bind(generation)
+                                .bind(cert_pem)
                                 .execute(&mut *tx)
                                 .await?
                         }
@@ -1015,6 +1035,18 @@ macro_rules! sql_store {
 
             // Upstream credentials (SPEC §8).
             // Bodies in sql_upstream.rs.
+            async fn egress_cas(&self) -> Result<Vec<EgressCaRecord>> {
+                self.egress_cas_sql().await
+            }
+
+            async fn create_egress_ca(&self, ca: &EgressCaRecord, audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                self.create_egress_ca_sql(ca, audit, now).await
+            }
+
+            async fn rotate_egress_ca(&self, new: &EgressCaRecord, trust_until: UnixTime, audit: AuditEvent, now: UnixTime) -> Result<()> {
+                self.rotate_egress_ca_sql(new, trust_until, audit, now).await
+            }
+
             async fn upstream_state(&self, name: &str) -> Result<Option<UpstreamState>> {
                 self.upstream_state_sql(name).await
             }

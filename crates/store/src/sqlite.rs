@@ -14,16 +14,16 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> crate::error::Result<Self> {
+    pub async fn open(url: &str, settings: &crate::PoolSettings) -> crate::error::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| crate::error::StoreError::Url(e.to_string()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(settings.statement_timeout);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(settings.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
@@ -52,3 +52,29 @@ crate::sql_store::sql_store!(
 );
 
 crate::sql_upstream::sql_upstream!(SqliteStore, sqlx::Sqlite, Engine::Sqlite);
+
+crate::sql_egress_ca::sql_egress_ca!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn pool_size_and_busy_timeout_come_from_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::PoolSettings {
+            max_connections: 3,
+            statement_timeout: Duration::from_millis(1234),
+        };
+        let store = SqliteStore::open(&crate::test_support::sqlite_url(dir.path()), &settings)
+            .await
+            .unwrap();
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(busy, 1234);
+        assert_eq!(store.pool.options().get_max_connections(), 3);
+    }
+}

@@ -78,6 +78,28 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<()>;
 
+    // The installation's egress CA (SPEC §6), newest generation first.
+    async fn egress_cas(&self) -> Result<Vec<EgressCaRecord>>;
+    /// Inserts generation 1 unless a CA exists; `false`: another process
+    /// created it first (read it back with [`Store::egress_cas`]). The
+    /// audit event is appended only by the winner.
+    async fn create_egress_ca(
+        &self,
+        ca: &EgressCaRecord,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+    /// Adds `new` (the next generation, else `Conflict`) as the signer and
+    /// retires the current one, trusted until `trust_until`; drops retired
+    /// CAs whose trust has ended.
+    async fn rotate_egress_ca(
+        &self,
+        new: &EgressCaRecord,
+        trust_until: UnixTime,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<()>;
+
     // Secrets. Written and deleted only by gated actions (`run_gated`).
     async fn secret(&self, owner: &Email, name: &str) -> Result<Option<SecretRecord>>;
     /// Metadata only: the `sealed` field of each record is left empty.

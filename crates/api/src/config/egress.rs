@@ -26,6 +26,7 @@ pub(super) struct RawEgress {
     trust: Option<String>,
     tunnel_idle_seconds: Option<i64>,
     max_connections_per_job: Option<i64>,
+    ca_overlap_seconds: Option<i64>,
     #[serde(default)]
     judge: RawJudge,
 }
@@ -65,8 +66,17 @@ pub struct EgressConfig {
     /// `egress.max_connections_per_job` (default 256): open connections a
     /// job may hold through the proxy; the next one is `429`.
     pub max_connections_per_job: usize,
+    /// `egress.ca_overlap_seconds` (default 7 days): after `gatehouse keys
+    /// rotate-ca`, how long the previous CA stays trusted (served in
+    /// `ca.pem`, and chained to through the cross certificate).
+    pub ca_overlap_seconds: i64,
     pub judge: Option<JudgeConfig>,
 }
+
+/// `egress.ca_overlap_seconds` when unset: a week, long enough for every
+/// agent to fetch the bundle again (a job's bundle is fetched when the job
+/// starts; jobs live hours) and for an operator to notice one that did not.
+pub const DEFAULT_CA_OVERLAP_SECONDS: i64 = 7 * 86_400;
 
 pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
     let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8271".into());
@@ -142,6 +152,13 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
             format!("{max_connections} is outside 1..=1000000"),
         ));
     }
+    let ca_overlap_seconds = raw.ca_overlap_seconds.unwrap_or(DEFAULT_CA_OVERLAP_SECONDS);
+    if !(60..=365 * 86_400).contains(&ca_overlap_seconds) {
+        return Err(invalid(
+            "egress.ca_overlap_seconds",
+            format!("{ca_overlap_seconds} is outside 60..=31536000"),
+        ));
+    }
     let judge = match raw.judge.url {
         None => None,
         Some(url) => {
@@ -171,6 +188,7 @@ pub(super) fn validate(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
         platform_store: PlatformStore::default(),
         tunnel_idle: Duration::from_secs(idle as u64),
         max_connections_per_job: max_connections as usize,
+        ca_overlap_seconds,
         judge,
     })
 }
@@ -228,7 +246,7 @@ impl EgressConfig {
             "[egress]\nlisten = {:?}\nplaceholder_ttl_seconds = {placeholder_ttl_seconds}\n\
              allowed_ports = [{}]\nallow_private_cidrs = [{}]\nextra_root_certs = [{}]\n\
              trust = {:?}\n# platform trust store: {}\n\
-             tunnel_idle_seconds = {}\nmax_connections_per_job = {}\n\n\
+             tunnel_idle_seconds = {}\nmax_connections_per_job = {}\nca_overlap_seconds = {}\n\n\
              [egress.static_hosts]\n{}",
             self.listen.to_string(),
             ports.join(", "),
@@ -248,6 +266,7 @@ impl EgressConfig {
             self.platform_store,
             self.tunnel_idle.as_secs(),
             self.max_connections_per_job,
+            self.ca_overlap_seconds,
             hosts.iter().map(|h| format!("{h}\n")).collect::<String>(),
         );
         if let Some(j) = &self.judge {

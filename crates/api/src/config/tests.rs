@@ -262,3 +262,93 @@ fn a_bad_egress_trust_is_an_error_naming_the_key_and_the_choices() {
         "{text}"
     );
 }
+
+#[test]
+fn database_pool_keys_have_defaults_and_come_from_file_or_environment() {
+    let c = Config::load(None, &BTreeMap::new()).unwrap();
+    assert_eq!(c.database.max_connections, 8);
+    assert_eq!(
+        c.database.statement_timeout,
+        std::time::Duration::from_millis(10_000)
+    );
+    assert_eq!(c.egress.ca_overlap_seconds, 7 * 86_400);
+    let file = "[database]\nmax_connections = 12\nstatement_timeout_ms = 3000\n\
+                [egress]\nca_overlap_seconds = 3600\n";
+    let c = Config::load(Some(("g.toml", file)), &BTreeMap::new()).unwrap();
+    assert_eq!(c.database.max_connections, 12);
+    assert_eq!(
+        c.database.statement_timeout,
+        std::time::Duration::from_millis(3000)
+    );
+    assert_eq!(c.egress.ca_overlap_seconds, 3600);
+    let c = Config::load(
+        Some(("g.toml", file)),
+        &env(&[
+            ("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "20"),
+            ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS", "500"),
+            ("GATEHOUSE_EGRESS_CA_OVERLAP_SECONDS", "120"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.database.max_connections, 20);
+    assert_eq!(
+        c.database.statement_timeout,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(c.egress.ca_overlap_seconds, 120);
+    let shown = c.render_masked();
+    assert!(
+        shown.contains("[database]\nmax_connections = 20\nstatement_timeout_ms = 500\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("ca_overlap_seconds = 120"), "{shown}");
+    // What --print-config shows is TOML with the same values.
+    let again: toml::Table = toml::from_str(&shown).unwrap();
+    assert_eq!(again["database"]["max_connections"].as_integer(), Some(20));
+    assert_eq!(
+        again["egress"]["ca_overlap_seconds"].as_integer(),
+        Some(120)
+    );
+}
+
+#[test]
+fn bad_database_and_ca_values_are_refused_naming_the_key() {
+    for (var, value, key) in [
+        (
+            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+            "0",
+            "database.max_connections",
+        ),
+        (
+            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+            "100000",
+            "database.max_connections",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "99",
+            "database.statement_timeout_ms",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "600001",
+            "database.statement_timeout_ms",
+        ),
+        (
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+            "soon",
+            "GATEHOUSE_DATABASE_STATEMENT_TIMEOUT_MS",
+        ),
+        (
+            "GATEHOUSE_EGRESS_CA_OVERLAP_SECONDS",
+            "59",
+            "egress.ca_overlap_seconds",
+        ),
+    ] {
+        let err = Config::load(None, &env(&[(var, value)])).unwrap_err();
+        assert!(err.to_string().contains(key), "{var}={value}: {err}");
+    }
+    let err =
+        Config::load(Some(("g.toml", "[database]\npool = 5\n")), &BTreeMap::new()).unwrap_err();
+    assert!(err.to_string().contains("pool"), "{err}");
+}
