@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod exec;
 mod logging;
+mod mcp;
 mod remote;
 mod upstream;
 
