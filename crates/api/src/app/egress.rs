@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use gatehouse_domain::{CredentialClass, Principal};
-use gatehouse_egress::directory::{JobDirectory, JobIdentity, JobView, ViewError};
+use gatehouse_egress::directory::{JobIdentity, JobView, ViewError};
 use gatehouse_egress::Refusal;
 
 use crate::error::{ApiError, ApiResult};

@@ -121,7 +121,8 @@ impl Sessions {
         });
     }
 
-    /// Re-checks every session's credential; closes those that fail.
+    /// Re-checks every session's credential; closes those that fail, and
+    /// forgets those rmcp ended by itself (idle, closed).
     pub async fn sweep(&self, st: &AppState) -> usize {
         let held: Vec<(String, Presentation)> = self
             .lock()
@@ -130,6 +131,12 @@ impl Sessions {
             .collect();
         let mut ended = 0;
         for (id, presented) in held {
+            let sid: rmcp::transport::streamable_http_server::session::SessionId =
+                Arc::from(id.as_str());
+            if !self.manager.has_session(&sid).await.unwrap_or(true) {
+                self.forget(&id);
+                continue;
+            }
             if st.auth.reauthenticate(&presented).await.is_err() {
                 self.end(&id).await;
                 ended += 1;

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::{json, Value};
 
