@@ -67,7 +67,11 @@ async fn relay(remote: &Remote) -> Result<ExitCode> {
         let message: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(_) => {
-                emit(&mut out, &error_reply(&Value::Null, -32700, "parse error: not JSON")).await?;
+                emit(
+                    &mut out,
+                    &error_reply(&Value::Null, -32700, "parse error: not JSON"),
+                )
+                .await?;
                 continue;
             }
         };
@@ -123,19 +127,33 @@ async fn forward(
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
-            let reply = fail(-32603, format!("cannot reach Gatehouse at {}: {e}", remote.base()));
+            let reply = fail(
+                -32603,
+                format!("cannot reach Gatehouse at {}: {e}", remote.base()),
+            );
             emit_opt(out, reply).await;
             return Ok(());
         }
     };
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED {
-        emit_opt(out, fail(-32001, "Gatehouse refused the token (revoked or expired)".into())).await;
+        emit_opt(
+            out,
+            fail(
+                -32001,
+                "Gatehouse refused the token (revoked or expired)".into(),
+            ),
+        )
+        .await;
         return Err(Stop::Refused);
     }
     if status == StatusCode::NOT_FOUND && state.session.is_some() {
         state.session = None;
-        emit_opt(out, fail(-32001, "the MCP session ended; initialize again".into())).await;
+        emit_opt(
+            out,
+            fail(-32001, "the MCP session ended; initialize again".into()),
+        )
+        .await;
         return Ok(());
     }
     if let Some(s) = response
@@ -148,7 +166,14 @@ async fn forward(
     if !status.is_success() {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let why = body["error"]["message"].as_str().unwrap_or("");
-        emit_opt(out, fail(-32603, format!("Gatehouse answered {}: {why}", status.as_u16()))).await;
+        emit_opt(
+            out,
+            fail(
+                -32603,
+                format!("Gatehouse answered {}: {why}", status.as_u16()),
+            ),
+        )
+        .await;
         return Ok(());
     }
     let is_stream = response
@@ -168,7 +193,11 @@ async fn forward(
 }
 
 /// Relays every `data` of an event stream, until the server ends it.
-async fn relay_stream(mut response: reqwest::Response, state: &mut Relay, out: &mut tokio::io::Stdout) {
+async fn relay_stream(
+    mut response: reqwest::Response,
+    state: &mut Relay,
+    out: &mut tokio::io::Stdout,
+) {
     let mut buffer = String::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         buffer.push_str(&String::from_utf8_lossy(&chunk));
@@ -291,7 +320,10 @@ pub fn client_servers(base: &str, token: &str, gateways: &[String]) -> Value {
     let mut servers = serde_json::Map::new();
     servers.insert("gatehouse".into(), entry(format!("{base}/mcp")));
     for name in gateways {
-        servers.insert(format!("gatehouse-{name}"), entry(format!("{base}/mcp/{name}")));
+        servers.insert(
+            format!("gatehouse-{name}"),
+            entry(format!("{base}/mcp/{name}")),
+        );
     }
     Value::Object(servers)
 }
@@ -305,7 +337,13 @@ mod tests {
         let v = client_servers("https://gh.example", "tok", &["github".into()]);
         assert_eq!(v["gatehouse"]["url"], "https://gh.example/mcp");
         assert_eq!(v["gatehouse"]["type"], "http");
-        assert_eq!(v["gatehouse-github"]["url"], "https://gh.example/mcp/github");
-        assert_eq!(v["gatehouse-github"]["headers"]["Authorization"], "Bearer tok");
+        assert_eq!(
+            v["gatehouse-github"]["url"],
+            "https://gh.example/mcp/github"
+        );
+        assert_eq!(
+            v["gatehouse-github"]["headers"]["Authorization"],
+            "Bearer tok"
+        );
     }
 }

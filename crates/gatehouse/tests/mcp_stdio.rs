@@ -65,7 +65,11 @@ async fn stdio(sandbox: &Sandbox, server: &Server, token: &str) -> RelayChild {
     RelayChild { child, client }
 }
 
-async fn call(c: &RunningService<RoleClient, ()>, name: &str, args: Value) -> Result<Value, String> {
+async fn call(
+    c: &RunningService<RoleClient, ()>,
+    name: &str,
+    args: Value,
+) -> Result<Value, String> {
     let params = CallToolRequestParams::new(name.to_string())
         .with_arguments(args.as_object().cloned().unwrap_or_default());
     c.call_tool(params)
@@ -95,12 +99,21 @@ async fn the_stdio_relay_serves_the_same_tools_and_holds_gated_verbs() {
     assert_eq!(me["sub"], "bot");
     assert_eq!(me["cls"], "agent");
 
-    let held = call(&relay.client, "secret_write", json!({"name": "GH", "value": "v"}))
-        .await
-        .unwrap();
+    let held = call(
+        &relay.client,
+        "secret_write",
+        json!({"name": "GH", "value": "v"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(held["status"], "pending", "{held}");
     let id = held["approval_id"].as_str().unwrap();
-    let secrets: Value = server.get_with_token("/v1/secrets", &op).await.json().await.unwrap();
+    let secrets: Value = server
+        .get_with_token("/v1/secrets", &op)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(secrets, json!([]), "held: nothing written");
     let (status, _) = post(
         &server,
@@ -110,7 +123,9 @@ async fn the_stdio_relay_serves_the_same_tools_and_holds_gated_verbs() {
     )
     .await;
     assert_eq!(status, 200);
-    let done = call(&relay.client, "approval_status", json!({"id": id})).await.unwrap();
+    let done = call(&relay.client, "approval_status", json!({"id": id}))
+        .await
+        .unwrap();
     assert_eq!(done["status"], "executed", "{done}");
 
     // Revoked mid-session: the next message fails and the relay ends.
@@ -130,7 +145,14 @@ async fn mcp_config_mints_an_agent_token_and_points_at_mcp() {
     let (status, _) = post(&server, &op, "/v1/agents", json!({ "name": "bot" })).await;
     assert_eq!(status, 201);
     let out = sandbox
-        .cmd(&["mcp", "config", "--agent", "bot", "--scope", "secrets:write"])
+        .cmd(&[
+            "mcp",
+            "config",
+            "--agent",
+            "bot",
+            "--scope",
+            "secrets:write",
+        ])
         .env("GATEHOUSE_URL", &server.url)
         .env("GATEHOUSE_TOKEN", &op)
         .run()
@@ -147,7 +169,12 @@ async fn mcp_config_mints_an_agent_token_and_points_at_mcp() {
         .unwrap()
         .to_string();
     assert_ne!(token, op, "a fresh agent token, not the caller's");
-    let me: Value = server.get_with_token("/v1/auth/whoami", &token).await.json().await.unwrap();
+    let me: Value = server
+        .get_with_token("/v1/auth/whoami", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["cls"], "agent");
     assert_eq!(me["sub"], "bot");
     assert_eq!(me["scope"], "secrets:write");

@@ -66,14 +66,19 @@ async fn main() {
     let mut env = BTreeMap::new();
     env.insert("GATEHOUSE_LISTEN".to_string(), "127.0.0.1:0".to_string());
     env.insert("GATEHOUSE_EGRESS_LISTEN".into(), "127.0.0.1:0".into());
-    env.insert("GATEHOUSE_DATA_DIR".into(), dir.path().display().to_string());
+    env.insert(
+        "GATEHOUSE_DATA_DIR".into(),
+        dir.path().display().to_string(),
+    );
     env.insert(
         "GATEHOUSE_DATABASE_URL".into(),
         gatehouse_store::test_support::sqlite_url(dir.path()),
     );
     env.insert(
         "GATEHOUSE_MASTER_KEY".into(),
-        encode_master_key(&SymmetricKey::generate()).trim().to_string(),
+        encode_master_key(&SymmetricKey::generate())
+            .trim()
+            .to_string(),
     );
     let config = Config::load(None, &env).unwrap();
     let running = gatehouse_api::server::start_with(

@@ -68,7 +68,12 @@ async fn call(c: &Client, name: &str, args: Value) -> (bool, Value) {
 
 async fn agent(s: &TestServer, session: &str, name: &str, scope: &str) -> String {
     let (status, body) = s
-        .json(Method::POST, "/v1/agents", Some(session), Some(json!({ "name": name })))
+        .json(
+            Method::POST,
+            "/v1/agents",
+            Some(session),
+            Some(json!({ "name": name })),
+        )
         .await;
     assert!(status == 201 || status == 409, "{body}");
     let (status, body) = s
@@ -143,16 +148,25 @@ async fn tools_listed_follow_the_callers_class_and_scopes(engine: Engine) {
         "agent_secrets_change",
         "jobs_delete_all",
     ]) {
-        assert!(human.contains(&t.to_string()), "{t} missing for a human: {human:?}");
+        assert!(
+            human.contains(&t.to_string()),
+            "{t} missing for a human: {human:?}"
+        );
     }
 
     let writer = agent(&s, &op, "writer", "secrets:write").await;
     let listed = tool_names(&connect(&s, &writer).await).await;
     assert!(listed.contains(&"secret_write".to_string()), "{listed:?}");
     assert!(listed.contains(&"secret_delete".to_string()), "{listed:?}");
-    assert!(listed.contains(&"approval_status".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"approval_status".to_string()),
+        "{listed:?}"
+    );
     for hidden in ["token_mint_api", "agent_policy_change", "jobs_delete_all"] {
-        assert!(!listed.contains(&hidden.to_string()), "{hidden} listed for secrets:write only");
+        assert!(
+            !listed.contains(&hidden.to_string()),
+            "{hidden} listed for secrets:write only"
+        );
     }
 
     let api = api_token(&s, &op, "tokens:write").await;
@@ -166,7 +180,11 @@ async fn tools_listed_follow_the_callers_class_and_scopes(engine: Engine) {
 
     let job = job_token(&s, &op, &[]).await;
     let listed = tool_names(&connect(&s, &job).await).await;
-    assert_eq!(listed, everyone.map(String::from).to_vec(), "a job sees no gated verb");
+    assert_eq!(
+        listed,
+        everyone.map(String::from).to_vec(),
+        "a job sees no gated verb"
+    );
 }
 
 async fn a_gated_verb_from_an_agent_waits_for_a_human_then_runs_once(engine: Engine) {
@@ -202,7 +220,12 @@ async fn a_gated_verb_from_an_agent_waits_for_a_human_then_runs_once(engine: Eng
     assert_eq!(code, 409, "a decided approval is not decided again");
 
     // An api token minted on approval is shown to the requester once.
-    let (_, held) = call(&c, "token_mint_api", json!({"subject": "ci", "scope": "secrets:write"})).await;
+    let (_, held) = call(
+        &c,
+        "token_mint_api",
+        json!({"subject": "ci", "scope": "secrets:write"}),
+    )
+    .await;
     assert_eq!(held["status"], "pending", "{held}");
     assert_eq!(held["verb"], "token.mint_api");
     let id = held["approval_id"].as_str().unwrap().to_string();
@@ -210,10 +233,18 @@ async fn a_gated_verb_from_an_agent_waits_for_a_human_then_runs_once(engine: Eng
     assert_eq!(code, 200);
     let (_, first) = call(&c, "approval_status", json!({"id": id})).await;
     assert_eq!(first["status"], "executed");
-    let minted = first["result"]["token"].as_str().expect("the token, once").to_string();
+    let minted = first["result"]["token"]
+        .as_str()
+        .expect("the token, once")
+        .to_string();
     let (_, second) = call(&c, "approval_status", json!({"id": id})).await;
-    assert!(second["result"].get("token").is_none(), "shown twice: {second}");
-    let (code, me) = s.json(Method::GET, "/v1/auth/whoami", Some(&minted), None).await;
+    assert!(
+        second["result"].get("token").is_none(),
+        "shown twice: {second}"
+    );
+    let (code, me) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&minted), None)
+        .await;
     assert_eq!(code, 200);
     assert_eq!(me["cls"], "api");
 
@@ -241,7 +272,11 @@ async fn bad_arguments_get_an_error_naming_the_field(engine: Engine) {
             json!({"name": "X", "value": "v", "inject": {"header": "A", "format": 1}}),
             "inject.format",
         ),
-        ("agent_policy_change", json!({"agent": "bot"}), "allow_hosts"),
+        (
+            "agent_policy_change",
+            json!({"agent": "bot"}),
+            "allow_hosts",
+        ),
     ] {
         let (err, body) = call(&c, tool, args.clone()).await;
         assert!(err, "{tool} {args}: {body}");
@@ -250,7 +285,12 @@ async fn bad_arguments_get_an_error_naming_the_field(engine: Engine) {
         assert!(body["error"]["message"].as_str().unwrap().contains(field));
     }
     // Values the application layer refuses say so, as the JSON API does.
-    let (err, body) = call(&c, "secret_write", json!({"name": "no/slash", "value": "v"})).await;
+    let (err, body) = call(
+        &c,
+        "secret_write",
+        json!({"name": "no/slash", "value": "v"}),
+    )
+    .await;
     assert!(err);
     assert_eq!(body["error"]["status"], 400, "{body}");
     let (err, body) = call(&c, "egress_check", json!({"url": "ftp://x.test/"})).await;
@@ -265,7 +305,12 @@ async fn egress_check_answers_as_the_proxy_would(engine: Engine) {
     let s = mcp_server(engine).await;
     let op = s.claim(OP).await;
     let h = connect(&s, &op).await;
-    let (_, metadata) = call(&h, "egress_check", json!({"url": "http://[::ffff:169.254.169.254]/"})).await;
+    let (_, metadata) = call(
+        &h,
+        "egress_check",
+        json!({"url": "http://[::ffff:169.254.169.254]/"}),
+    )
+    .await;
     assert_eq!(metadata["allowed"], false, "{metadata}");
     assert_eq!(metadata["reason"], "ssrf");
     let (_, open) = call(&h, "egress_check", json!({"url": "https://allowed.test/x"})).await;
@@ -286,7 +331,10 @@ async fn egress_check_answers_as_the_proxy_would(engine: Engine) {
     let (_, grants) = call(&j, "list_grants", json!({})).await;
     assert_eq!(grants["grants"][0]["env_var"], "GITHUB_TOKEN", "{grants}");
     assert_eq!(grants["grants"][0]["secret"], "GH");
-    assert_eq!(grants["grants"][0]["allowed_hosts"], json!(["api.github.com"]));
+    assert_eq!(
+        grants["grants"][0]["allowed_hosts"],
+        json!(["api.github.com"])
+    );
     assert!(!grants.to_string().contains("ghp_real_value"));
     let (_, me) = call(&j, "whoami", json!({})).await;
     assert_eq!(me["cls"], "job");
@@ -310,7 +358,13 @@ async fn raw_session(s: &TestServer, token: &str) -> String {
     assert_eq!(r.status(), 200);
     let id = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
     let _ = r.text().await;
-    let r = raw_post(s, token, &id, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let r = raw_post(
+        s,
+        token,
+        &id,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     id
 }
@@ -349,12 +403,23 @@ async fn revocation_mid_session_ends_the_session(engine: Engine) {
     assert_eq!(stream.status(), 200);
 
     let (code, _) = s
-        .json(Method::POST, "/v1/tokens/revoke", Some(&op), Some(json!({"jti": me["jti"]})))
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"jti": me["jti"]})),
+        )
         .await;
     assert_eq!(code, 200);
     // The next message: refused by the verifier.
     assert!(try_call(&c, "whoami", json!({})).await.is_err());
-    let r = raw_post(&s, &bot, &session, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let r = raw_post(
+        &s,
+        &bot,
+        &session,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     // The open stream of the session ends.
     let mut stream = stream;
@@ -373,9 +438,17 @@ async fn a_session_is_bound_to_the_token_that_opened_it(engine: Engine) {
     let session = raw_session(&s, &first).await;
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
     let r = raw_post(&s, &second, &session, list.clone()).await;
-    assert_eq!(r.status(), 404, "another token of the same agent rode the session");
+    assert_eq!(
+        r.status(),
+        404,
+        "another token of the same agent rode the session"
+    );
     let r = raw_post(&s, &op, &session, list.clone()).await;
-    assert_eq!(r.status(), 404, "the owner's session rode the agent's session");
+    assert_eq!(
+        r.status(),
+        404,
+        "the owner's session rode the agent's session"
+    );
     let r = raw_post(&s, &first, &session, list).await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("whoami"));
@@ -390,12 +463,22 @@ async fn revoke_self_revokes_the_callers_own_token(engine: Engine) {
     let (err, out) = call(&c, "revoke_self", json!({})).await;
     assert!(!err, "{out}");
     assert_eq!(out["revoked"], 1);
-    let (code, _) = s.json(Method::GET, "/v1/auth/whoami", Some(&bot), None).await;
+    let (code, _) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&bot), None)
+        .await;
     assert_eq!(code, 401);
-    let (code, _) = s.json(Method::GET, "/v1/auth/whoami", Some(&other), None).await;
+    let (code, _) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&other), None)
+        .await;
     assert_eq!(code, 200, "only the caller's own token is revoked");
-    let (_, log) = s.json(Method::GET, "/v1/audit?limit=1000", Some(&op), None).await;
-    assert!(log.as_array().unwrap().iter().any(|r| r["action"] == "token.revoke" && r["actor"] == "bot"));
+    let (_, log) = s
+        .json(Method::GET, "/v1/audit?limit=1000", Some(&op), None)
+        .await;
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "token.revoke" && r["actor"] == "bot"));
 }
 
 async fn another_owners_approval_is_not_visible(engine: Engine) {
@@ -430,16 +513,31 @@ async fn every_mcp_route_refuses_missing_and_revoked_tokens(engine: Engine) {
     let s = mcp_server(engine).await;
     let op = s.claim(OP).await;
     let revoked = agent(&s, &op, "gone", "").await;
-    let (_, me) = s.json(Method::GET, "/v1/auth/whoami", Some(&revoked), None).await;
+    let (_, me) = s
+        .json(Method::GET, "/v1/auth/whoami", Some(&revoked), None)
+        .await;
     let (code, _) = s
-        .json(Method::POST, "/v1/tokens/revoke", Some(&op), Some(json!({"jti": me["jti"]})))
+        .json(
+            Method::POST,
+            "/v1/tokens/revoke",
+            Some(&op),
+            Some(json!({"jti": me["jti"]})),
+        )
         .await;
     assert_eq!(code, 200);
     let job = job_token(&s, &op, &[]).await;
-    let specs: Vec<_> = gatehouse_mcp::routes().into_iter().map(|(spec, _)| spec).collect();
+    let specs: Vec<_> = gatehouse_mcp::routes()
+        .into_iter()
+        .map(|(spec, _)| spec)
+        .collect();
     assert_eq!(specs.len(), 3);
     for spec in &specs {
-        assert_eq!(spec.access, gatehouse_api::router::Access::Authenticated, "{}", spec.path);
+        assert_eq!(
+            spec.access,
+            gatehouse_api::router::Access::Authenticated,
+            "{}",
+            spec.path
+        );
         let rule = spec.rule.unwrap();
         assert_eq!(rule.classes, gatehouse_domain::access::ANY);
         for bad in [None, Some("garbage"), Some(revoked.as_str())] {
@@ -451,7 +549,13 @@ async fn every_mcp_route_refuses_missing_and_revoked_tokens(engine: Engine) {
                 req = req.bearer_auth(t);
             }
             let r = req.send().await.unwrap();
-            assert_eq!(r.status(), 401, "{} {} with {bad:?}", spec.method, spec.path);
+            assert_eq!(
+                r.status(),
+                401,
+                "{} {} with {bad:?}",
+                spec.method,
+                spec.path
+            );
         }
     }
     // A job token reaches /mcp (SPEC §2).

@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 use gatehouse_domain::approvals::{
     gate_decision, params_digest, ApprovalStatus, DecideRefusal, GateDecision, Verb,
 };
-use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::codes::random_id;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::{CredentialClass, Principal};
@@ -129,7 +129,10 @@ impl Held {
 impl IntoResponse for GateOutcome {
     fn into_response(self) -> Response {
         match self {
-            GateOutcome::Ran { status, body: Value::Null } => status.into_response(),
+            GateOutcome::Ran {
+                status,
+                body: Value::Null,
+            } => status.into_response(),
             GateOutcome::Ran { status, body } => (status, Json(body)).into_response(),
             GateOutcome::Held(held) => (
                 StatusCode::ACCEPTED,

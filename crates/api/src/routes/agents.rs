@@ -1,8 +1,8 @@
 //! Agents (`app::agents`): thin JSON handlers.
 
+use crate::gate::GateOutcome;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use crate::gate::GateOutcome;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};

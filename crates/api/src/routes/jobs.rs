@@ -105,17 +105,15 @@ pub async fn create(
     let owner = principal.owner.clone();
     let plan = validate(&st, &owner, body).await?;
     match check_ceiling(&st, &owner, principal.class, &plan).await? {
-        GrantVerdict::Hold => {
-            gate(
-                &st,
-                &principal,
-                &headers,
-                &request,
-                GatedCall::JobGrantValues(plan),
-            )
-            .await
-            .map(IntoResponse::into_response)
-        }
+        GrantVerdict::Hold => gate(
+            &st,
+            &principal,
+            &headers,
+            &request,
+            GatedCall::JobGrantValues(plan),
+        )
+        .await
+        .map(IntoResponse::into_response),
         GrantVerdict::Create => {
             let built = build(&st, &owner, &principal.subject, &plan).await?;
             let event = audit_event(&principal, "job.create", &built.job.id, "ok", &request);

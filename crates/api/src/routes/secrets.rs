@@ -1,9 +1,9 @@
 //! Secrets: written by their owner, sealed under the owner's data key,
 //! never returned, logged or audited by value.
 
+use crate::gate::GateOutcome;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use crate::gate::GateOutcome;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -197,7 +197,10 @@ mod tests {
         let lift = parse::<AgentPolicyChange>(obj(json!({"agent": "bot", "allow_hosts": null})));
         assert_eq!(lift.unwrap().allow_hosts, Some(None));
         let s = schema::<AgentPolicyChange>();
-        assert!(s["required"].as_array().unwrap().contains(&json!("allow_hosts")));
+        assert!(s["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("allow_hosts")));
     }
 
     #[test]

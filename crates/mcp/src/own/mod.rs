@@ -149,10 +149,7 @@ impl Own {
             principal: principal.clone(),
             request,
         });
-        let resp = self
-            .service
-            .handle(Request::from_parts(parts, body))
-            .await;
+        let resp = self.service.handle(Request::from_parts(parts, body)).await;
         match (&session, method) {
             (None, _) => {
                 if let Some(id) = resp
@@ -217,7 +214,10 @@ impl ServerHandler for OwnTools {
         let (parts, caller) = caller(&ctx)?;
         let Some(name) = tools::find(&caller.principal, &request.name) else {
             return Err(ErrorData::invalid_params(
-                format!("unknown tool {:?}", request.name.chars().take(64).collect::<String>()),
+                format!(
+                    "unknown tool {:?}",
+                    request.name.chars().take(64).collect::<String>()
+                ),
                 None,
             ));
         };

@@ -25,6 +25,11 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 
 /// How often the watcher re-checks sessions when nothing is announced.
 const RECHECK: Duration = Duration::from_secs(1);
+/// After a revocation is announced, the sweep waits this long, so an
+/// answer already on its way (`revoke_self`'s own) reaches the client
+/// before its session closes. Every new message is refused at once by the
+/// verifier regardless.
+const GRACE: Duration = Duration::from_millis(250);
 
 /// Who opened a session.
 struct Binding {
@@ -180,6 +185,7 @@ async fn watcher(
                 if changed.is_err() {
                     return;
                 }
+                tokio::time::sleep(GRACE).await;
             }
             _ = tick.tick() => {}
         }
@@ -192,7 +198,10 @@ async fn watcher(
         let st = AppState(inner);
         let ended = sessions.sweep(&st).await;
         if ended > 0 {
-            tracing::info!(ended, "MCP sessions ended: their credential no longer holds");
+            tracing::info!(
+                ended,
+                "MCP sessions ended: their credential no longer holds"
+            );
         }
     }
 }
