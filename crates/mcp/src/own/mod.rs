@@ -171,7 +171,7 @@ impl Own {
 #[derive(Clone, Copy)]
 pub struct OwnTools;
 
-fn caller<'a>(ctx: &'a RequestContext<RoleServer>) -> Result<(&'a Parts, &'a Caller), ErrorData> {
+fn caller(ctx: &RequestContext<RoleServer>) -> Result<(&Parts, &Caller), ErrorData> {
     let parts = ctx
         .extensions
         .get::<Parts>()
