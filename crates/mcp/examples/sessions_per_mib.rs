@@ -123,7 +123,24 @@ async fn main() {
     for _ in 0..20 {
         open_session(&http, &url, &token).await;
     }
+    // Baseline in the same run: as many authenticated requests that hold
+    // nothing afterwards (the allocator's growth from serving alone).
+    let start = rss_kib();
+    for _ in 0..2 * n {
+        let r = http
+            .get(format!("{base}/v1/auth/whoami"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let _ = r.text().await;
+    }
     let before = rss_kib();
+    println!(
+        "baseline: {} requests holding nothing: +{} KiB",
+        2 * n,
+        before.saturating_sub(start)
+    );
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         ids.push(open_session(&http, &url, &token).await);
