@@ -255,6 +255,53 @@ impl Authenticator {
     }
 }
 
+/// The credential a request presented, kept to check again later through
+/// the one verifier (a long-lived MCP session, re-checked when the
+/// revocation view changes): only the headers [`Authenticator::authenticate`]
+/// reads, marked sensitive, and the peer. Never printed.
+#[derive(Clone)]
+pub struct Presentation {
+    headers: HeaderMap,
+    peer: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Presentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Presentation(<redacted>)")
+    }
+}
+
+impl Authenticator {
+    /// What [`Authenticator::reauthenticate`] will present again.
+    pub fn presentation(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Presentation {
+        let mut kept = HeaderMap::new();
+        let mut keep = |name: &str| {
+            for v in headers.get_all(name) {
+                if let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) {
+                    let mut v = v.clone();
+                    v.set_sensitive(true);
+                    kept.append(name, v);
+                }
+            }
+        };
+        keep(header::AUTHORIZATION.as_str());
+        keep(header::COOKIE.as_str());
+        if let Some(name) = &self.identity.header {
+            keep(name.as_str());
+        }
+        Presentation {
+            headers: kept,
+            peer,
+        }
+    }
+
+    /// The same credential through the one verifier again (revocation,
+    /// expiry, the owner's existence), as a read would be.
+    pub async fn reauthenticate(&self, p: &Presentation) -> Result<Principal, ApiError> {
+        self.authenticate(&Method::GET, &p.headers, p.peer).await
+    }
+}
+
 /// Writes authenticated by what a browser sends by itself (our session
 /// cookie, or a trusted proxy's identity header) must come from our own
 /// pages (the console's forms included). Browsers say where a request

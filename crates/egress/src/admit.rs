@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine as _;
-use gatehouse_domain::egress::{check_resolved, check_target, Checked, Target};
+use gatehouse_domain::egress::{check_resolved, check_target, parse_target, Checked, Target};
 use http::{header, HeaderMap};
 use tokio::net::TcpStream;
 
@@ -28,6 +28,38 @@ pub struct Admitted {
     /// The host's normal form (what allow lists and bindings compare).
     pub host: String,
     pub addrs: Vec<SocketAddr>,
+}
+
+/// What [`Engine::preflight`] found: the target would be admitted.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    pub admitted: Admitted,
+    /// A judge is configured: it still decides each request.
+    pub judged: bool,
+}
+
+/// An absolute `http://` or `https://` URL's target, as the proxy reads a
+/// request's authority (`parse_target`, default port by scheme).
+pub fn url_target(url: &str) -> Result<Target, Refusal> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| Refusal::Malformed("not a URL".into()))?;
+    let port = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => 80,
+        Some(s) if s.eq_ignore_ascii_case("https") => 443,
+        _ => {
+            return Err(Refusal::Malformed(
+                "the URL must start with http:// or https://".into(),
+            ))
+        }
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Refusal::Malformed("the URL has no host".into()))?;
+    if authority.as_str().contains('@') {
+        return Err(Refusal::Malformed("credentials in the URL".into()));
+    }
+    Ok(parse_target(authority.as_str(), port)?)
 }
 
 /// What the proxy knows about a request, for its audit record.
@@ -103,12 +135,7 @@ impl Engine {
         method: &str,
         peer: IpAddr,
     ) -> Result<Admitted, Refusal> {
-        let policy = &self.settings.policy;
-        let checked = check_target(&target, policy)?;
-        let host = target.host().to_string();
-        if !view.allows(&host) {
-            return Err(Refusal::HostNotAllowed(host));
-        }
+        let (checked, host) = self.screen(view, &target)?;
         if let Some(judge) = &self.judge {
             judge
                 .decide(job, method, &host, self.clock.now(), |event| {
@@ -119,7 +146,46 @@ impl Engine {
                 })
                 .await?;
         }
-        let addrs = match checked {
+        let addrs = self.resolve_checked(checked).await?;
+        Ok(Admitted {
+            target,
+            host,
+            addrs,
+        })
+    }
+
+    /// What [`Engine::admit`] would say about `url` for a job with `view`,
+    /// without asking the judge (it is asked per request, with the
+    /// method) and without connecting: the same address rules, allow list
+    /// and checked resolution. `url` is read as the proxy reads a request
+    /// target: an `http`/`https` URL's authority, default port by scheme.
+    pub async fn preflight(&self, view: &JobView, url: &str) -> Result<Preflight, Refusal> {
+        let target = url_target(url)?;
+        let (checked, host) = self.screen(view, &target)?;
+        let addrs = self.resolve_checked(checked).await?;
+        Ok(Preflight {
+            admitted: Admitted {
+                target,
+                host,
+                addrs,
+            },
+            judged: self.judge.is_some(),
+        })
+    }
+
+    /// Address rules, then the allow list.
+    fn screen(&self, view: &JobView, target: &Target) -> Result<(Checked, String), Refusal> {
+        let checked = check_target(target, &self.settings.policy)?;
+        let host = target.host().to_string();
+        if !view.allows(&host) {
+            return Err(Refusal::HostNotAllowed(host));
+        }
+        Ok((checked, host))
+    }
+
+    /// One resolution, every answer checked.
+    async fn resolve_checked(&self, checked: Checked) -> Result<Vec<SocketAddr>, Refusal> {
+        Ok(match checked {
             Checked::Connect(addr) => vec![addr],
             Checked::Resolve { name, port } => {
                 let ips =
@@ -130,13 +196,8 @@ impl Engine {
                 if ips.is_empty() {
                     return Err(Refusal::BadGateway(format!("{name} has no address")));
                 }
-                check_resolved(&ips, port, policy)?
+                check_resolved(&ips, port, &self.settings.policy)?
             }
-        };
-        Ok(Admitted {
-            target,
-            host,
-            addrs,
         })
     }
 

@@ -49,7 +49,7 @@ use bytes::Bytes;
 use gatehouse_domain::clock::Clock;
 use gatehouse_domain::egress::EgressPolicy;
 
-pub use admit::{proxy_token, Admitted};
+pub use admit::{proxy_token, url_target, Admitted, Preflight};
 pub use ca::CertAuthority;
 pub use directory::{
     AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease,

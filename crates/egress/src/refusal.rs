@@ -128,7 +128,8 @@ impl Refusal {
         }
     }
 
-    fn message(&self) -> String {
+    /// The human-readable reason (never a secret or a token).
+    pub fn message(&self) -> String {
         match self {
             Self::ProxyAuth => {
                 "proxy credentials required: Proxy-Authorization Basic job:<job token> or Bearer <job token>".into()

@@ -69,6 +69,15 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Gatehouse's own MCP server over stdio: a relay to the running
+    /// server's `/mcp` with GATEHOUSE_TOKEN (point an MCP client's stdio
+    /// command at `gatehouse mcp`); `mcp config` wires an agent up.
+    Mcp {
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+        #[command(subcommand)]
+        action: Option<McpAction>,
+    },
     /// Upstream credentials, through the running server.
     Upstream {
         #[command(flatten)]
@@ -90,6 +99,28 @@ pub enum UpstreamAction {
     },
     /// Show one upstream's status, or every upstream you own.
     Status { name: Option<String> },
+}
+
+#[derive(Subcommand)]
+pub enum McpAction {
+    /// Mint a fresh agent token (with your session) and print the MCP
+    /// client configuration pointing the agent at /mcp and at each of your
+    /// gateway servers (/mcp/{name}).
+    Config {
+        /// The registered agent.
+        #[arg(long)]
+        agent: String,
+        /// Space-separated scopes for the agent token.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// Token lifetime in seconds (default: the server's agent default).
+        #[arg(long)]
+        ttl: Option<i64>,
+        /// `json` (an .mcp.json document) or `claude` (`claude mcp
+        /// add-json` commands).
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -29,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Token { config, action } => token(&config, action).await,
         Command::Approvals { remote, action } => crate::approvals::run(&remote, action).await,
         Command::Upstream { remote, action } => crate::upstream::run(&remote, action).await,
+        Command::Mcp { remote, action } => crate::mcp::run(&remote, action).await,
         Command::Exec(args) => crate::exec::exec(args).await,
     }
 }
@@ -100,6 +101,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Every route the binary adds to the API's table: the web console's and
+/// the MCP endpoints'.
+pub fn extra_routes() -> Vec<gatehouse_api::router::Route> {
+    let mut routes = gatehouse_console::routes();
+    routes.extend(gatehouse_mcp::routes());
+    routes
+}
+
 async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
     let config = load_config(args)?;
     if print_config {
@@ -118,12 +127,13 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
         }
         None => Arc::new(SystemClock),
     };
-    // The API and the web console, through the one router builder.
+    // The API, the web console and the MCP endpoints, through the one
+    // router builder.
     let running = gatehouse_api::server::start_with(
         config,
         clock,
         shutdown_signal(),
-        gatehouse_console::routes(),
+        extra_routes(),
     )
     .await?;
     let url = format!("http://{}", running.addr);

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 pub mod exec;
 mod logging;
+mod mcp;
 mod remote;
 mod upstream;
 

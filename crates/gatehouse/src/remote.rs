@@ -52,6 +52,16 @@ impl Remote {
         })
     }
 
+    /// The HTTP client (no redirects followed).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The caller's token, for a request built by hand. Never print it.
+    pub fn token(&self) -> &str {
+        self.token.as_str()
+    }
+
     /// The API's base URL, without a trailing slash.
     pub fn base(&self) -> &str {
         &self.base

@@ -4,7 +4,7 @@
 //! so no rule has a second implementation here.
 //!
 //! - `own`: Gatehouse's own tools for agents, at `/mcp` (Streamable HTTP)
-//!   and over stdio (`gatehouse mcp`).
+//!   and over stdio (`gatehouse mcp`, a relay to `/mcp`).
 //! - `gateway`: `/mcp/{name}`, an agent's session proxied to an owner's
 //!   upstream MCP server, with tool calls filtered, the owner's secret
 //!   injected and gated calls held for a human.
@@ -13,3 +13,11 @@
 
 pub mod gateway;
 pub mod own;
+
+use gatehouse_api::router::Route;
+
+/// Every MCP route, for the one router builder (the binary adds them
+/// beside the console's).
+pub fn routes() -> Vec<Route> {
+    own::routes()
+}

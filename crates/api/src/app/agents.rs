@@ -4,7 +4,6 @@
 //! else waits for a human.
 
 use axum::http::HeaderMap;
-use axum::response::Response;
 use serde_json::{json, Value};
 
 use gatehouse_domain::names::{normalise_host_pattern, validate_agent_name, validate_secret_name};
@@ -12,7 +11,7 @@ use gatehouse_domain::Principal;
 use gatehouse_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall};
+use crate::gate::{gate, GateOutcome, GatedCall};
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
@@ -83,7 +82,7 @@ pub async fn set_secrets(
     request: &RequestId,
     name: String,
     secrets: Vec<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     checked_agent(&name)?;
     if secrets.len() > MAX_CEILING {
         return Err(ApiError::bad_request(format!(
@@ -119,7 +118,7 @@ pub async fn set_egress(
     request: &RequestId,
     name: String,
     allow_hosts: Option<Vec<String>>,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     checked_agent(&name)?;
     let allow_hosts = match allow_hosts {
         None => None,

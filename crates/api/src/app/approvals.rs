@@ -2,12 +2,15 @@
 //! approval answers like an unknown id (404): the answer says nothing
 //! about what other tenants asked for.
 
+use serde_json::{json, Value};
+
 use gatehouse_domain::approvals::{may_decide, ApprovalStatus, DecideRefusal, Decision};
+use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::Principal;
 use gatehouse_store::{ApprovalDecision, ApprovalFilter, ApprovalRecord, DecideResult};
 
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{execute_approved, sweeper};
+use crate::gate::{execute_approved, requester_result, sweeper};
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
@@ -81,6 +84,14 @@ pub async fn get(st: &AppState, principal: &Principal, id: &str) -> ApiResult<Ap
         .await?
         .filter(|a| visible(principal, a))
         .ok_or_else(|| ApiError::NotFound("no such approval".into()))
+}
+
+/// `GET /v1/approvals/{id}` (and the MCP `approval_status` tool): the
+/// approval as [`view`] shows it to this caller; for the requesting token,
+/// what it produced, once.
+pub async fn shown(st: &AppState, principal: &Principal, id: &str) -> ApiResult<Value> {
+    let approval = get(st, principal, id).await?;
+    Ok(view(st, &approval, requesting_jti(principal, &approval)).await)
 }
 
 /// A human session of the owner, or the operator; never the requester.
@@ -163,4 +174,76 @@ pub async fn decide(
         .approval(id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such approval".into()))
+}
+
+/// The requesting token itself (by jti, not merely its subject): the one
+/// credential that may read what the approval produced for it.
+pub fn requesting_jti<'a>(principal: &'a Principal, approval: &ApprovalRecord) -> Option<&'a str> {
+    let jti = principal.jti.as_deref()?;
+    (is_requester(principal, approval) && approval.requester.jti.as_deref() == Some(jti))
+        .then_some(jti)
+}
+
+/// What the approval produced for its requester (a minted api token, a
+/// job token), shown once: taking it clears it from the store, so a
+/// second poll, or another token of the same subject, never sees it.
+async fn take_produced(st: &AppState, a: &ApprovalRecord, jti: Option<&str>) -> Option<String> {
+    let jti = jti?;
+    if a.status != ApprovalStatus::Executed || a.sealed_result.is_none() {
+        return None;
+    }
+    let secret = requester_result(st, a).await?;
+    match st.store.take_approval_result(&a.id, jti, st.now()).await {
+        Ok(true) => secret.expose_str().map(str::to_string),
+        Ok(false) => None,
+        Err(e) => {
+            tracing::warn!(approval = %a.id, "taking an approval's result failed: {e}");
+            None
+        }
+    }
+}
+
+/// The approval as `GET /v1/approvals/{id}` shows it; with the
+/// requesting token's jti, what it produced is included (and taken: once).
+pub async fn view(st: &AppState, a: &ApprovalRecord, requester_jti: Option<&str>) -> Value {
+    let params: Value = serde_json::from_str(&a.params).unwrap_or(Value::Null);
+    let mut result: Value = a
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    if let Some(token) = take_produced(st, a, requester_jti).await {
+        let field = match a.verb.as_str() {
+            "job.grant_values" => "job_token",
+            _ => "token",
+        };
+        if let Some(obj) = result.as_object_mut() {
+            obj.insert(field.into(), json!(token));
+        }
+    }
+    json!({
+        "approval_id": a.id,
+        "status": a.status.as_str(),
+        "verb": a.verb,
+        "owner": a.owner.as_str(),
+        "requester": {
+            "cls": a.requester.class.as_str(),
+            "subject": a.requester.subject,
+        },
+        "params": params,
+        "params_digest": hex::encode(&a.params_digest),
+        "required": a.required,
+        "approvals": approvals_so_far(a),
+        "decisions": a.decisions.iter().map(|d| json!({
+            "by": d.decider,
+            "decision": d.decision.as_str(),
+            "reason": d.reason,
+            "at": rfc3339(d.decided_at),
+        })).collect::<Vec<_>>(),
+        "created_at": rfc3339(a.created_at),
+        "expires_at": rfc3339(a.expires_at),
+        "updated_at": rfc3339(a.updated_at),
+        "result": result,
+        "error": a.error,
+    })
 }

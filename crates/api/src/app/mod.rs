@@ -8,6 +8,10 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod egress;
+pub mod grants;
+pub mod identity;
+pub mod jobs;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;

@@ -4,7 +4,6 @@
 //! other credential waits for a human.
 
 use axum::http::HeaderMap;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use gatehouse_domain::names::{normalise_host_pattern, validate_secret_name};
@@ -12,7 +11,7 @@ use gatehouse_domain::{CredentialClass, Principal, SecretBytes};
 use gatehouse_store::SecretRecord;
 
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall, SecretWrite};
+use crate::gate::{gate, GateOutcome, GatedCall, SecretWrite};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -102,7 +101,7 @@ pub async fn put(
     request: &RequestId,
     name: String,
     input: SecretInput,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     checked_name(&name)?;
     let value = input.value;
     if value.is_empty() {
@@ -177,7 +176,7 @@ pub async fn delete(
     headers: &HeaderMap,
     request: &RequestId,
     name: String,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     checked_name(&name)?;
     refuse_self_targeted(st, principal, &name).await?;
     gate(

@@ -1,13 +1,127 @@
 //! Listing and revoking tokens: the kill switch (SPEC §3).
 
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::names::validate_agent_name;
 use gatehouse_domain::token::Claims;
-use gatehouse_domain::{Email, Principal};
+use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
 use gatehouse_store::{IssuedToken, RevocationKind};
 
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{gate, GateOutcome, GatedCall};
 use crate::keys::longest_token_lifetime;
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
+
+/// What `POST /v1/tokens` asks for.
+pub struct MintInput {
+    /// `agent` or `api`.
+    pub class: String,
+    pub subject: String,
+    pub ttl_seconds: Option<i64>,
+    /// Space-separated.
+    pub scope: String,
+}
+
+/// Scope `tokens:write`. Agent tokens (human sessions only) name a
+/// registered agent; api tokens name their purpose and are a gated verb
+/// (`token.mint_api`): any non-interactive caller gets `202` and waits for
+/// a human. Scopes are at most the caller's; `approval:bypass` only on
+/// api tokens, `credentials:read` never here.
+pub async fn mint(
+    st: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    request: &RequestId,
+    body: MintInput,
+) -> ApiResult<GateOutcome> {
+    let class = match CredentialClass::parse(&body.class) {
+        Some(c @ (CredentialClass::Agent | CredentialClass::Api)) => c,
+        _ => return Err(ApiError::bad_request("class must be \"agent\" or \"api\"")),
+    };
+    if class == CredentialClass::Agent {
+        principal.require_human()?;
+    }
+    validate_agent_name(&body.subject).map_err(|e| ApiError::BadRequest {
+        code: "invalid_subject",
+        message: e.to_string(),
+    })?;
+    let scopes = ScopeSet::parse(&body.scope).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !scopes.is_subset_of(principal.scopes) {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            "a token cannot carry scopes its issuer lacks",
+        ));
+    }
+    if scopes.contains(Scope::CredentialsRead) {
+        return Err(ApiError::bad_request(
+            "credentials:read belongs to job tokens only",
+        ));
+    }
+    if class == CredentialClass::Api {
+        // What an agent's request produces lives under the agent
+        // (`<agent>/<subject>`): revoking the agent (its subject) revokes
+        // it too, on every replica, with no lookup (SPEC §7).
+        let subject = match crate::gate::requester_of(principal).agent {
+            Some(agent) => crate::job_build::job_subject(&agent, &body.subject),
+            None => body.subject,
+        };
+        if let Some(ttl) = body.ttl_seconds {
+            st.auth
+                .policy
+                .lifetime(class, Some(ttl))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
+        let call = GatedCall::TokenMintApi {
+            subject,
+            scope: scopes,
+            ttl_seconds: body.ttl_seconds,
+        };
+        return gate(st, principal, headers, request, call).await;
+    }
+    if scopes.contains(Scope::ApprovalBypass) {
+        return Err(ApiError::bad_request(
+            "approval:bypass is for api tokens only",
+        ));
+    }
+    if !st
+        .store
+        .agent_exists(&principal.owner, &body.subject)
+        .await?
+    {
+        return Err(ApiError::Unprocessable {
+            code: "unknown_agent",
+            message: format!(
+                "no agent named {} is registered for this owner",
+                body.subject
+            ),
+        });
+    }
+    let (token, claims) = st
+        .auth
+        .issue(
+            class,
+            &body.subject,
+            &principal.owner,
+            scopes,
+            body.ttl_seconds,
+        )
+        .await?;
+    crate::routes::tokens::record_issued(st, &claims, &principal.subject, request).await?;
+    Ok(GateOutcome::Ran {
+        status: StatusCode::CREATED,
+        body: json!({
+            "token": token,
+            "jti": claims.jti,
+            "expires_at": rfc3339(claims.exp),
+            "class": claims.cls.as_str(),
+            "subject": claims.sub,
+            "scope": claims.scope,
+        }),
+    })
+}
 
 /// A live token of the owner (never its value), and whether the
 /// revocation view already covers it.

@@ -4,8 +4,11 @@
 //! [`GatedCall`] and hands it to [`gate`]; nothing else runs a gated
 //! verb. The gate asks the domain rule ([`gate_decision`]) and then either
 //! runs the call at once (a human session; an `api` token with
-//! `approval:bypass` and a reason, audited with it) or stores it and
-//! answers `202` with no other effect. An approved request later runs
+//! `approval:bypass` and a reason, audited with it) or stores it with no
+//! other effect. Either way it answers a typed [`GateOutcome`]; its one
+//! conversion to HTTP (`IntoResponse`: the plain route's status and body,
+//! or `202` with `Location`) serves the JSON handlers, and the MCP tools
+//! read the same value. An approved request later runs
 //! through the very same [`run`] function, with the parameters stored at
 //! request time, exactly once (see the store's `run_gated`).
 //!
@@ -22,12 +25,13 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use gatehouse_domain::approvals::{
-    gate_decision, params_digest, ApprovalStatus, DecideRefusal, GateDecision,
+    gate_decision, params_digest, ApprovalStatus, DecideRefusal, GateDecision, Verb,
 };
 use gatehouse_domain::clock::rfc3339;
+use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::codes::random_id;
 use gatehouse_domain::crypto::{self, Purpose};
 use gatehouse_domain::{CredentialClass, Principal};
@@ -85,6 +89,61 @@ pub async fn refuse_malformed_bypass(
     }
 }
 
+/// What the gate did with a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateOutcome {
+    /// It ran now (a human session, a bypass): the plain route's answer.
+    /// `body` is `Null` exactly when the route answers without one (`204`).
+    Ran { status: StatusCode, body: Value },
+    /// It waits for a human; nothing else changed.
+    Held(Held),
+}
+
+/// A request stored for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub approval_id: String,
+    pub verb: Verb,
+    pub expires_at: UnixTime,
+}
+
+impl Held {
+    /// `{"approval_id","status":"pending","verb","expires_at"}` (SPEC §7).
+    pub fn body(&self) -> Value {
+        json!({
+            "approval_id": self.approval_id,
+            "status": "pending",
+            "verb": self.verb.as_str(),
+            "expires_at": rfc3339(self.expires_at),
+        })
+    }
+
+    /// Where the requester polls it.
+    pub fn location(&self) -> String {
+        format!("/v1/approvals/{}", self.approval_id)
+    }
+}
+
+/// The one conversion to HTTP: the route's own status and body, or `202`
+/// with `Location: /v1/approvals/{id}`.
+impl IntoResponse for GateOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            GateOutcome::Ran {
+                status,
+                body: Value::Null,
+            } => status.into_response(),
+            GateOutcome::Ran { status, body } => (status, Json(body)).into_response(),
+            GateOutcome::Held(held) => (
+                StatusCode::ACCEPTED,
+                [(LOCATION, held.location())],
+                Json(held.body()),
+            )
+                .into_response(),
+        }
+    }
+}
+
 /// Runs `call` for `principal`, or holds it for approval.
 pub async fn gate(
     st: &AppState,
@@ -92,7 +151,7 @@ pub async fn gate(
     headers: &HeaderMap,
     request: &RequestId,
     call: GatedCall,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let bypass = bypass_reason(headers)?;
     let decision = gate_decision(&st.config.approvals.gates, call.verb(), principal, bypass)
         .map_err(|e: DecideRefusal| ApiError::bad_request(e.to_string()))?;
@@ -132,13 +191,13 @@ pub fn requester_of(principal: &Principal) -> Requester {
 }
 
 /// Stores the request (a secret value sealed, never shown) and answers
-/// `202` with where to poll. Nothing else changes.
+/// where to poll. Nothing else changes.
 async fn hold(
     st: &AppState,
     principal: &Principal,
     request: &RequestId,
     call: &GatedCall,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let owner = &principal.owner;
     let data_key = st
         .data_key(owner)
@@ -184,15 +243,9 @@ async fn hold(
     st.store.create_approval(&record, event, now).await?;
     st.approval_feed.announce(st.store.as_ref(), &id).await;
     notify::announce(st, &record, &params);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(LOCATION, format!("/v1/approvals/{id}"))],
-        Json(json!({
-            "approval_id": id,
-            "status": "pending",
-            "verb": verb.as_str(),
-            "expires_at": rfc3339(record.expires_at),
-        })),
-    )
-        .into_response())
+    Ok(GateOutcome::Held(Held {
+        approval_id: id,
+        verb,
+        expires_at: record.expires_at,
+    }))
 }

@@ -3,8 +3,6 @@
 //! same whoever let it through.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::{json, Value};
 
 use gatehouse_domain::approvals::{params_digest, Verb};
@@ -17,7 +15,7 @@ use gatehouse_store::{
     ActionEffect, ApprovalRecord, Completion, GatedAction, PutOutcome, RunResult, SecretRecord,
 };
 
-use super::GatedCall;
+use super::{GateOutcome, GatedCall};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::longest_token_lifetime;
 use crate::request_id::RequestId;
@@ -343,7 +341,7 @@ pub(super) async fn run_now(
     request: &RequestId,
     call: &GatedCall,
     bypass_event: Option<AuditEvent>,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let data_key = st
         .data_key(&principal.owner)
         .await?
@@ -364,26 +362,27 @@ pub(super) async fn run_now(
     }
 }
 
-fn direct_response(effect: ActionEffect, respond: Respond) -> Response {
-    match respond {
+fn direct_response(effect: ActionEffect, respond: Respond) -> GateOutcome {
+    let (status, body) = match respond {
         Respond::Secret(body) => {
             let status = match effect {
                 ActionEffect::Secret(PutOutcome::Replaced) => StatusCode::OK,
                 _ => StatusCode::CREATED,
             };
-            (status, Json(body)).into_response()
+            (status, body)
         }
-        Respond::NoContent => StatusCode::NO_CONTENT.into_response(),
-        Respond::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-        Respond::Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+        Respond::NoContent => (StatusCode::NO_CONTENT, Value::Null),
+        Respond::Created(body) => (StatusCode::CREATED, body),
+        Respond::Ok(body) => (StatusCode::OK, body),
         Respond::JobsDeleted => {
             let count = match effect {
                 ActionEffect::JobsDeleted { count, .. } => count,
                 _ => 0,
             };
-            (StatusCode::OK, Json(json!({ "deleted": count }))).into_response()
+            (StatusCode::OK, json!({ "deleted": count }))
         }
-    }
+    };
+    GateOutcome::Ran { status, body }
 }
 
 /// A direct run whose target was gone.

@@ -1,8 +1,8 @@
 //! Agents (`app::agents`): thin JSON handlers.
 
+use crate::gate::GateOutcome;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ pub async fn set_secrets(
     headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<SecretCeiling>,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     app::set_secrets(&st, &principal, &headers, &request, name, body.secrets).await
 }
 
@@ -83,7 +83,7 @@ pub async fn set_egress(
     headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<EgressPolicy>,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let Some(allow_hosts) = body.allow_hosts else {
         return Err(ApiError::bad_request(
             "allow_hosts is required: a list of host patterns, or null to lift the policy",

@@ -6,90 +6,16 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use gatehouse_domain::approvals::ApprovalStatus;
-use gatehouse_domain::clock::rfc3339;
 use gatehouse_domain::Principal;
-use gatehouse_store::ApprovalRecord;
 
-use crate::app::approvals::{self as app, is_requester};
+use crate::app::approvals::{self as app, requesting_jti, view};
 use crate::error::ApiResult;
-use crate::gate::requester_result;
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-
-/// The requesting token itself (by jti, not merely its subject): the one
-/// credential that may read what the approval produced for it.
-fn requesting_jti<'a>(principal: &'a Principal, approval: &ApprovalRecord) -> Option<&'a str> {
-    let jti = principal.jti.as_deref()?;
-    (is_requester(principal, approval) && approval.requester.jti.as_deref() == Some(jti))
-        .then_some(jti)
-}
-
-/// What the approval produced for its requester (a minted api token, a
-/// job token), shown once: taking it clears it from the store, so a
-/// second poll, or another token of the same subject, never sees it.
-async fn take_produced(st: &AppState, a: &ApprovalRecord, jti: Option<&str>) -> Option<String> {
-    let jti = jti?;
-    if a.status != ApprovalStatus::Executed || a.sealed_result.is_none() {
-        return None;
-    }
-    let secret = requester_result(st, a).await?;
-    match st.store.take_approval_result(&a.id, jti, st.now()).await {
-        Ok(true) => secret.expose_str().map(str::to_string),
-        Ok(false) => None,
-        Err(e) => {
-            tracing::warn!(approval = %a.id, "taking an approval's result failed: {e}");
-            None
-        }
-    }
-}
-
-async fn view(st: &AppState, a: &ApprovalRecord, requester_jti: Option<&str>) -> Value {
-    let params: Value = serde_json::from_str(&a.params).unwrap_or(Value::Null);
-    let mut result: Value = a
-        .result
-        .as_deref()
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or(Value::Null);
-    if let Some(token) = take_produced(st, a, requester_jti).await {
-        let field = match a.verb.as_str() {
-            "job.grant_values" => "job_token",
-            _ => "token",
-        };
-        if let Some(obj) = result.as_object_mut() {
-            obj.insert(field.into(), json!(token));
-        }
-    }
-    json!({
-        "approval_id": a.id,
-        "status": a.status.as_str(),
-        "verb": a.verb,
-        "owner": a.owner.as_str(),
-        "requester": {
-            "cls": a.requester.class.as_str(),
-            "subject": a.requester.subject,
-        },
-        "params": params,
-        "params_digest": hex::encode(&a.params_digest),
-        "required": a.required,
-        "approvals": app::approvals_so_far(a),
-        "decisions": a.decisions.iter().map(|d| json!({
-            "by": d.decider,
-            "decision": d.decision.as_str(),
-            "reason": d.reason,
-            "at": rfc3339(d.decided_at),
-        })).collect::<Vec<_>>(),
-        "created_at": rfc3339(a.created_at),
-        "expires_at": rfc3339(a.expires_at),
-        "updated_at": rfc3339(a.updated_at),
-        "result": result,
-        "error": a.error,
-    })
-}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -123,10 +49,7 @@ pub async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let approval = app::get(&st, &principal, &id).await?;
-    Ok(Json(
-        view(&st, &approval, requesting_jti(&principal, &approval)).await,
-    ))
+    app::shown(&st, &principal, &id).await.map(Json)
 }
 
 #[derive(Deserialize, ToSchema)]

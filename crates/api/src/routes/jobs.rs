@@ -22,7 +22,7 @@ use gatehouse_store::{Grant, GrantMode, JobRecord};
 
 use crate::auth::JobCredential;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall, JobPlan};
+use crate::gate::{gate, GateOutcome, GatedCall, JobPlan};
 use crate::job_build::{build, check_ceiling};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
@@ -105,16 +105,15 @@ pub async fn create(
     let owner = principal.owner.clone();
     let plan = validate(&st, &owner, body).await?;
     match check_ceiling(&st, &owner, principal.class, &plan).await? {
-        GrantVerdict::Hold => {
-            gate(
-                &st,
-                &principal,
-                &headers,
-                &request,
-                GatedCall::JobGrantValues(plan),
-            )
-            .await
-        }
+        GrantVerdict::Hold => gate(
+            &st,
+            &principal,
+            &headers,
+            &request,
+            GatedCall::JobGrantValues(plan),
+        )
+        .await
+        .map(IntoResponse::into_response),
         GrantVerdict::Create => {
             let built = build(&st, &owner, &principal.subject, &plan).await?;
             let event = audit_event(&principal, "job.create", &built.job.id, "ok", &request);
@@ -270,7 +269,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let job = owned_job(&st, &principal.owner, &id).await?;
     if job.deleted_at.is_some() {
         return Err(ApiError::NotFound("no such job".into()));
@@ -292,8 +291,8 @@ pub async fn delete_all(
     State(st): State<AppState>,
     headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<Response> {
-    gate(&st, &principal, &headers, &request, GatedCall::JobDeleteAll).await
+) -> ApiResult<GateOutcome> {
+    crate::app::jobs::delete_all(&st, &principal, &headers, &request).await
 }
 
 /// The one answer for every way a credential request can fail.

@@ -18,7 +18,7 @@ use gatehouse_store::{NewOwner, RevocationKind, StoreError};
 
 use crate::auth::peer_ip_of;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall};
+use crate::gate::{gate, GateOutcome, GatedCall};
 use crate::json::ApiJson;
 use crate::keys::longest_token_lifetime;
 use crate::request_id::RequestId;
@@ -164,7 +164,7 @@ pub async fn deprovision(
     Path(email): Path<String>,
     headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let email = Email::parse(&email).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if email == principal.owner {
         return Err(ApiError::Conflict(

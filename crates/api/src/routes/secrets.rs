@@ -1,9 +1,9 @@
 //! Secrets: written by their owner, sealed under the owner's data key,
 //! never returned, logged or audited by value.
 
+use crate::gate::GateOutcome;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,7 +66,7 @@ pub async fn put(
     headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<PutSecret>,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let input = app::SecretInput {
         value: body.value.0,
         allowed_hosts: body.allowed_hosts,
@@ -88,7 +88,7 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     app::delete(&st, &principal, &headers, &request, name).await
 }
 

@@ -1,22 +1,19 @@
 //! Issuing, listing and revoking tokens (the kill switch).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use gatehouse_domain::audit::AuditEvent;
-use gatehouse_domain::clock::rfc3339;
-use gatehouse_domain::names::validate_agent_name;
 use gatehouse_domain::token::Claims;
-use gatehouse_domain::{CredentialClass, Email, Principal, Scope, ScopeSet};
+use gatehouse_domain::{Email, Principal};
 use gatehouse_store::IssuedToken;
 
 use crate::app::tokens as app;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall};
+use crate::gate::GateOutcome;
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -85,103 +82,23 @@ impl utoipa::PartialSchema for MintRequest {
 
 impl utoipa::ToSchema for MintRequest {}
 
-/// Scope `tokens:write`. Agent tokens (human sessions only) name a
-/// registered agent; api tokens name their purpose and are a gated verb
-/// (`token.mint_api`): any non-interactive caller gets `202` and waits for
-/// a human. Scopes are at most the caller's; `approval:bypass` only on
-/// api tokens, `credentials:read` never here.
+/// Scope `tokens:write` (`app::tokens::mint`): agent tokens from human
+/// sessions; api tokens are the gated verb `token.mint_api` (`202` for
+/// any non-interactive caller).
 pub async fn mint(
     principal: Principal,
     State(st): State<AppState>,
     headers: HeaderMap,
     request: RequestId,
     ApiJson(body): ApiJson<MintRequest>,
-) -> ApiResult<Response> {
-    let class = match CredentialClass::parse(&body.class) {
-        Some(c @ (CredentialClass::Agent | CredentialClass::Api)) => c,
-        _ => return Err(ApiError::bad_request("class must be \"agent\" or \"api\"")),
+) -> ApiResult<GateOutcome> {
+    let input = app::MintInput {
+        class: body.class,
+        subject: body.subject,
+        ttl_seconds: body.ttl_seconds,
+        scope: body.scope,
     };
-    if class == CredentialClass::Agent {
-        principal.require_human()?;
-    }
-    validate_agent_name(&body.subject).map_err(|e| ApiError::BadRequest {
-        code: "invalid_subject",
-        message: e.to_string(),
-    })?;
-    let scopes = ScopeSet::parse(&body.scope).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !scopes.is_subset_of(principal.scopes) {
-        return Err(ApiError::forbidden(
-            "insufficient_scope",
-            "a token cannot carry scopes its issuer lacks",
-        ));
-    }
-    if scopes.contains(Scope::CredentialsRead) {
-        return Err(ApiError::bad_request(
-            "credentials:read belongs to job tokens only",
-        ));
-    }
-    if class == CredentialClass::Api {
-        // What an agent's request produces lives under the agent
-        // (`<agent>/<subject>`): revoking the agent (its subject) revokes
-        // it too, on every replica, with no lookup (SPEC §7).
-        let subject = match crate::gate::requester_of(&principal).agent {
-            Some(agent) => crate::job_build::job_subject(&agent, &body.subject),
-            None => body.subject,
-        };
-        if let Some(ttl) = body.ttl_seconds {
-            st.auth
-                .policy
-                .lifetime(class, Some(ttl))
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        }
-        let call = GatedCall::TokenMintApi {
-            subject,
-            scope: scopes,
-            ttl_seconds: body.ttl_seconds,
-        };
-        return gate(&st, &principal, &headers, &request, call).await;
-    }
-    if scopes.contains(Scope::ApprovalBypass) {
-        return Err(ApiError::bad_request(
-            "approval:bypass is for api tokens only",
-        ));
-    }
-    if !st
-        .store
-        .agent_exists(&principal.owner, &body.subject)
-        .await?
-    {
-        return Err(ApiError::Unprocessable {
-            code: "unknown_agent",
-            message: format!(
-                "no agent named {} is registered for this owner",
-                body.subject
-            ),
-        });
-    }
-    let (token, claims) = st
-        .auth
-        .issue(
-            class,
-            &body.subject,
-            &principal.owner,
-            scopes,
-            body.ttl_seconds,
-        )
-        .await?;
-    record_issued(&st, &claims, &principal.subject, &request).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "jti": claims.jti,
-            "expires_at": rfc3339(claims.exp),
-            "class": claims.cls.as_str(),
-            "subject": claims.sub,
-            "scope": claims.scope,
-        })),
-    )
-        .into_response())
+    app::mint(&st, &principal, &headers, &request, input).await
 }
 
 /// Scope `tokens:write`: the owner's unexpired tokens, never their values.

@@ -4,7 +4,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
@@ -14,7 +13,7 @@ use gatehouse_domain::{Principal, SecretBytes};
 
 use crate::app::upstreams::{self as app, configured};
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{gate, GatedCall};
+use crate::gate::{gate, GateOutcome, GatedCall};
 use crate::json::ApiJson;
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -62,7 +61,7 @@ pub async fn revoke_credential(
     Path(name): Path<String>,
     headers: HeaderMap,
     request: RequestId,
-) -> ApiResult<Response> {
+) -> ApiResult<GateOutcome> {
     let upstream = configured(&st, &name)?;
     if !same_person(principal.owner.as_str(), upstream.config.owner.as_str()) {
         return Err(ApiError::forbidden(

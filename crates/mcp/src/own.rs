@@ -1,1 +1,0 @@
-//! Gatehouse's own MCP server (SPEC §13, first bullet).
