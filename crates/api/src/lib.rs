@@ -11,6 +11,7 @@ pub mod approval_feed;
 pub mod auth;
 pub mod config;
 pub mod egress_bridge;
+pub mod egress_views;
 pub mod egress_watch;
 pub mod error;
 pub mod gate;

@@ -30,23 +30,19 @@ use crate::tls::VerifiedTls;
 /// Hex digits after the prefix in a placeholder (20 random bytes).
 pub const PLACEHOLDER_HEX_LEN: usize = 40;
 
-/// Every start index of `needle` in `hay`.
+/// Every start index of `needle` in `hay`, left to right, not
+/// overlapping.
 pub(crate) fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
-    let mut out = Vec::new();
     // An empty needle would match everywhere without moving on.
     if needle.is_empty() {
-        return out;
+        return Vec::new();
     }
-    let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.push(i);
-            i += needle.len();
-        } else {
-            i += 1;
-        }
-    }
-    out
+    memchr::memmem::find_iter(hay, needle).collect()
+}
+
+/// Whether `needle` (not empty) occurs in `hay`.
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
 }
 
 /// `hay` with every `needle` replaced by `with`; `None` when absent.
