@@ -76,7 +76,12 @@ impl JobViews {
 
     /// The kept view of `job`'s token, if it may still be used at epoch
     /// `epoch` (`None`: unconfirmed, nothing may) and time `now`.
-    pub fn get(&self, job: &JobIdentity, epoch: Option<u64>, now: UnixTime) -> Option<Arc<JobView>> {
+    pub fn get(
+        &self,
+        job: &JobIdentity,
+        epoch: Option<u64>,
+        now: UnixTime,
+    ) -> Option<Arc<JobView>> {
         let epoch = epoch?;
         self.with(|kept| {
             let k = kept.get(&job.job_id)?;

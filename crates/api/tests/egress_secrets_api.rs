@@ -179,7 +179,11 @@ impl World {
 
     /// A plain `GET http://plain.test/x` on `sender`, no placeholder; the
     /// status and the deny reason.
-    async fn plain_get(&self, sender: &mut SendRequest<Empty<Bytes>>, token: &str) -> (u16, String) {
+    async fn plain_get(
+        &self,
+        sender: &mut SendRequest<Empty<Bytes>>,
+        token: &str,
+    ) -> (u16, String) {
         sender.ready().await.unwrap();
         let req = http::Request::builder()
             .uri(format!("http://plain.test:{}/x", self.plain_port))
@@ -705,7 +709,9 @@ async fn a_kept_view_never_outlives_a_change(engine: Engine) {
 
     // The job deleted on the other replica: its token is refused here on
     // every path once the revocation arrives (pushed, under 1 s).
-    let (_, jobs) = replica.json(Method::GET, "/v1/jobs", Some(&w.op), None).await;
+    let (_, jobs) = replica
+        .json(Method::GET, "/v1/jobs", Some(&w.op), None)
+        .await;
     let id = jobs[0]["job_id"].as_str().unwrap().to_string();
     let r = replica
         .call(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&w.op), None)

@@ -59,10 +59,7 @@ impl BindingEpoch {
         // Confirmed is read after the value: a listener that loses its
         // connection clears `confirmed` before moving the value.
         let value = self.0.value.load(Ordering::SeqCst);
-        self.0
-            .confirmed
-            .load(Ordering::SeqCst)
-            .then_some(value)
+        self.0.confirmed.load(Ordering::SeqCst).then_some(value)
     }
 
     pub(crate) fn bump(&self) {

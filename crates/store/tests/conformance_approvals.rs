@@ -599,7 +599,10 @@ async fn a_binding_write_moves_the_epoch_on_this_replica_at_once_and_on_the_othe
     assert_ne!(f.store.binding_epoch().current(), Some(here));
     // Another replica's moves too (SQLite: the same file in this process,
     // at once; PostgreSQL: pushed by NOTIFY).
-    assert!(moves(&other, there).await, "the other replica heard the write");
+    assert!(
+        moves(&other, there).await,
+        "the other replica heard the write"
+    );
     // Deleting a job and dropping placeholders move it as well.
     for n in 0..2 {
         let seen = confirmed(&f.store).await;
