@@ -14,7 +14,9 @@
 //!   (new connection, TLS, first request) p50, with a fresh client session
 //!   cache (full handshakes) and with a shared one (resumed sessions).
 //!
-//! `cargo bench -p gatehouse-api --bench egress_proxy`
+//! `cargo bench -p gatehouse-api --bench egress_proxy`; with
+//! `GATEHOUSE_BENCH_ONLY=plain` only the plain-HTTP latency part runs (for
+//! a profile: `valgrind --tool=callgrind <bench binary> --bench`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -278,7 +280,10 @@ async fn main() {
 
     println!("egress proxy vs direct, same run, loopback");
     // 1. Plain HTTP latency, one keep-alive connection each.
-    let n = 2000;
+    let n = std::env::var("GATEHOUSE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let plain_host = format!("plain.test:{}", plain.port());
     let abs = format!("http://{plain_host}/x");
     let mut direct_lat = Vec::with_capacity(n);
@@ -343,6 +348,11 @@ async fn main() {
             pq.as_secs_f64() / dq.as_secs_f64(),
             pq.as_secs_f64() / bq.as_secs_f64()
         );
+    }
+
+    if std::env::var("GATEHOUSE_BENCH_ONLY").as_deref() == Ok("plain") {
+        let _ = running.stop().await;
+        return;
     }
 
     // 2. Plain HTTP requests/s at 64 connections.
