@@ -5,12 +5,18 @@
 //!   p50/p99 latency ratio on one keep-alive connection, and requests/s at
 //!   64 connections;
 //! - CONNECT tunnel setup with auth (p50) vs a bare TCP connect, and bulk
-//!   throughput through a tunnel vs direct (256 MiB: 1 GiB takes too long
-//!   on a 2-core machine shared with builds);
+//!   throughput through a tunnel vs direct and vs a bare TCP relay (the
+//!   floor for any tunnel: accept, connect, copy both ways with the same
+//!   buffer sizes as the proxy's tunnels; 256 MiB each: 1 GiB takes too
+//!   long on a 2-core machine shared with builds);
 //! - intercepted HTTPS (warm leaf cache, swap on) vs direct TLS: requests/s
-//!   on one keep-alive connection each.
+//!   on one keep-alive connection each, and apart from that the handshake
+//!   (new connection, TLS, first request) p50, with a fresh client session
+//!   cache (full handshakes) and with a shared one (resumed sessions).
 //!
-//! `cargo bench -p gatehouse-api --bench egress_proxy`
+//! `cargo bench -p gatehouse-api --bench egress_proxy`; with
+//! `GATEHOUSE_BENCH_ONLY=plain` only the plain-HTTP latency part runs (for
+//! a profile: `valgrind --tool=callgrind <bench binary> --bench`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -159,6 +165,34 @@ async fn sink() -> SocketAddr {
     addr
 }
 
+/// The floor for a tunnel: a bare TCP relay to `upstream`, copying both
+/// ways with the proxy's buffer sizes, no authentication or checks.
+async fn bare_relay(upstream: SocketAddr) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = l.accept().await.unwrap();
+            client.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut up = TcpStream::connect(upstream).await.unwrap();
+                up.set_nodelay(true).unwrap();
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut up,
+                    TUNNEL_BUFFER,
+                    TUNNEL_BUFFER,
+                )
+                .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The proxy's tunnel buffer (`egress/src/proxy.rs`).
+const TUNNEL_BUFFER: usize = 256 * 1024;
+
 async fn bulk(mut s: TcpStream) -> f64 {
     let chunk = vec![7u8; 1 << 16];
     let start = Instant::now();
@@ -246,7 +280,10 @@ async fn main() {
 
     println!("egress proxy vs direct, same run, loopback");
     // 1. Plain HTTP latency, one keep-alive connection each.
-    let n = 2000;
+    let n = std::env::var("GATEHOUSE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let plain_host = format!("plain.test:{}", plain.port());
     let abs = format!("http://{plain_host}/x");
     let mut direct_lat = Vec::with_capacity(n);
@@ -311,6 +348,11 @@ async fn main() {
             pq.as_secs_f64() / dq.as_secs_f64(),
             pq.as_secs_f64() / bq.as_secs_f64()
         );
+    }
+
+    if std::env::var("GATEHOUSE_BENCH_ONLY").as_deref() == Ok("plain") {
+        let _ = running.stop().await;
+        return;
     }
 
     // 2. Plain HTTP requests/s at 64 connections.
@@ -385,12 +427,21 @@ async fn main() {
         t50.as_secs_f64() / b50.as_secs_f64()
     );
 
-    // 4. Bulk through a tunnel (256 MiB).
-    let direct_mbs = bulk(TcpStream::connect(sink).await.unwrap()).await;
-    let tunnel_mbs = bulk(connect_tunnel(proxy, &auth, &sink_authority).await).await;
+    // 4. Bulk through a tunnel (256 MiB), best of three rounds each, the
+    // paths interleaved so a busy moment hits them alike.
+    let relay = bare_relay(sink).await;
+    let (mut direct_mbs, mut relay_mbs, mut tunnel_mbs) = (0f64, 0f64, 0f64);
+    for _ in 0..3 {
+        direct_mbs = direct_mbs.max(bulk(TcpStream::connect(sink).await.unwrap()).await);
+        relay_mbs = relay_mbs.max(bulk(TcpStream::connect(relay).await.unwrap()).await);
+        tunnel_mbs =
+            tunnel_mbs.max(bulk(connect_tunnel(proxy, &auth, &sink_authority).await).await);
+    }
     println!(
-        "bulk 256 MiB: direct {direct_mbs:.0} MiB/s, tunnel {tunnel_mbs:.0} MiB/s, ratio {:.2}",
-        tunnel_mbs / direct_mbs
+        "bulk 256 MiB: direct {direct_mbs:.0} MiB/s, bare TCP relay {relay_mbs:.0} MiB/s, \
+         tunnel {tunnel_mbs:.0} MiB/s, ratio {:.2} (vs bare relay {:.2})",
+        tunnel_mbs / direct_mbs,
+        tunnel_mbs / relay_mbs
     );
 
     // 5. Intercepted HTTPS (warm leaf) vs direct TLS, one connection each.
@@ -457,5 +508,57 @@ async fn main() {
         rates[1],
         rates[1] / rates[0]
     );
+
+    // 6. Handshakes apart: a new connection, its TLS handshake and one
+    // request, p50. Full: a fresh client (no session to resume) each
+    // time. Resumed: one client config for all, so its sessions resume
+    // (towards the proxy's cached per-host leaf config; the proxy's own
+    // upstream config is shared, so its side resumes too).
+    let h = 150;
+    for resumed in [false, true] {
+        let mut p50 = Vec::new();
+        for intercepted in [false, true] {
+            let pem = if intercepted { &ca_pem } else { &upstream_pem };
+            let shared = tls_config(pem);
+            let header = if intercepted {
+                ph_api.as_str()
+            } else {
+                "Bearer direct"
+            };
+            let mut times = Vec::with_capacity(h);
+            for i in 0..h + 10 {
+                let config = if resumed {
+                    shared.clone()
+                } else {
+                    tls_config(pem)
+                };
+                let t = Instant::now();
+                let tcp = if intercepted {
+                    connect_tunnel(proxy, &auth, &api_host).await
+                } else {
+                    TcpStream::connect(tls).await.unwrap()
+                };
+                let stream = tokio_rustls::TlsConnector::from(config)
+                    .connect("api.test".try_into().unwrap(), tcp)
+                    .await
+                    .unwrap();
+                let mut s = sender(stream).await;
+                get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
+                if i >= 10 {
+                    times.push(t.elapsed());
+                }
+            }
+            times.sort();
+            p50.push(percentile(&times, 0.5));
+        }
+        println!(
+            "HTTPS new connection + {} handshake + 1 request p50: direct TLS {:.0} µs, \
+             intercepted {:.0} µs, ratio {:.2}",
+            if resumed { "resumed" } else { "full" },
+            p50[0].as_secs_f64() * 1e6,
+            p50[1].as_secs_f64() * 1e6,
+            p50[1].as_secs_f64() / p50[0].as_secs_f64()
+        );
+    }
     let _ = running.stop().await;
 }

@@ -5,15 +5,19 @@
 //!   refusals audited), then the token must be a job token whose job is
 //!   live and whose recorded token is this one, for the recorded owner.
 //! - `view`: [`crate::job_credentials::resolve`], the same resolution as
-//!   `GET /v1/job/credentials`, for every request: the job's allow list
-//!   and, per grant, the secret's real value, its placeholder, and the
-//!   secret's current host binding and `inject` rule. Nothing of a secret
-//!   is cached, so the request after a replace or a delete (on any
-//!   replica) sees it. A resolution that fails refuses the request.
+//!   `GET /v1/job/credentials`: the job's allow list and, per grant, the
+//!   secret's real value, its placeholder, and the secret's current host
+//!   binding and `inject` rule. The view is kept
+//!   ([`crate::egress_views`]) only while the store's binding epoch has
+//!   not moved, which every write that could change it moves (here at
+//!   once, on other replicas by NOTIFY), so the request after a replace or
+//!   a delete reaching this node sees it; an epoch this node cannot vouch
+//!   for means a store read per request. A resolution that fails refuses
+//!   the request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
@@ -24,6 +28,7 @@ use gatehouse_egress::{
     AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, ViewError,
 };
 
+use crate::egress_views::JobViews;
 use crate::error::ApiError;
 use crate::job_credentials::{JobToken, Resolved, Unresolved};
 use crate::state::Inner;
@@ -39,6 +44,10 @@ pub struct ApiDirectory {
     state: Weak<Inner>,
     /// Job token jtis found to belong to a live job, and when.
     live: Mutex<HashMap<String, UnixTime>>,
+    /// Views kept while the binding epoch stands.
+    views: JobViews,
+    /// The store's binding epoch, taken on first use.
+    epoch: OnceLock<gatehouse_store::BindingEpoch>,
 }
 
 impl ApiDirectory {
@@ -46,6 +55,8 @@ impl ApiDirectory {
         Self {
             state,
             live: Mutex::new(HashMap::new()),
+            views: JobViews::default(),
+            epoch: OnceLock::new(),
         }
     }
 
@@ -147,8 +158,20 @@ impl JobDirectory for ApiDirectory {
             owner: &owner,
             jti: &job.jti,
         };
+        let epoch = self
+            .epoch
+            .get_or_init(|| st.store.binding_epoch())
+            .current();
+        let now = st.now();
+        if let Some(kept) = self.views.get(job, epoch, now) {
+            return Ok(kept);
+        }
         match crate::job_credentials::resolve(&st, token).await {
-            Ok(resolved) => Ok(Arc::new(to_view(resolved))),
+            Ok(resolved) => {
+                let view = Arc::new(to_view(resolved));
+                self.views.keep(job, epoch, view.clone());
+                Ok(view)
+            }
             Err(Unresolved::Denied(reason)) => {
                 tracing::info!(job = %job.job_id, reason, "egress: credential resolution refused");
                 Err(ViewError::Refused)

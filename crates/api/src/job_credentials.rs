@@ -15,9 +15,10 @@
 //! Any failure refuses the whole job: the route answers the uniform 403,
 //! the proxy refuses the request (never a view with a grant left out).
 //! Host bindings, `inject` rules and values are the secrets' current rows
-//! (one store round trip, nothing cached), so a placeholder follows its
-//! secret: a replaced secret's new value and binding apply from the next
-//! request, a deleted secret's placeholders are dead.
+//! (one store round trip), so a placeholder follows its secret: a
+//! replaced secret's new value and binding apply from the next request, a
+//! deleted secret's placeholders are dead. The proxy keeps a resolved view
+//! only while the store's binding epoch stands (`egress_views.rs`).
 
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::crypto::{self, Purpose};

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod egress_bridge;
 pub mod egress_ca;
+pub mod egress_views;
 pub mod egress_watch;
 pub mod error;
 pub mod gate;

@@ -454,6 +454,9 @@ impl Store for TimedStore {
     async fn approval_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
         self.inner.approval_wakeups().await
     }
+    fn binding_epoch(&self) -> gatehouse_store::BindingEpoch {
+        self.inner.binding_epoch()
+    }
     async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord> {
         self.timed("append_audit", self.inner.append_audit(event, now))
             .await

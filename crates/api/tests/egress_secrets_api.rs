@@ -165,6 +165,43 @@ impl World {
         (status, deny, code)
     }
 
+    /// A keep-alive client connection to the proxy, for plain requests.
+    async fn plain_client(&self) -> SendRequest<Empty<Bytes>> {
+        let proxy = self.s.running.as_ref().unwrap().proxy_addr;
+        let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        sender
+    }
+
+    /// A plain `GET http://plain.test/x` on `sender`, no placeholder; the
+    /// status and the deny reason.
+    async fn plain_get(
+        &self,
+        sender: &mut SendRequest<Empty<Bytes>>,
+        token: &str,
+    ) -> (u16, String) {
+        sender.ready().await.unwrap();
+        let req = http::Request::builder()
+            .uri(format!("http://plain.test:{}/x", self.plain_port))
+            .header("host", format!("plain.test:{}", self.plain_port))
+            .header("proxy-authorization", format!("Bearer {token}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let r = sender.send_request(req).await.unwrap();
+        let status = r.status().as_u16();
+        let deny = r
+            .headers()
+            .get("x-gatehouse-deny")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let _ = r.into_body().collect().await;
+        (status, deny)
+    }
+
     /// A keep-alive HTTP/1.1 client inside an intercepted tunnel to
     /// `host` (on the TLS upstream's port).
     async fn tunnel(&self, token: &str, host: &str) -> SendRequest<Empty<Bytes>> {
@@ -240,6 +277,19 @@ async fn connect(s: &TestServer, token: &str, authority: &str) -> (u16, tokio::n
     let text = String::from_utf8_lossy(&head).to_string();
     let status = text.split(' ').nth(1).unwrap().parse().unwrap();
     (status, tcp)
+}
+
+/// Waits (at most 2 s) until `s`'s binding epoch is confirmed and no
+/// longer `seen`: a write on another replica has reached `s`.
+async fn epoch_moved_past(s: &TestServer, seen: Option<u64>) {
+    let epoch = s.state().store.binding_epoch();
+    for _ in 0..200 {
+        if epoch.current().is_some_and(|e| Some(e) != seen) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the write on the other replica never reached this one");
 }
 
 /// `GET /v1/job/credentials` with the job token: status and body.
@@ -331,7 +381,11 @@ async fn a_placeholder_follows_its_secret_across_replace_and_delete(engine: Engi
     assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
     let sent = w.tls_seen.requests.load(Ordering::SeqCst);
 
-    // Replaced on the other replica: new value, new binding.
+    // Replaced on the other replica: new value, new binding. This node
+    // hears of it through its binding epoch (PostgreSQL: NOTIFY, pushed;
+    // SQLite: the same file in this process, at once); the test waits for
+    // that push, not for any request.
+    let seen = w.s.state().store.binding_epoch().current();
     let status = w
         .put_secret(
             &replica,
@@ -340,6 +394,7 @@ async fn a_placeholder_follows_its_secret_across_replace_and_delete(engine: Engi
         )
         .await;
     assert_eq!(status, 200);
+    epoch_moved_past(&w.s, seen).await;
     // The very next request in the tunnel opened before: refused.
     assert_eq!(
         w.in_tunnel(&mut old_host, "api.test", &ph).await,
@@ -363,10 +418,12 @@ async fn a_placeholder_follows_its_secret_across_replace_and_delete(engine: Engi
 
     // Deleted: its placeholders are dead, in the open tunnel, on the
     // relay of either replica, and at the credential route.
+    let seen_there = replica.state().store.binding_epoch().current();
     let r =
         w.s.call(Method::DELETE, "/v1/secrets/gh", Some(&w.op), None)
             .await;
     assert_eq!(r.status(), 204);
+    epoch_moved_past(&replica, seen_there).await;
     assert_eq!(
         w.in_tunnel(&mut new_host, "other.test", &ph).await,
         (403, "not_allowed".to_string())
@@ -579,7 +636,108 @@ async fn no_fallback_between_owners_on_the_egress_path(engine: Engine) {
     assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
 }
 
+/// The proxy keeps each job's view between requests; no change outlives
+/// it. After a secret is replaced on this node, the very next request on
+/// every path (plain, intercepted in an open tunnel, relayed) follows the
+/// new row; after a change on another replica, the first request once it
+/// reached this node does; a job deleted on another replica refuses its
+/// token on every path.
+async fn a_kept_view_never_outlives_a_change(engine: Engine) {
+    let w = world(engine).await;
+    let replica = w.s.replica().await;
+    w.put_secret(
+        &w.s,
+        "gh",
+        json!({"value": REAL, "allowed_hosts": ["api.test", "plain.test"]}),
+    )
+    .await;
+    // No allow list of its own: the job reaches the hosts its secret names.
+    let (token, env) = w
+        .job(json!([{"env_var": "GH_TOKEN", "secret": "gh"}]), json!([]))
+        .await;
+    let ph = env["GH_TOKEN"].as_str().unwrap().to_string();
+    let mut plain = w.plain_client().await;
+    let mut tunnel = w.tunnel(&token, "api.test").await;
+    // Twice each: the second request of each path is served from a kept view.
+    for _ in 0..2 {
+        assert_eq!(w.plain_get(&mut plain, &token).await, (200, String::new()));
+        assert_eq!(w.in_tunnel(&mut tunnel, "api.test", &ph).await.0, 200);
+        assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
+        assert_eq!(w.relay(&w.s, "api.test", &token, Some(&ph)).await.0, 200);
+        assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
+    }
+
+    // Replaced on this node: plain.test is no longer the secret's, so no
+    // longer the job's; api.test gets the new value.
+    w.put_secret(
+        &w.s,
+        "gh",
+        json!({"value": NEW, "allowed_hosts": ["api.test"]}),
+    )
+    .await;
+    assert_eq!(
+        w.plain_get(&mut plain, &token).await,
+        (403, "not_allowed".to_string())
+    );
+    assert_eq!(w.in_tunnel(&mut tunnel, "api.test", &ph).await.0, 200);
+    assert_eq!(w.last_tls_authorization(), format!("Bearer {NEW}"));
+    assert_eq!(w.relay(&w.s, "api.test", &token, Some(&ph)).await.0, 200);
+    assert_eq!(w.last_tls_authorization(), format!("Bearer {NEW}"));
+
+    // Replaced on the other replica: bound to plain.test and other.test.
+    let sent = w.tls_seen.requests.load(Ordering::SeqCst);
+    let seen = w.s.state().store.binding_epoch().current();
+    w.put_secret(
+        &replica,
+        "gh",
+        json!({"value": REAL, "allowed_hosts": ["plain.test", "other.test"]}),
+    )
+    .await;
+    epoch_moved_past(&w.s, seen).await;
+    assert_eq!(w.plain_get(&mut plain, &token).await, (200, String::new()));
+    assert_eq!(
+        w.in_tunnel(&mut tunnel, "api.test", &ph).await,
+        (403, "not_allowed".to_string())
+    );
+    assert_eq!(
+        w.relay(&w.s, "api.test", &token, Some(&ph)).await,
+        (403, "not_allowed".into(), "not_allowed".into())
+    );
+    assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
+    assert_eq!(w.relay(&w.s, "other.test", &token, Some(&ph)).await.0, 200);
+    assert_eq!(w.last_tls_authorization(), format!("Bearer {REAL}"));
+
+    // The job deleted on the other replica: its token is refused here on
+    // every path once the revocation arrives (pushed, under 1 s).
+    let (_, jobs) = replica
+        .json(Method::GET, "/v1/jobs", Some(&w.op), None)
+        .await;
+    let id = jobs[0]["job_id"].as_str().unwrap().to_string();
+    let r = replica
+        .call(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&w.op), None)
+        .await;
+    assert_eq!(r.status(), 204);
+    let mut refused = false;
+    for _ in 0..40 {
+        let (status, _, _) = w.relay(&w.s, "other.test", &token, Some(&ph)).await;
+        if status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the deletion reached this node within 2 s");
+    let sent = w.tls_seen.requests.load(Ordering::SeqCst);
+    let mut fresh = w.plain_client().await;
+    assert_eq!(w.plain_get(&mut fresh, &token).await.0, 407);
+    let (status, _) = connect(&w.s, &token, &format!("other.test:{}", w.tls_port)).await;
+    assert_eq!(status, 407);
+    assert_eq!(w.relay(&w.s, "other.test", &token, Some(&ph)).await.0, 401);
+    assert_eq!(w.tls_seen.requests.load(Ordering::SeqCst), sent);
+}
+
 on_both_engines!(
+    a_kept_view_never_outlives_a_change,
     a_secret_granted_twice_gives_two_working_placeholders,
     plain_http_never_carries_a_real_value,
     a_placeholder_follows_its_secret_across_replace_and_delete,

@@ -46,6 +46,16 @@ pub fn guard_bytes(bytes: &[u8], view: &JobView) -> Option<Vec<u8>> {
 }
 
 pub fn guard_headers(headers: &mut HeaderMap, view: &JobView) {
+    // The common case, no value in any header, rebuilds nothing.
+    let holds_value = headers.values().any(|v| {
+        view.bindings.iter().any(|b| {
+            let value = b.value.expose();
+            value.len() >= MIN_VALUE_LEN && crate::swap::contains(v.as_bytes(), value)
+        })
+    });
+    if !holds_value {
+        return;
+    }
     let mut rewritten = HeaderMap::with_capacity(headers.len());
     let mut changed = false;
     for (name, value) in headers.iter() {

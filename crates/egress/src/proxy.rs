@@ -25,6 +25,12 @@ use crate::admit::Context;
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
 
+/// Each direction's buffer in a byte-exact tunnel: once admitted, a
+/// tunnel is a plain copy, and large buffers make it one at copy speed
+/// (fewer, larger reads and writes); idle timeout and revocation still
+/// end it (`connections.rs`).
+pub(crate) const TUNNEL_BUFFER: usize = 256 * 1024;
+
 /// Serves the proxy on `listener` until `stop` turns true; the warden
 /// that closes connections whose token stopped being valid runs as long.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
@@ -168,7 +174,13 @@ async fn connect(
                     Ok(upgraded) => {
                         let mut client = slot.track(TokioIo::new(upgraded));
                         let work = async move {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                            let _ = tokio::io::copy_bidirectional_with_sizes(
+                                &mut client,
+                                &mut upstream,
+                                TUNNEL_BUFFER,
+                                TUNNEL_BUFFER,
+                            )
+                            .await;
                         };
                         slot.hold(idle, work).await
                     }

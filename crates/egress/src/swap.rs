@@ -30,23 +30,50 @@ use crate::tls::VerifiedTls;
 /// Hex digits after the prefix in a placeholder (20 random bytes).
 pub const PLACEHOLDER_HEX_LEN: usize = 40;
 
-/// Every start index of `needle` in `hay`.
+/// Texts longer than this are searched with a prepared substring finder
+/// (its setup costs more than scanning a header value).
+const LONG_TEXT: usize = 4096;
+
+/// The first index at or after `from` where `needle` (not empty) starts.
+fn find_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let (&first, _) = needle.split_first()?;
+    let last_start = hay.len().checked_sub(needle.len())?;
+    let mut i = from;
+    while i <= last_start {
+        let at = i + memchr::memchr(first, &hay[i..=last_start])?;
+        if hay[at..].starts_with(needle) {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// Every start index of `needle` in `hay`, left to right, not
+/// overlapping.
 pub(crate) fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
-    let mut out = Vec::new();
     // An empty needle would match everywhere without moving on.
     if needle.is_empty() {
-        return out;
+        return Vec::new();
     }
+    if hay.len() > LONG_TEXT {
+        return memchr::memmem::find_iter(hay, needle).collect();
+    }
+    let mut out = Vec::new();
     let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.push(i);
-            i += needle.len();
-        } else {
-            i += 1;
-        }
+    while let Some(at) = find_from(hay, needle, i) {
+        out.push(at);
+        i = at + needle.len();
     }
     out
+}
+
+/// Whether `needle` (not empty) occurs in `hay`.
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    if hay.len() > LONG_TEXT {
+        return !needle.is_empty() && memchr::memmem::find(hay, needle).is_some();
+    }
+    find_from(hay, needle, 0).is_some()
 }
 
 /// `hay` with every `needle` replaced by `with`; `None` when absent.

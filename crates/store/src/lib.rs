@@ -8,6 +8,7 @@
 
 mod approval_events;
 mod approval_model;
+mod binding_events;
 mod connect;
 mod error;
 mod job_material;
@@ -29,6 +30,7 @@ pub use connect::{
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub use approval_model::*;
+pub use binding_events::BindingEpoch;
 pub use error::StoreError;
 pub use job_material::{GrantMaterial, JobMaterial, SecretMaterial};
 pub use model::*;

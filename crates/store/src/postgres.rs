@@ -11,6 +11,20 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Whether the one [`crate::GateKey`] was handed out.
     pub(crate) gate_key_taken: std::sync::atomic::AtomicBool,
+    /// Moves when a job's egress view may have changed (`binding_events.rs`).
+    pub(crate) bindings: crate::binding_events::BindingEpoch,
+    pub(crate) binding_watch_started: std::sync::atomic::AtomicBool,
+    pub(crate) binding_watch: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.binding_watch.lock() {
+            if let Some(task) = slot.take() {
+                task.abort();
+            }
+        }
+    }
 }
 
 const REVOCATION_CHANNEL: &str = "gatehouse_revocations";
@@ -96,6 +110,9 @@ impl PgStore {
         Ok(Self {
             pool,
             gate_key_taken: std::sync::atomic::AtomicBool::new(false),
+            bindings: crate::binding_events::pg_epoch(),
+            binding_watch_started: std::sync::atomic::AtomicBool::new(false),
+            binding_watch: std::sync::Mutex::new(None),
         })
     }
 }

@@ -413,7 +413,10 @@ macro_rules! sql_store {
                 (!self.gate_key_taken.swap(true, std::sync::atomic::Ordering::SeqCst)).then(GateKey::new)
             }
             async fn run_gated(&self, _key: &GateKey, action: &GatedAction, completion: Option<&Completion>, audit: Vec<AuditEvent>, now: UnixTime) -> Result<RunResult> {
-                self.gated_run_gated(action, completion, audit, now).await
+                let ran = self.gated_run_gated(action, completion, audit, now).await;
+                // Committed or not (an error may follow a commit).
+                crate::binding_events::BindingEvents::bindings_changed(self, crate::binding_events::action_owner(action)).await;
+                ran
             }
             async fn claim_approval(&self, id: &str, now: UnixTime) -> Result<bool> {
                 self.gated_claim_approval(id, now).await
@@ -850,32 +853,42 @@ macro_rules! sql_store {
             }
 
             async fn delete_job(&self, owner: &Email, id: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query("UPDATE jobs SET deleted_at = $1 WHERE id = $2 AND owner = $3 AND deleted_at IS NULL")
-                    .bind(now)
-                    .bind(id)
-                    .bind(owner.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
+                let done: Result<_> = async {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query("UPDATE jobs SET deleted_at = $1 WHERE id = $2 AND owner = $3 AND deleted_at IS NULL")
+                        .bind(now)
+                        .bind(id)
+                        .bind(owner.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    sqlx::query("DELETE FROM placeholders WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
+                    Self::expire_approvals_in(&mut tx, ExpireWhere::Job(id), "its job was deleted", now).await?;
+                    Self::append_in(&mut tx, audit, now).await?;
+                    tx.commit().await?;
+                    Ok(true)
                 }
-                sqlx::query("DELETE FROM placeholders WHERE job_id = $1").bind(id).execute(&mut *tx).await?;
-                Self::expire_approvals_in(&mut tx, ExpireWhere::Job(id), "its job was deleted", now).await?;
-                Self::append_in(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(true)
+                .await;
+                crate::binding_events::BindingEvents::bindings_changed(self, owner.as_str()).await;
+                done
             }
 
             async fn drop_agent_placeholders(&self, owner: &Email, agent: &str) -> Result<u64> {
-                let done = sqlx::query(
-                    "DELETE FROM placeholders WHERE job_id IN (SELECT id FROM jobs WHERE owner = $1 AND agent = $2)",
-                )
-                .bind(owner.as_str())
-                .bind(agent)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected())
+                let done: Result<_> = async {
+                    let done = sqlx::query(
+                        "DELETE FROM placeholders WHERE job_id IN (SELECT id FROM jobs WHERE owner = $1 AND agent = $2)",
+                    )
+                    .bind(owner.as_str())
+                    .bind(agent)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+                .await;
+                crate::binding_events::BindingEvents::bindings_changed(self, owner.as_str()).await;
+                done
             }
 
             async fn create_hook(&self, hook: &HookRecord, audit: AuditEvent, now: UnixTime) -> Result<()> {
@@ -988,6 +1001,10 @@ macro_rules! sql_store {
                 <Self as crate::approval_events::EngineEvents>::announce(self, id).await
             }
 
+            fn binding_epoch(&self) -> crate::BindingEpoch {
+                crate::binding_events::BindingEvents::epoch(self)
+            }
+
             async fn approval_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
                 <Self as crate::approval_events::EngineEvents>::wakeups(self).await
             }
@@ -1060,7 +1077,9 @@ macro_rules! sql_store {
             }
 
             async fn upstream_install(&self, install: &UpstreamInstall, audit: AuditEvent, now: UnixTime) -> Result<()> {
-                self.upstream_install_sql(install, audit, now).await
+                let done = self.upstream_install_sql(install, audit, now).await;
+                crate::binding_events::BindingEvents::bindings_changed(self, install.secret.owner.as_str()).await;
+                done
             }
 
             async fn upstream_persist_pending(&self, name: &str, expected_current: &str, pending: &UpstreamSlot, audit: AuditEvent, now: UnixTime) -> Result<()> {
@@ -1068,7 +1087,9 @@ macro_rules! sql_store {
             }
 
             async fn upstream_switch(&self, name: &str, pending_id: &str, secret: &SecretRecord, audit: AuditEvent, now: UnixTime) -> Result<()> {
-                self.upstream_switch_sql(name, pending_id, secret, audit, now).await
+                let done = self.upstream_switch_sql(name, pending_id, secret, audit, now).await;
+                crate::binding_events::BindingEvents::bindings_changed(self, secret.owner.as_str()).await;
+                done
             }
 
             async fn upstream_discard_pending(&self, name: &str, pending_id: &str, audit: AuditEvent, now: UnixTime) -> Result<()> {

@@ -11,6 +11,9 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// Whether the one [`crate::GateKey`] was handed out.
     pub(crate) gate_key_taken: std::sync::atomic::AtomicBool,
+    /// Shared by every store of this process on the same file
+    /// (`binding_events.rs`).
+    pub(crate) bindings: crate::binding_events::BindingEpoch,
 }
 
 impl SqliteStore {
@@ -31,6 +34,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             gate_key_taken: std::sync::atomic::AtomicBool::new(false),
+            bindings: crate::binding_events::sqlite_epoch(url),
         })
     }
 }

@@ -305,6 +305,14 @@ pub trait Store: Send + Sync + 'static {
     /// `None`: this process hears only its own.
     async fn approval_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<String>>;
 
+    // Job views (the egress proxy's kept views).
+    /// The epoch that moves after every write that may change what a job
+    /// may use (its `job_material`), on this replica and, pushed, on the
+    /// others; `current()` is `None` while this process cannot vouch for
+    /// it. A view read at epoch `e` is the current one while the epoch is
+    /// still `e`.
+    fn binding_epoch(&self) -> crate::BindingEpoch;
+
     // Audit.
     async fn append_audit(&self, event: AuditEvent, now: UnixTime) -> Result<AuditRecord>;
     /// Records after `since_seq`, oldest first; only `owner`'s when given.

@@ -556,7 +556,73 @@ async fn an_agents_secret_ceiling_is_a_gated_action(f: Fixture) {
     );
 }
 
+/// The epoch of `store` once it can vouch for it (PostgreSQL: its
+/// listener is listening), within 5 s.
+async fn confirmed(store: &Arc<dyn Store>) -> u64 {
+    let epoch = store.binding_epoch();
+    for _ in 0..100 {
+        if let Some(e) = epoch.current() {
+            return e;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the binding epoch was never confirmed");
+}
+
+/// Whether `store`'s epoch moves past `seen` within 2 s.
+async fn moves(store: &Arc<dyn Store>, seen: u64) -> bool {
+    for _ in 0..200 {
+        if store.binding_epoch().current().is_some_and(|e| e != seen) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+async fn a_binding_write_moves_the_epoch_on_this_replica_at_once_and_on_the_others(f: Fixture) {
+    setup(&f).await;
+    let other = connect(&f.url).await.unwrap();
+    let here = confirmed(&f.store).await;
+    let there = confirmed(&other).await;
+    f.store
+        .run_gated(
+            &f.key,
+            &GatedAction::PutSecret(secret(ALICE, "K", b"v1")),
+            None,
+            vec![],
+            30,
+        )
+        .await
+        .unwrap();
+    // The writer's own epoch has moved by the time the write returns.
+    assert_ne!(f.store.binding_epoch().current(), Some(here));
+    // Another replica's moves too (SQLite: the same file in this process,
+    // at once; PostgreSQL: pushed by NOTIFY).
+    assert!(
+        moves(&other, there).await,
+        "the other replica heard the write"
+    );
+    // Deleting a job and dropping placeholders move it as well.
+    for n in 0..2 {
+        let seen = confirmed(&f.store).await;
+        if n == 0 {
+            f.store
+                .delete_job(&email(ALICE), "no-such-job", ev("job.delete", ALICE), 31)
+                .await
+                .unwrap();
+        } else {
+            f.store
+                .drop_agent_placeholders(&email(ALICE), "bot")
+                .await
+                .unwrap();
+        }
+        assert_ne!(f.store.binding_epoch().current(), Some(seen));
+    }
+}
+
 conformance!(
+    a_binding_write_moves_the_epoch_on_this_replica_at_once_and_on_the_others,
     a_claim_has_one_winner_across_replicas_and_only_the_claimer_runs_it,
     an_interrupted_execution_fails_and_is_never_run_again,
     a_produced_secret_is_taken_once_by_the_requesting_jti,

@@ -168,6 +168,13 @@ fn find_all_finds_each_non_overlapping_hit() {
     assert_eq!(find_all(b"aaaa", b"aa"), vec![0, 2]);
     assert_eq!(find_all(b"a", b"ab"), Vec::<usize>::new());
     assert_eq!(find_all(b"abc", b""), Vec::<usize>::new());
+    // Long texts take the prepared finder: same answers.
+    let mut long = vec![b'x'; 5000];
+    long[10..12].copy_from_slice(b"ab");
+    long[4990..4992].copy_from_slice(b"ab");
+    assert_eq!(find_all(&long, b"ab"), vec![10, 4990]);
+    assert!(contains(&long, b"ab") && !contains(&long, b"abc") && contains(b"xab", b"ab"));
+    assert!(!contains(b"a", b"ab") && !contains(b"abc", b""));
     assert_eq!(replace_all(b"X", b"X", b"longer"), Some(b"longer".to_vec()));
 }
 
