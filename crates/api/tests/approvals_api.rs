@@ -181,6 +181,8 @@ fn request_for(verb: Verb) -> Option<(Method, &'static str, Option<Value>)> {
         )),
         // Not gated by default.
         Verb::JobDelete => None,
+        // Held by the MCP gateway, not an HTTP route (crates/mcp/tests).
+        Verb::McpTool => None,
     }
 }
 

@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_gates.sql"),
         include_str!("../migrations/postgres/0008_gates.sql"),
     ),
+    (
+        9,
+        "mcp servers",
+        include_str!("../migrations/sqlite/0009_mcp_servers.sql"),
+        include_str!("../migrations/postgres/0009_mcp_servers.sql"),
+    ),
 ];
 
 #[derive(Clone, Copy)]
