@@ -17,6 +17,8 @@ use gatehouse_domain::CredentialClass;
 
 mod approvals;
 pub use approvals::ApprovalsConfig;
+mod mcp;
+pub use mcp::McpConfig;
 mod server;
 pub use server::ServerConfig;
 
@@ -59,6 +61,8 @@ struct RawConfig {
     approvals: approvals::RawApprovals,
     #[serde(default)]
     server: server::RawServer,
+    #[serde(default)]
+    mcp: mcp::RawMcp,
     /// `[[upstream]]` entries (file only: arrays have no env override).
     #[serde(default)]
     upstream: Vec<upstream::RawUpstream>,
@@ -145,6 +149,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("egress.judge", "timeout_ms", Kind::Integer),
     ("server", "header_timeout_seconds", Kind::Integer),
     ("server", "max_connections", Kind::Integer),
+    ("mcp", "hold_seconds", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -201,6 +206,8 @@ pub struct Config {
     pub egress: EgressConfig,
     /// The API listener's defences against slow and numerous clients.
     pub server: ServerConfig,
+    /// The MCP gateway (SPEC §13).
+    pub mcp: McpConfig,
 }
 
 impl Config {
@@ -282,6 +289,7 @@ impl Config {
         Ok(Self {
             approvals: approvals::validate(raw.approvals)?,
             server: server::validate(raw.server)?,
+            mcp: mcp::validate(raw.mcp)?,
             upstreams,
             egress,
             owner_cache_size: owner_cache_size as usize,
@@ -348,6 +356,7 @@ impl Config {
             self.approvals.render(),
         ) + "\n"
             + &self.server.render()
+            + &self.mcp.render()
             + &upstream::render(&self.upstreams)
     }
 

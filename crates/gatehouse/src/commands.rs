@@ -101,12 +101,18 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logging()?;
-    // The API and the web console, through the one router builder.
-    let running = gatehouse_api::server::start_with(
+    // The API, the web console and the MCP gateway, through the one
+    // router builder; the gateway also runs approved `mcp.tool` calls.
+    let mut routes = gatehouse_console::routes();
+    routes.extend(gatehouse_mcp::gateway::routes());
+    let running = gatehouse_api::server::start_full(
         config,
         Arc::new(SystemClock),
         shutdown_signal(),
-        gatehouse_console::routes(),
+        gatehouse_api::server::Extensions {
+            routes,
+            mcp: Some(Arc::new(gatehouse_mcp::gateway::GatewayCaller)),
+        },
     )
     .await?;
     let url = format!("http://{}", running.addr);

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod approvals;
+pub mod mcp_servers;
 pub mod audit;
 pub mod secrets;
 pub mod sessions;

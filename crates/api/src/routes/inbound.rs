@@ -178,7 +178,7 @@ impl ForwardFailure {
 impl From<OutboundError> for ForwardFailure {
     fn from(e: OutboundError) -> Self {
         match e {
-            OutboundError::Refused(_) | OutboundError::Malformed(_) => Self {
+            OutboundError::Refused(_) | OutboundError::Malformed(_) | OutboundError::PlainHttp => Self {
                 outcome: format!("error:forward_refused:{}", e.reason()),
                 message: format!("forward_to is refused ({})", e.reason()),
                 detail: e.to_string(),
