@@ -174,6 +174,28 @@ async fn a_gated_call_is_held_and_nothing_reaches_the_upstream(engine: Engine) {
     assert!(held.target.starts_with("gh delete_repo args="));
     assert!(log.iter().all(|r| !r.target.contains("prod")), "an argument value reached the audit log");
     let _ = agent.cancel().await;
+
+    // Whatever the credential: an api token of the owner's is held too.
+    let (status, minted) = w
+        .s
+        .json(
+            Method::POST,
+            "/v1/tokens",
+            Some(&w.alice),
+            Some(json!({"class": "api", "subject": "ci", "scope": "secrets:write"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    let api = w.s.connect("gh", minted["token"].as_str().unwrap()).await;
+    let result = api
+        .peer()
+        .call_tool(call("delete_repo", json!({"repo": "prod"})))
+        .await
+        .unwrap();
+    assert_eq!(result.structured_content.unwrap()["status"], "pending");
+    assert_eq!(pending_approvals(&w).await.len(), 2);
+    assert!(w.s.upstream.seen.calls().is_empty(), "a held call went upstream");
+    let _ = api.cancel().await;
 }
 
 async fn an_approved_call_runs_once_with_the_stored_arguments(engine: Engine) {
@@ -233,6 +255,30 @@ async fn an_approved_call_runs_once_with_the_stored_arguments(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(1500)).await; // a sweeper tick
     assert_eq!(w.s.upstream.seen.calls().len(), 1, "the call ran twice");
     let _ = agent.cancel().await;
+}
+
+/// A human's own session is not held: the gate runs the call at once
+/// (audited), as it runs any gated verb for a human.
+async fn a_human_session_runs_a_gated_tool_at_once(engine: Engine) {
+    let w = world(engine, HELD).await;
+    let human = w.s.connect("gh", &w.alice).await;
+    let result = human
+        .peer()
+        .call_tool(call("delete_repo", json!({"repo": "mine"})))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert!(text_of(&result).contains("delete_repo ran with"), "{result:?}");
+    assert_eq!(
+        w.s.upstream.seen.calls(),
+        [("delete_repo".to_string(), json!({"repo": "mine"}))]
+    );
+    assert!(pending_approvals(&w).await.is_empty());
+    let log = w.s.audit().await;
+    assert!(log
+        .iter()
+        .any(|r| r.action == "mcp.tool" && r.target.starts_with("gh delete_repo args=")));
+    let _ = human.cancel().await;
 }
 
 async fn a_waiting_call_gets_the_result_when_approved_within_the_hold(engine: Engine) {
@@ -482,6 +528,7 @@ on_both_engines!(
     tools_list_shows_only_allowed_tools_and_the_owners_secret_goes_upstream_only,
     a_gated_call_is_held_and_nothing_reaches_the_upstream,
     an_approved_call_runs_once_with_the_stored_arguments,
+    a_human_session_runs_a_gated_tool_at_once,
     a_waiting_call_gets_the_result_when_approved_within_the_hold,
     denial_and_expiry_end_the_waiting_call_naming_the_decision,
     a_revoked_token_ends_the_session_and_its_waiting_call,
