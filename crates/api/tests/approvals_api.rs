@@ -245,7 +245,11 @@ async fn every_gated_verb_is_held_for_every_non_interactive_class(engine: Engine
         let Some((method, path, body)) = request_for(verb) else {
             // Reached through the MCP gateway, whose tests hold it for
             // agent and api credentials (crates/mcp/tests/gateway.rs).
-            assert_eq!(verb, Verb::McpTool, "{verb} is gated but no test reaches it");
+            assert_eq!(
+                verb,
+                Verb::McpTool,
+                "{verb} is gated but no test reaches it"
+            );
             continue;
         };
         for (class, token) in [("api", &api), ("agent", &agent_token), ("job", &job_token)] {

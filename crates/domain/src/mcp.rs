@@ -163,9 +163,9 @@ pub struct AuthTemplate {
 impl AuthTemplate {
     pub fn new(header: &str, format: &str) -> Result<Self, McpRuleError> {
         let header_ok = (1..=64).contains(&header.len())
-            && header.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b)
-            });
+            && header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b));
         if !header_ok {
             return Err(McpRuleError::BadHeader {
                 shown: header.chars().take(64).collect(),

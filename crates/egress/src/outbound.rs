@@ -51,7 +51,9 @@ pub enum OutboundError {
     Client(String),
     /// Plain `http` to an address outside `egress.allow_private_cidrs`
     /// where `https` is required (an MCP server's `url`).
-    #[error("https is required: plain http is allowed only to addresses in egress.allow_private_cidrs")]
+    #[error(
+        "https is required: plain http is allowed only to addresses in egress.allow_private_cidrs"
+    )]
     PlainHttp,
 }
 

@@ -42,7 +42,12 @@ async fn world(engine: Engine, extra: &[(&str, &str)]) -> World {
         .await;
     assert_eq!(status, 201, "{body}");
     let agent = s.agent_token(&alice, "bot").await;
-    World { s, op, alice, agent }
+    World {
+        s,
+        op,
+        alice,
+        agent,
+    }
 }
 
 fn call(tool: &str, arguments: Value) -> CallToolRequestParams {
@@ -50,9 +55,8 @@ fn call(tool: &str, arguments: Value) -> CallToolRequestParams {
 }
 
 async fn pending_approvals(w: &World) -> Vec<Value> {
-    let (status, body) = w
-        .s
-        .json(
+    let (status, body) =
+        w.s.json(
             Method::GET,
             "/v1/approvals?status=pending",
             Some(&w.alice),
@@ -119,7 +123,10 @@ async fn tools_list_shows_only_allowed_tools_and_the_owners_secret_goes_upstream
         "the upstream saw the owner's secret, not the agent's token: {auth:?}"
     );
     let headers = w.s.upstream.seen.headers.lock().unwrap().join("\n");
-    assert!(!headers.contains(&w.agent), "the agent's token went upstream");
+    assert!(
+        !headers.contains(&w.agent),
+        "the agent's token went upstream"
+    );
 
     // A tool the allow list does not name: refused by name, never sent.
     let refused = agent
@@ -134,8 +141,14 @@ async fn tools_list_shows_only_allowed_tools_and_the_owners_secret_goes_upstream
     // Audited with server, tool, outcome and the digest, never values.
     let log = w.s.audit().await;
     let mcp: Vec<_> = log.iter().filter(|r| r.action == "mcp.tool").collect();
-    assert!(mcp.iter().any(|r| r.target.starts_with("gh search args=") && r.outcome == "forwarded"));
-    assert!(mcp.iter().any(|r| r.target.starts_with("gh admin_reset args=") && r.outcome == "denied:not_allowed"));
+    assert!(mcp
+        .iter()
+        .any(|r| r.target.starts_with("gh search args=") && r.outcome == "forwarded"));
+    assert!(
+        mcp.iter()
+            .any(|r| r.target.starts_with("gh admin_reset args=")
+                && r.outcome == "denied:not_allowed")
+    );
     for r in &log {
         assert!(!r.target.contains("gatehouse\""), "{r:?}");
         assert!(!format!("{r:?}").contains(SECRET_VALUE));
@@ -154,7 +167,10 @@ async fn a_gated_call_is_held_and_nothing_reaches_the_upstream(engine: Engine) {
     let answer = result.structured_content.clone().unwrap();
     assert_eq!(answer["status"], "pending", "{answer}");
     let id = answer["approval_id"].as_str().unwrap();
-    assert!(w.s.upstream.seen.calls().is_empty(), "a held call went upstream");
+    assert!(
+        w.s.upstream.seen.calls().is_empty(),
+        "a held call went upstream"
+    );
 
     // The inbox shows server, tool and arguments; the digest binds them.
     let pending = pending_approvals(&w).await;
@@ -172,13 +188,15 @@ async fn a_gated_call_is_held_and_nothing_reaches_the_upstream(engine: Engine) {
         .find(|r| r.action == "mcp.tool" && r.outcome == format!("held approval={id}"))
         .expect("the held call is audited");
     assert!(held.target.starts_with("gh delete_repo args="));
-    assert!(log.iter().all(|r| !r.target.contains("prod")), "an argument value reached the audit log");
+    assert!(
+        log.iter().all(|r| !r.target.contains("prod")),
+        "an argument value reached the audit log"
+    );
     let _ = agent.cancel().await;
 
     // Whatever the credential: an api token of the owner's is held too.
-    let (status, minted) = w
-        .s
-        .json(
+    let (status, minted) =
+        w.s.json(
             Method::POST,
             "/v1/tokens",
             Some(&w.alice),
@@ -194,7 +212,10 @@ async fn a_gated_call_is_held_and_nothing_reaches_the_upstream(engine: Engine) {
         .unwrap();
     assert_eq!(result.structured_content.unwrap()["status"], "pending");
     assert_eq!(pending_approvals(&w).await.len(), 2);
-    assert!(w.s.upstream.seen.calls().is_empty(), "a held call went upstream");
+    assert!(
+        w.s.upstream.seen.calls().is_empty(),
+        "a held call went upstream"
+    );
     let _ = api.cancel().await;
 }
 
@@ -220,31 +241,42 @@ async fn an_approved_call_runs_once_with_the_stored_arguments(engine: Engine) {
     );
 
     // The result, sealed for the requester, is handed over once.
-    let (status, first) = w
-        .s
-        .json(Method::GET, &format!("/v1/approvals/{id}"), Some(&w.agent), None)
+    let (status, first) =
+        w.s.json(
+            Method::GET,
+            &format!("/v1/approvals/{id}"),
+            Some(&w.agent),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{first}");
     let shown = first["result"]["tool_result"].to_string();
     assert!(shown.contains("delete_repo ran with"), "{first}");
-    let (_, again) = w
-        .s
-        .json(Method::GET, &format!("/v1/approvals/{id}"), Some(&w.agent), None)
+    let (_, again) =
+        w.s.json(
+            Method::GET,
+            &format!("/v1/approvals/{id}"),
+            Some(&w.agent),
+            None,
+        )
         .await;
     assert!(again["result"].get("tool_result").is_none(), "{again}");
     // Deciders see that it ran, not what it answered.
-    let (_, human) = w
-        .s
-        .json(Method::GET, &format!("/v1/approvals/{id}"), Some(&w.alice), None)
+    let (_, human) =
+        w.s.json(
+            Method::GET,
+            &format!("/v1/approvals/{id}"),
+            Some(&w.alice),
+            None,
+        )
         .await;
     assert!(!human.to_string().contains("ran with"), "{human}");
 
     // A second decision: 409, and no second run.
     let (status, body) = decide(&w, &id, "approve").await;
     assert_eq!(status, 409, "{body}");
-    let (status, _) = w
-        .s
-        .json(
+    let (status, _) =
+        w.s.json(
             Method::POST,
             &format!("/v1/approvals/{id}/decision"),
             Some(&w.op),
@@ -268,7 +300,10 @@ async fn a_human_session_runs_a_gated_tool_at_once(engine: Engine) {
         .await
         .unwrap();
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    assert!(text_of(&result).contains("delete_repo ran with"), "{result:?}");
+    assert!(
+        text_of(&result).contains("delete_repo ran with"),
+        "{result:?}"
+    );
     assert_eq!(
         w.s.upstream.seen.calls(),
         [("delete_repo".to_string(), json!({"repo": "mine"}))]
@@ -299,12 +334,19 @@ async fn a_waiting_call_gets_the_result_when_approved_within_the_hold(engine: En
         .unwrap()
         .unwrap();
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    assert!(text_of(&result).contains("delete_repo ran with"), "{result:?}");
+    assert!(
+        text_of(&result).contains("delete_repo ran with"),
+        "{result:?}"
+    );
     assert_eq!(w.s.upstream.seen.calls().len(), 1);
     // Taken by the waiting call: a poll no longer shows it.
-    let (_, polled) = w
-        .s
-        .json(Method::GET, &format!("/v1/approvals/{id}"), Some(&w.agent), None)
+    let (_, polled) =
+        w.s.json(
+            Method::GET,
+            &format!("/v1/approvals/{id}"),
+            Some(&w.agent),
+            None,
+        )
         .await;
     assert!(polled["result"].get("tool_result").is_none(), "{polled}");
     let _ = agent.cancel().await;
@@ -315,8 +357,10 @@ async fn denial_and_expiry_end_the_waiting_call_naming_the_decision(engine: Engi
     let agent = w.s.connect("gh", &w.agent).await;
 
     let peer = agent.peer().clone();
-    let waiting =
-        tokio::spawn(async move { peer.call_tool(call("delete_repo", json!({"repo": "a"}))).await });
+    let waiting = tokio::spawn(async move {
+        peer.call_tool(call("delete_repo", json!({"repo": "a"})))
+            .await
+    });
     let id = first_pending(&w).await;
     let (status, body) = decide(&w, &id, "deny").await;
     assert_eq!(status, 200, "{body}");
@@ -330,8 +374,10 @@ async fn denial_and_expiry_end_the_waiting_call_naming_the_decision(engine: Engi
     assert!(text_of(&denied).contains("checked by alice"), "{denied:?}");
 
     let peer = agent.peer().clone();
-    let waiting =
-        tokio::spawn(async move { peer.call_tool(call("delete_repo", json!({"repo": "b"}))).await });
+    let waiting = tokio::spawn(async move {
+        peer.call_tool(call("delete_repo", json!({"repo": "b"})))
+            .await
+    });
     let id = first_pending(&w).await;
     w.s.clock.advance(3601);
     let expired = tokio::time::timeout(Duration::from_secs(20), waiting)
@@ -351,13 +397,14 @@ async fn a_revoked_token_ends_the_session_and_its_waiting_call(engine: Engine) {
     let agent = w.s.connect("gh", &w.agent).await;
     agent.peer().list_all_tools().await.unwrap();
     let peer = agent.peer().clone();
-    let waiting =
-        tokio::spawn(async move { peer.call_tool(call("delete_repo", json!({"repo": "c"}))).await });
+    let waiting = tokio::spawn(async move {
+        peer.call_tool(call("delete_repo", json!({"repo": "c"})))
+            .await
+    });
     first_pending(&w).await;
 
-    let (status, body) = w
-        .s
-        .json(
+    let (status, body) =
+        w.s.json(
             Method::POST,
             "/v1/tokens/revoke",
             Some(&w.alice),
@@ -389,15 +436,13 @@ async fn another_owners_server_is_unreachable_and_unknown(engine: Engine) {
     let bobs_agent = w.s.agent_token(&bob, "bot").await;
     let err = w.s.try_connect("gh", &bobs_agent).await.unwrap_err();
     assert!(!err.is_empty());
-    let (status, _) = w
-        .s
-        .json(Method::GET, "/v1/mcp/servers/gh", Some(&bob), None)
-        .await;
+    let (status, _) =
+        w.s.json(Method::GET, "/v1/mcp/servers/gh", Some(&bob), None)
+            .await;
     assert_eq!(status, 404);
-    let (status, _) = w
-        .s
-        .json(Method::GET, "/v1/mcp/servers/nope", Some(&bob), None)
-        .await;
+    let (status, _) =
+        w.s.json(Method::GET, "/v1/mcp/servers/nope", Some(&bob), None)
+            .await;
     assert_eq!(status, 404);
     // Same answer for a name nobody has, at the gateway.
     let raw = |name: &str| {
@@ -440,16 +485,14 @@ async fn saving_checks_the_url_the_secret_and_the_gate(engine: Engine) {
     let mut body = w.s.server_body("Bad Name", &["*"], &[]);
     body["tools"]["allow"] = json!(["ok"]);
     assert_eq!(w.s.save_server(&w.alice, body).await.0, 400);
-    let (status, answer) = w
-        .s
-        .save_server(&w.alice, w.s.server_body("x", &["a b"], &[]))
-        .await;
+    let (status, answer) =
+        w.s.save_server(&w.alice, w.s.server_body("x", &["a b"], &[]))
+            .await;
     assert_eq!(status, 400, "{answer}");
 
     // A non-interactive save is policy.change, held for a human.
-    let (status, minted) = w
-        .s
-        .json(
+    let (status, minted) =
+        w.s.json(
             Method::POST,
             "/v1/tokens",
             Some(&w.alice),
@@ -458,9 +501,8 @@ async fn saving_checks_the_url_the_secret_and_the_gate(engine: Engine) {
         .await;
     assert_eq!(status, 201, "{minted}");
     let api = minted["token"].as_str().unwrap();
-    let (status, held) = w
-        .s
-        .json(
+    let (status, held) =
+        w.s.json(
             Method::POST,
             "/v1/mcp/servers",
             Some(api),
@@ -469,34 +511,47 @@ async fn saving_checks_the_url_the_secret_and_the_gate(engine: Engine) {
         .await;
     assert_eq!(status, 202, "{held}");
     assert_eq!(held["verb"], "policy.change");
-    let (status, _) = w
-        .s
-        .json(Method::GET, "/v1/mcp/servers/later", Some(&w.alice), None)
-        .await;
+    let (status, _) =
+        w.s.json(Method::GET, "/v1/mcp/servers/later", Some(&w.alice), None)
+            .await;
     assert_eq!(status, 404, "held: not saved yet");
     let id = held["approval_id"].as_str().unwrap();
     let (status, body) = decide(&w, id, "approve").await;
     assert_eq!(status, 200, "{body}");
-    let (status, saved) = w
-        .s
-        .json(Method::GET, "/v1/mcp/servers/later", Some(&w.alice), None)
-        .await;
+    let (status, saved) =
+        w.s.json(Method::GET, "/v1/mcp/servers/later", Some(&w.alice), None)
+            .await;
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["auth"]["secret"], "GH");
     assert!(!saved.to_string().contains(SECRET_VALUE));
 
     // Listing and deleting.
-    let (_, list) = w.s.json(Method::GET, "/v1/mcp/servers", Some(&w.alice), None).await;
-    let names: Vec<_> = list.as_array().unwrap().iter().map(|s| s["name"].clone()).collect();
+    let (_, list) =
+        w.s.json(Method::GET, "/v1/mcp/servers", Some(&w.alice), None)
+            .await;
+    let names: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
     assert_eq!(names, [json!("gh"), json!("later")]);
-    let (status, _) = w
-        .s
-        .json(Method::DELETE, "/v1/mcp/servers/later", Some(&w.alice), None)
+    let (status, _) =
+        w.s.json(
+            Method::DELETE,
+            "/v1/mcp/servers/later",
+            Some(&w.alice),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
-    let (status, _) = w
-        .s
-        .json(Method::DELETE, "/v1/mcp/servers/later", Some(&w.alice), None)
+    let (status, _) =
+        w.s.json(
+            Method::DELETE,
+            "/v1/mcp/servers/later",
+            Some(&w.alice),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -509,7 +564,12 @@ async fn a_saved_url_is_refused_at_use_once_its_address_changed(engine: Engine) 
         .restart_with(&[("GATEHOUSE_EGRESS_STATIC_HOSTS", "mcp.test=10.9.9.9")])
         .await;
     let client = s.connect("gh", &agent).await;
-    let err = client.peer().list_all_tools().await.unwrap_err().to_string();
+    let err = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ssrf"), "{err}");
     let result = client
         .peer()
@@ -520,7 +580,10 @@ async fn a_saved_url_is_refused_at_use_once_its_address_changed(engine: Engine) 
     assert!(text_of(&result).contains("ssrf"), "{result:?}");
     assert!(s.upstream.seen.calls().is_empty());
     let log = s.audit().await;
-    assert!(log.iter().any(|r| r.action == "outbound.refused"), "the refusal is audited");
+    assert!(
+        log.iter().any(|r| r.action == "outbound.refused"),
+        "the refusal is audited"
+    );
     let _ = client.cancel().await;
 }
 

@@ -55,24 +55,51 @@ async fn owners(f: &Fixture) {
 async fn servers_are_saved_replaced_and_kept_per_owner(f: Fixture) {
     owners(&f).await;
     let a = server(ALICE, "github", "https://mcp.example.com/a");
-    assert_eq!(save(&f, &a, 20).await, ActionEffect::McpServer(PutOutcome::Created));
+    assert_eq!(
+        save(&f, &a, 20).await,
+        ActionEffect::McpServer(PutOutcome::Created)
+    );
     let b = server(BOB, "github", "https://mcp.example.com/b");
-    assert_eq!(save(&f, &b, 21).await, ActionEffect::McpServer(PutOutcome::Created));
+    assert_eq!(
+        save(&f, &b, 21).await,
+        ActionEffect::McpServer(PutOutcome::Created)
+    );
 
     let mut a2 = server(ALICE, "github", "https://mcp.example.com/a2");
     a2.auth = None;
     a2.updated_at = 30;
     a2.created_at = 30;
-    assert_eq!(save(&f, &a2, 30).await, ActionEffect::McpServer(PutOutcome::Replaced));
+    assert_eq!(
+        save(&f, &a2, 30).await,
+        ActionEffect::McpServer(PutOutcome::Replaced)
+    );
 
-    let got = f.store.mcp_server(&email(ALICE), "github").await.unwrap().unwrap();
+    let got = f
+        .store
+        .mcp_server(&email(ALICE), "github")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.url, "https://mcp.example.com/a2");
     assert_eq!(got.auth, None);
-    assert_eq!(got.created_at, 20, "a replacement keeps when it was created");
+    assert_eq!(
+        got.created_at, 20,
+        "a replacement keeps when it was created"
+    );
     assert_eq!(got.updated_at, 30);
-    let bobs = f.store.mcp_server(&email(BOB), "github").await.unwrap().unwrap();
+    let bobs = f
+        .store
+        .mcp_server(&email(BOB), "github")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(bobs, b);
-    assert!(f.store.mcp_server(&email(ALICE), "other").await.unwrap().is_none());
+    assert!(f
+        .store
+        .mcp_server(&email(ALICE), "other")
+        .await
+        .unwrap()
+        .is_none());
 
     save(&f, &server(ALICE, "another", "https://x.example.com/"), 31).await;
     let names: Vec<_> = f
@@ -88,7 +115,10 @@ async fn servers_are_saved_replaced_and_kept_per_owner(f: Fixture) {
 
 async fn a_server_of_a_missing_owner_is_not_saved(f: Fixture) {
     let effect = save(&f, &server(ALICE, "github", "https://mcp.example.com/"), 20).await;
-    assert_eq!(effect, ActionEffect::Failed("the owner no longer exists".into()));
+    assert_eq!(
+        effect,
+        ActionEffect::Failed("the owner no longer exists".into())
+    );
     assert!(f.store.mcp_servers(&email(ALICE)).await.unwrap().is_empty());
 }
 
@@ -102,7 +132,11 @@ async fn deleting_touches_only_the_owners_row_and_is_audited(f: Fixture) {
         .delete_mcp_server(&email(ALICE), "nope", ev("mcp.server.delete", ALICE), 40)
         .await
         .unwrap());
-    assert_eq!(f.store.audit_all().await.unwrap().0.len(), before, "nothing deleted, nothing audited");
+    assert_eq!(
+        f.store.audit_all().await.unwrap().0.len(),
+        before,
+        "nothing deleted, nothing audited"
+    );
     assert!(f
         .store
         .delete_mcp_server(&email(ALICE), "github", ev("mcp.server.delete", ALICE), 40)
@@ -111,8 +145,18 @@ async fn deleting_touches_only_the_owners_row_and_is_audited(f: Fixture) {
     let log = f.store.audit_all().await.unwrap().0;
     assert_eq!(log.len(), before + 1);
     assert_eq!(log.last().unwrap().action, "mcp.server.delete");
-    assert!(f.store.mcp_server(&email(ALICE), "github").await.unwrap().is_none());
-    assert!(f.store.mcp_server(&email(BOB), "github").await.unwrap().is_some());
+    assert!(f
+        .store
+        .mcp_server(&email(ALICE), "github")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(f
+        .store
+        .mcp_server(&email(BOB), "github")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn servers_go_with_their_owner(f: Fixture) {
@@ -123,7 +167,13 @@ async fn servers_go_with_their_owner(f: Fixture) {
         token_expiry: 10_000,
     };
     f.store
-        .run_gated(&f.key, &action, None, vec![ev("owner.deprovision", ALICE)], 50)
+        .run_gated(
+            &f.key,
+            &action,
+            None,
+            vec![ev("owner.deprovision", ALICE)],
+            50,
+        )
         .await
         .unwrap();
     assert!(f.store.mcp_servers(&email(ALICE)).await.unwrap().is_empty());
@@ -172,7 +222,10 @@ async fn a_claimed_tool_call_completes_once(f: Fixture) {
         .await
         .unwrap();
     assert!(f.store.claim_approval("ap1", 31).await.unwrap());
-    assert!(!f.store.claim_approval("ap1", 31).await.unwrap(), "one claimer");
+    assert!(
+        !f.store.claim_approval("ap1", 31).await.unwrap(),
+        "one claimer"
+    );
     let completion = Completion {
         approval_id: "ap1".into(),
         claimed: true,
@@ -181,13 +234,25 @@ async fn a_claimed_tool_call_completes_once(f: Fixture) {
     };
     let first = f
         .store
-        .run_gated(&f.key, &GatedAction::RecordMcpCall, Some(&completion), vec![ev("mcp.tool", ALICE)], 32)
+        .run_gated(
+            &f.key,
+            &GatedAction::RecordMcpCall,
+            Some(&completion),
+            vec![ev("mcp.tool", ALICE)],
+            32,
+        )
         .await
         .unwrap();
     assert_eq!(first, RunResult::Ran(ActionEffect::Done));
     let second = f
         .store
-        .run_gated(&f.key, &GatedAction::RecordMcpCall, Some(&completion), vec![ev("mcp.tool", ALICE)], 33)
+        .run_gated(
+            &f.key,
+            &GatedAction::RecordMcpCall,
+            Some(&completion),
+            vec![ev("mcp.tool", ALICE)],
+            33,
+        )
         .await
         .unwrap();
     assert_eq!(second, RunResult::NotApproved);

@@ -134,7 +134,12 @@ async fn validate(
                 .map_err(|e| ApiError::bad_request(format!("auth.secret: {e}")))?;
             let template = AuthTemplate::new(&a.header, &a.format)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            if st.store.secret(&principal.owner, &a.secret).await?.is_none() {
+            if st
+                .store
+                .secret(&principal.owner, &a.secret)
+                .await?
+                .is_none()
+            {
                 return Err(ApiError::Unprocessable {
                     code: "unknown_secret",
                     message: format!("auth.secret: you have no secret named {}", a.secret),
@@ -167,7 +172,14 @@ pub async fn save(
     input: McpServerInput,
 ) -> ApiResult<Response> {
     let plan = validate(st, principal, input).await?;
-    gate(st, principal, headers, request, GatedCall::McpServerSave(plan)).await
+    gate(
+        st,
+        principal,
+        headers,
+        request,
+        GatedCall::McpServerSave(plan),
+    )
+    .await
 }
 
 /// The owner's servers, by name.

@@ -7,8 +7,8 @@
 
 pub mod agents;
 pub mod approvals;
-pub mod mcp_servers;
 pub mod audit;
+pub mod mcp_servers;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;

@@ -36,7 +36,9 @@ impl McpCaller for GatewayCaller {
         let rules = ToolRules::new(plan.allow.clone(), plan.gated.clone())
             .map_err(|e| format!("the server's stored rules are invalid: {e}"))?;
         if rules.access(tool) == ToolAccess::Hidden {
-            return Err(format!("tool {tool} is no longer allowed on MCP server {server}"));
+            return Err(format!(
+                "tool {tool} is no longer allowed on MCP server {server}"
+            ));
         }
         let result = connect::call_tool(st, owner, &plan, tool, arguments.clone()).await?;
         serde_json::to_value(result).map_err(|e| format!("the tool's result cannot be kept: {e}"))

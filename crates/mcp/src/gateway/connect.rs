@@ -87,9 +87,7 @@ pub async fn open(st: &AppState, owner: &Email, plan: &McpServerPlan) -> Result<
 }
 
 async fn close(mut upstream: Upstream) {
-    let _ = upstream
-        .close_with_timeout(Duration::from_secs(5))
-        .await;
+    let _ = upstream.close_with_timeout(Duration::from_secs(5)).await;
 }
 
 /// Every tool the upstream lists.

@@ -108,12 +108,11 @@ pub struct GatewayHandler;
 
 impl ServerHandler for GatewayHandler {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(
-                "Gatehouse MCP gateway: the owner's allowed tools of one upstream server. \
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "Gatehouse MCP gateway: the owner's allowed tools of one upstream server. \
                  Calls to gated tools wait for a human's approval and may answer pending \
                  with an approval id.",
-            )
+        )
     }
 
     async fn list_tools(
@@ -161,7 +160,11 @@ impl ServerHandler for GatewayHandler {
 }
 
 /// An allowed call, forwarded now.
-async fn forward(call: &CallContext, tool: String, arguments: Map<String, Value>) -> CallToolResult {
+async fn forward(
+    call: &CallContext,
+    tool: String,
+    arguments: Map<String, Value>,
+) -> CallToolResult {
     let answer = connect::call_tool(
         &call.st,
         &call.principal.owner,

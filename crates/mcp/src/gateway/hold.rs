@@ -45,7 +45,10 @@ enum Outcome {
     /// Run at once (a human session, a bypass): the tool's result.
     Ran(CallToolResult),
     /// Held for a human.
-    Held { approval_id: String, expires_at: String },
+    Held {
+        approval_id: String,
+        expires_at: String,
+    },
     /// Refused before anything happened, with why.
     Refused(String),
 }
@@ -94,7 +97,14 @@ pub async fn gated_call(
         tool: tool.clone(),
         arguments: arguments.clone(),
     };
-    let answer = gate(&call.st, &call.principal, &call.headers, &call.request, gated).await;
+    let answer = gate(
+        &call.st,
+        &call.principal,
+        &call.headers,
+        &call.request,
+        gated,
+    )
+    .await;
     match outcome_of(answer).await {
         // The gate's run audited it (`mcp.tool`, with the digest).
         Outcome::Ran(result) => result,

@@ -124,8 +124,9 @@ impl OutboundHttp {
             request = request.header(SESSION_HEADER, id);
         }
         if let Some(auth) = &self.auth {
-            let mut value = HeaderValue::from_str(&auth.value)
-                .map_err(|_| StreamableHttpError::UnexpectedServerResponse("bad auth header".into()))?;
+            let mut value = HeaderValue::from_str(&auth.value).map_err(|_| {
+                StreamableHttpError::UnexpectedServerResponse("bad auth header".into())
+            })?;
             value.set_sensitive(true);
             request = request.header(auth.name.clone(), value);
         }
@@ -137,7 +138,13 @@ fn content_type(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// The body as a stream of byte chunks (reqwest 0.12 without its

@@ -77,7 +77,11 @@ struct Recorder {
 
 fn tool(name: &'static str) -> Tool {
     let schema = json!({"type": "object", "properties": {"repo": {"type": "string"}}});
-    Tool::new(name, format!("the {name} tool"), Arc::new(schema.as_object().unwrap().clone()))
+    Tool::new(
+        name,
+        format!("the {name} tool"),
+        Arc::new(schema.as_object().unwrap().clone()),
+    )
 }
 
 /// The tools the upstream lists.
@@ -93,7 +97,9 @@ impl ServerHandler for Recorder {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(TOOLS.iter().map(|t| tool(t)).collect()))
+        Ok(ListToolsResult::with_all_items(
+            TOOLS.iter().map(|t| tool(t)).collect(),
+        ))
     }
 
     async fn call_tool(
@@ -138,21 +144,24 @@ pub async fn upstream() -> Upstream {
         StreamableHttpServerConfig::default().disable_allowed_hosts(),
     );
     let headers_seen = seen.clone();
-    let router = axum::Router::new().nest_service("/mcp", service).layer(
-        axum::middleware::from_fn(move |req: Request, next: Next| {
-            let seen = headers_seen.clone();
-            async move {
-                for (name, value) in req.headers() {
-                    let v = value.to_str().unwrap_or_default().to_string();
-                    if name == "authorization" {
-                        seen.auth.lock().unwrap().push(v.clone());
+    let router =
+        axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let seen = headers_seen.clone();
+                    async move {
+                        for (name, value) in req.headers() {
+                            let v = value.to_str().unwrap_or_default().to_string();
+                            if name == "authorization" {
+                                seen.auth.lock().unwrap().push(v.clone());
+                            }
+                            seen.headers.lock().unwrap().push(format!("{name}: {v}"));
+                        }
+                        Ok::<Response, std::convert::Infallible>(next.run(req).await)
                     }
-                    seen.headers.lock().unwrap().push(format!("{name}: {v}"));
-                }
-                Ok::<Response, std::convert::Infallible>(next.run(req).await)
-            }
-        }),
-    );
+                },
+            ));
     let key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec![UPSTREAM_HOST.to_string()])
         .unwrap()
@@ -220,7 +229,10 @@ pub async fn server(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
         ("GATEHOUSE_DATA_DIR", dir.path().display().to_string()),
         ("GATEHOUSE_DATABASE_URL", database_url),
         ("GATEHOUSE_MASTER_KEY", key),
-        ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_string()),
+        (
+            "GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS",
+            "127.0.0.0/8".to_string(),
+        ),
         (
             "GATEHOUSE_EGRESS_STATIC_HOSTS",
             format!("{UPSTREAM_HOST}=127.0.0.1"),
@@ -239,7 +251,13 @@ pub async fn server(engine: Engine, extra: &[(&str, &str)]) -> TestServer {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    boot(env, upstream, Arc::new(dir), ManualClock::new(SystemClock.now())).await
+    boot(
+        env,
+        upstream,
+        Arc::new(dir),
+        ManualClock::new(SystemClock.now()),
+    )
+    .await
 }
 
 async fn boot(
@@ -307,7 +325,10 @@ impl TestServer {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn claim(&self, email: &str) -> String {
@@ -385,8 +406,13 @@ impl TestServer {
 
     /// Saves an MCP server as a human session: (status, body).
     pub async fn save_server(&self, session: &str, body: Value) -> (u16, Value) {
-        self.json(reqwest::Method::POST, "/v1/mcp/servers", Some(session), Some(body))
-            .await
+        self.json(
+            reqwest::Method::POST,
+            "/v1/mcp/servers",
+            Some(session),
+            Some(body),
+        )
+        .await
     }
 
     /// The standard server: every tool allowed, `delete_*` and
