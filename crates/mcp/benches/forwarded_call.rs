@@ -49,7 +49,9 @@ fn main() {
         let op = s.claim(OP).await;
         let alice = s.owner(&op, ALICE).await;
         s.secret(&alice, "GH", SECRET_VALUE).await;
-        let (status, body) = s.save_server(&alice, s.server_body("gh", &["*"], &[])).await;
+        let (status, body) = s
+            .save_server(&alice, s.server_body("gh", &["*"], &[]))
+            .await;
         assert_eq!(status, 201, "{body}");
         let agent = s.agent_token(&alice, "bot").await;
 
@@ -58,12 +60,13 @@ fn main() {
             zeroize::Zeroizing::new(format!("Bearer {SECRET_VALUE}")),
         )
         .unwrap();
-        let direct = ().serve(StreamableHttpClientTransport::with_client(
-            OutboundHttp::new(Arc::clone(&s.state().outbound), Some(auth)),
-            StreamableHttpClientTransportConfig::with_uri(s.upstream.url()),
-        ))
-        .await
-        .unwrap();
+        let direct = ()
+            .serve(StreamableHttpClientTransport::with_client(
+                OutboundHttp::new(Arc::clone(&s.state().outbound), Some(auth)),
+                StreamableHttpClientTransportConfig::with_uri(s.upstream.url()),
+            ))
+            .await
+            .unwrap();
         let gateway = s.connect("gh", &agent).await;
 
         let mut direct_times = Vec::with_capacity(iterations);
@@ -84,8 +87,14 @@ fn main() {
         }
         direct_times.sort();
         gateway_times.sort();
-        let (d50, d99) = (percentile(&direct_times, 0.5), percentile(&direct_times, 0.99));
-        let (g50, g99) = (percentile(&gateway_times, 0.5), percentile(&gateway_times, 0.99));
+        let (d50, d99) = (
+            percentile(&direct_times, 0.5),
+            percentile(&direct_times, 0.99),
+        );
+        let (g50, g99) = (
+            percentile(&gateway_times, 0.5),
+            percentile(&gateway_times, 0.99),
+        );
         println!("forwarded tools/call, {iterations} calls each (same run, interleaved)");
         println!("direct  p50 {d50:?}  p99 {d99:?}");
         println!("gateway p50 {g50:?}  p99 {g99:?}");

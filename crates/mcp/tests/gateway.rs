@@ -9,10 +9,15 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::ServiceExt;
 use serde_json::{json, Value};
 
 use support::*;
@@ -352,6 +357,58 @@ async fn a_waiting_call_gets_the_result_when_approved_within_the_hold(engine: En
     let _ = agent.cancel().await;
 }
 
+/// Counts the progress notifications a client receives.
+#[derive(Clone, Default)]
+struct Progress(Arc<AtomicUsize>);
+
+impl rmcp::ClientHandler for Progress {
+    async fn on_progress(
+        &self,
+        _params: rmcp::model::ProgressNotificationParam,
+        _ctx: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn a_waiting_call_keeps_its_client_patient_with_progress(engine: Engine) {
+    let w = world(engine, WAITS).await;
+    let progress = Progress::default();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp/gh", w.s.url))
+            .auth_header(w.agent.clone()),
+    );
+    let agent = progress.clone().serve(transport).await.unwrap();
+    let mut params = call("delete_repo", json!({"repo": "slow"}));
+    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("wait-1".into()),
+    )));
+    let peer = agent.peer().clone();
+    let waiting = tokio::spawn(async move { peer.call_tool(params).await });
+    let id = first_pending(&w).await;
+    for _ in 0..100 {
+        if progress.0.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        progress.0.load(Ordering::SeqCst) >= 2,
+        "no progress while waiting"
+    );
+    decide(&w, &id, "approve").await;
+    let result = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        text_of(&result).contains("delete_repo ran with"),
+        "{result:?}"
+    );
+    let _ = agent.cancel().await;
+}
+
 async fn denial_and_expiry_end_the_waiting_call_naming_the_decision(engine: Engine) {
     let w = world(engine, WAITS).await;
     let agent = w.s.connect("gh", &w.agent).await;
@@ -416,13 +473,9 @@ async fn a_revoked_token_ends_the_session_and_its_waiting_call(engine: Engine) {
         .await
         .unwrap()
         .unwrap();
-    match ended {
-        Ok(r) => {
-            assert_eq!(r.is_error, Some(true), "{r:?}");
-            assert!(text_of(&r).contains("revoked"), "{r:?}");
-        }
-        Err(_) => {}
-    }
+    let r = ended.unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    assert!(text_of(&r).contains("revoked"), "{r:?}");
     // The next message is refused by the verifier.
     assert!(agent.peer().list_all_tools().await.is_err());
     assert!(w.s.try_connect("gh", &w.agent).await.is_err());
@@ -593,6 +646,7 @@ on_both_engines!(
     an_approved_call_runs_once_with_the_stored_arguments,
     a_human_session_runs_a_gated_tool_at_once,
     a_waiting_call_gets_the_result_when_approved_within_the_hold,
+    a_waiting_call_keeps_its_client_patient_with_progress,
     denial_and_expiry_end_the_waiting_call_naming_the_decision,
     a_revoked_token_ends_the_session_and_its_waiting_call,
     another_owners_server_is_unreachable_and_unknown,
