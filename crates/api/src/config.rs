@@ -21,6 +21,8 @@ use gatehouse_domain::CredentialClass;
 mod approvals;
 pub use approvals::ApprovalsConfig;
 mod database;
+mod mcp;
+pub use mcp::McpConfig;
 mod server;
 pub use server::ServerConfig;
 
@@ -65,6 +67,7 @@ struct RawConfig {
     server: server::RawServer,
     #[serde(default)]
     database: database::RawDatabase,
+    mcp: mcp::RawMcp,
     /// `[[upstream]]` entries (file only: arrays have no env override).
     #[serde(default)]
     upstream: Vec<upstream::RawUpstream>,
@@ -155,6 +158,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("egress.judge", "timeout_ms", Kind::Integer),
     ("server", "header_timeout_seconds", Kind::Integer),
     ("server", "max_connections", Kind::Integer),
+    ("mcp", "hold_seconds", Kind::Integer),
 ];
 
 fn env_name(section: &str, key: &str) -> String {
@@ -213,6 +217,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[database]`: pool size and statement timeout.
     pub database: gatehouse_store::PoolSettings,
+    /// The MCP gateway (SPEC §13).
+    pub mcp: McpConfig,
 }
 
 impl Config {
@@ -297,6 +303,7 @@ impl Config {
             approvals: approvals::validate(raw.approvals)?,
             server: server::validate(raw.server)?,
             database: database::validate(raw.database)?,
+            mcp: mcp::validate(raw.mcp)?,
             upstreams,
             egress,
             owner_cache_size: owner_cache_size as usize,
@@ -365,6 +372,7 @@ impl Config {
             + &self.server.render()
             + "\n"
             + &database::render(&self.database)
+            + &self.mcp.render()
             + &upstream::render(&self.upstreams)
     }
 

@@ -21,6 +21,7 @@ pub mod job_credentials;
 pub mod json;
 pub mod keys;
 pub mod listener;
+pub mod mcp_bridge;
 pub mod metrics;
 pub mod openapi;
 pub mod outbound;

@@ -24,7 +24,7 @@ use crate::json::MAX_BODY_BYTES;
 use crate::request_id;
 use crate::routes::{
     agents, approval_events, approvals, audit, bootstrap, egress, health, hooks, inbound, jobs,
-    openapi, owners, secrets, tokens, upstreams, whoami,
+    mcp_servers, openapi, owners, secrets, tokens, upstreams, whoami,
 };
 use crate::state::AppState;
 
@@ -282,6 +282,34 @@ fn table() -> Vec<Route> {
             approvals::decide,
         ),
         at(Method::POST, "/hooks/{id}", PUBLIC, inbound::deliver),
+        // Upstream MCP servers (SPEC §13): saving or deleting one decides
+        // where an owner's secret is sent (`secrets:write`; a
+        // non-interactive save is held as `policy.change`); reading holds
+        // no value.
+        at(
+            Method::POST,
+            "/v1/mcp/servers",
+            needs(Some(SecretsWrite), NOT_JOB),
+            mcp_servers::save,
+        ),
+        at(
+            Method::GET,
+            "/v1/mcp/servers",
+            needs(None, NOT_JOB),
+            mcp_servers::list,
+        ),
+        at(
+            Method::GET,
+            "/v1/mcp/servers/{name}",
+            needs(None, NOT_JOB),
+            mcp_servers::get,
+        ),
+        at(
+            Method::DELETE,
+            "/v1/mcp/servers/{name}",
+            needs(Some(SecretsWrite), NOT_JOB),
+            mcp_servers::delete,
+        ),
         at(
             Method::GET,
             "/v1/upstreams",

@@ -68,6 +68,36 @@ pub async fn start_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     extra: Vec<crate::router::Route>,
 ) -> Result<Running, StartError> {
+    start_full(
+        config,
+        clock,
+        shutdown,
+        Extensions {
+            routes: extra,
+            mcp: None,
+        },
+    )
+    .await
+}
+
+/// What other crates add to a server: routes declared with
+/// [`crate::router::at`] (the console's, the MCP endpoints) and the MCP
+/// gateway's caller for approved `mcp.tool` calls.
+#[derive(Default)]
+pub struct Extensions {
+    pub routes: Vec<crate::router::Route>,
+    pub mcp: Option<Arc<dyn crate::mcp_bridge::McpCaller>>,
+}
+
+/// As [`start_with`], with every extension; the MCP caller is installed
+/// before anything can run an approved request (the first sweep).
+pub async fn start_full(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extensions: Extensions,
+) -> Result<Running, StartError> {
+    let Extensions { routes: extra, mcp } = extensions;
     startup::ensure_data_dir(&config.data_dir)?;
     let master = startup::load_master_keys(&config)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
@@ -161,7 +191,11 @@ pub async fn start_with(
         egress_addr: std::sync::OnceLock::new(),
         gatekeeper,
         approval_feed: Arc::default(),
+        mcp: std::sync::OnceLock::new(),
     }));
+    if let Some(caller) = mcp {
+        let _ = state.mcp.set(caller);
+    }
 
     let engine = crate::egress_bridge::build_engine(&state, ca.clone())?;
     let _ = state.egress.set(engine.clone());

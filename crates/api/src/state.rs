@@ -48,6 +48,9 @@ pub struct Inner {
     pub approval_feed: Arc<crate::approval_feed::ApprovalFeed>,
     /// Where the proxy listens (reported to `gatehouse exec`).
     pub egress_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The MCP gateway's caller, for approved `mcp.tool` calls (set once
+    /// at start by the binary; unset, such a call fails saying so).
+    pub mcp: std::sync::OnceLock<Arc<dyn crate::mcp_bridge::McpCaller>>,
 }
 
 #[derive(Clone)]

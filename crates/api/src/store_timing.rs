@@ -286,6 +286,27 @@ impl Store for TimedStore {
     async fn hooks(&self, owner: &Email) -> Result<Vec<HookRecord>> {
         self.timed("hooks", self.inner.hooks(owner)).await
     }
+    async fn mcp_server(&self, owner: &Email, name: &str) -> Result<Option<McpServerRecord>> {
+        self.timed("mcp_server", self.inner.mcp_server(owner, name))
+            .await
+    }
+    async fn mcp_servers(&self, owner: &Email) -> Result<Vec<McpServerRecord>> {
+        self.timed("mcp_servers", self.inner.mcp_servers(owner))
+            .await
+    }
+    async fn delete_mcp_server(
+        &self,
+        owner: &Email,
+        name: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.timed(
+            "delete_mcp_server",
+            self.inner.delete_mcp_server(owner, name, audit, now),
+        )
+        .await
+    }
     async fn delete_hook(
         &self,
         owner: &Email,

@@ -20,6 +20,7 @@ pub mod grant_ceiling;
 pub mod jobs;
 pub mod lru;
 pub mod master_key;
+pub mod mcp;
 pub mod names;
 pub mod principal;
 pub mod rate_budget;

@@ -22,6 +22,8 @@ fn refuse(kind: &'static str, pattern: &'static str, name: &str) -> NameError {
 
 pub const SECRET_NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,128}$";
 pub const AGENT_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
+/// An upstream MCP server's name (`/mcp/{name}`): the agent-name grammar.
+pub const MCP_SERVER_NAME_PATTERN: &str = AGENT_NAME_PATTERN;
 
 /// A DNS host name, as [`is_host_name`] checks it; the 253-character cap
 /// is [`HOST_NAME_MAX`] (a `maxLength` beside the pattern).
@@ -64,6 +66,12 @@ pub fn validate_agent_name(name: &str) -> Result<(), NameError> {
     } else {
         Err(refuse("agent", AGENT_NAME_PATTERN, name))
     }
+}
+
+/// `^[a-z0-9][a-z0-9_-]{0,62}$`, the agent-name grammar: it appears in
+/// the path `/mcp/{name}`.
+pub fn validate_mcp_server_name(name: &str) -> Result<(), NameError> {
+    validate_agent_name(name).map_err(|_| refuse("mcp server", MCP_SERVER_NAME_PATTERN, name))
 }
 
 /// A DNS host name: dot-separated labels of ASCII letters, digits and

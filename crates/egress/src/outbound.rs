@@ -49,6 +49,12 @@ pub enum OutboundError {
     /// The HTTP client could not be built.
     #[error("outbound client: {0}")]
     Client(String),
+    /// Plain `http` to an address outside `egress.allow_private_cidrs`
+    /// where `https` is required (an MCP server's `url`).
+    #[error(
+        "https is required: plain http is allowed only to addresses in egress.allow_private_cidrs"
+    )]
+    PlainHttp,
 }
 
 impl OutboundError {
@@ -59,6 +65,7 @@ impl OutboundError {
             Self::Refused(r) => r.reason(),
             Self::Unresolvable => "unresolvable",
             Self::Client(_) => "client",
+            Self::PlainHttp => "plain_http",
         }
     }
 }
@@ -174,11 +181,66 @@ impl OutboundClient {
         Ok(client.request(method, url))
     }
 
+    /// As [`Self::check_saved`], for a target that must use `https`
+    /// unless every address it reaches lies in `egress.allow_private_cidrs`
+    /// (the domain's `plain_http_allowed`): an MCP server's `url`. A plain
+    /// `http` name that does not resolve cannot show that, so it is
+    /// refused; over `https` it passes, to be checked at every use.
+    pub async fn check_saved_tls(&self, text: &str, origin: Origin) -> Result<Url, OutboundError> {
+        match self.pin_addrs(text, origin).await {
+            Ok((url, pinned)) => self.tls_unless_private(url, &pinned),
+            Err(OutboundError::Unresolvable) => {
+                let (url, _) = parse_url(text)?;
+                if url.scheme() == "https" {
+                    Ok(url)
+                } else {
+                    Err(OutboundError::PlainHttp)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As [`Self::request`], holding the target to the rule of
+    /// [`Self::check_saved_tls`] on the addresses it now resolves to.
+    pub async fn request_tls(
+        &self,
+        method: Method,
+        url: &str,
+        origin: Origin,
+    ) -> Result<RequestBuilder, OutboundError> {
+        let (url, pinned) = self.pin_addrs(url, origin).await?;
+        let url = self.tls_unless_private(url, &pinned)?;
+        let client = self.client_for(pinned)?;
+        Ok(client.request(method, url))
+    }
+
+    fn tls_unless_private(&self, url: Url, pinned: &Pinned) -> Result<Url, OutboundError> {
+        if url.scheme() == "https" {
+            return Ok(url);
+        }
+        let addrs = match pinned {
+            Pinned::Literal(a) => std::slice::from_ref(a),
+            Pinned::Name { addrs, .. } => addrs.as_slice(),
+        };
+        if gatehouse_domain::mcp::plain_http_allowed(addrs, &self.policy.egress) {
+            Ok(url)
+        } else {
+            Err(OutboundError::PlainHttp)
+        }
+    }
+
     async fn pin(
         &self,
         text: &str,
         origin: Origin,
     ) -> Result<(Url, reqwest::Client), OutboundError> {
+        let (url, pinned) = self.pin_addrs(text, origin).await?;
+        let client = self.client_for(pinned)?;
+        Ok((url, client))
+    }
+
+    async fn pin_addrs(&self, text: &str, origin: Origin) -> Result<(Url, Pinned), OutboundError> {
         let (url, target) = parse_url(text)?;
         let checked = check_outbound_target(&target, origin, &self.policy)
             .map_err(|r| self.refused(&target, r))?;
@@ -201,8 +263,7 @@ impl OutboundClient {
                 }
             }
         };
-        let client = self.client_for(pinned)?;
-        Ok((url, client))
+        Ok((url, pinned))
     }
 
     fn client_for(&self, pinned: Pinned) -> Result<reqwest::Client, OutboundError> {

@@ -128,12 +128,15 @@ async fn serve(args: &ConfigArgs, print_config: bool) -> Result<ExitCode> {
         None => Arc::new(SystemClock),
     };
     // The API, the web console and the MCP endpoints, through the one
-    // router builder.
-    let running = gatehouse_api::server::start_with(
+    // router builder; the gateway also runs approved `mcp.tool` calls.
+    let running = gatehouse_api::server::start_full(
         config,
         clock,
         shutdown_signal(),
-        extra_routes(),
+        gatehouse_api::server::Extensions {
+            routes: extra_routes(),
+            mcp: Some(Arc::new(gatehouse_mcp::gateway::GatewayCaller)),
+        },
     )
     .await?;
     let url = format!("http://{}", running.addr);

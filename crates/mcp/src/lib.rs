@@ -19,5 +19,7 @@ use gatehouse_api::router::Route;
 /// Every MCP route, for the one router builder (the binary adds them
 /// beside the console's).
 pub fn routes() -> Vec<Route> {
-    own::routes()
+    let mut routes = own::routes();
+    routes.extend(gateway::routes());
+    routes
 }

@@ -12,7 +12,8 @@ use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::{CredentialClass, Email};
 
 use crate::model::{
-    IssuedToken, JobRecord, PlaceholderRecord, PutOutcome, Revocation, SecretRecord,
+    IssuedToken, JobRecord, McpServerRecord, PlaceholderRecord, PutOutcome, Revocation,
+    SecretRecord,
 };
 
 /// Who asked for a held verb.
@@ -121,6 +122,13 @@ pub enum GatedAction {
         agent: String,
         secrets: String,
     },
+    /// Saves (creates or replaces) an owner's upstream MCP server
+    /// (`policy.change`); fails if the owner is gone.
+    PutMcpServer(McpServerRecord),
+    /// A gated MCP tool call (`mcp.tool`): the call itself happened
+    /// outside the store, after the claim; the store only completes the
+    /// approval with its result and audit records.
+    RecordMcpCall,
     /// Creates a job held for `job.grant_values`, as `Store::create_job`
     /// would; fails if the agent or a granted secret is gone.
     CreateJob {
@@ -165,6 +173,8 @@ pub struct AgentRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionEffect {
     Secret(PutOutcome),
+    /// An MCP server saved: new, or replacing one of that name.
+    McpServer(PutOutcome),
     Done,
     /// Revocations written, for the caller to apply to its own view at
     /// once (other replicas hear of them through the store).

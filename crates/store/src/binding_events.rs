@@ -93,13 +93,15 @@ pub(crate) fn pg_epoch() -> BindingEpoch {
 }
 
 /// Whose views a gated action may change (the NOTIFY payload; every
-/// replica moves its whole epoch anyway).
-pub(crate) fn action_owner(action: &crate::GatedAction) -> &str {
+/// replica moves its whole epoch anyway); `None` for an action that
+/// changes no job's view (a gated MCP call's completion).
+pub(crate) fn action_owner(action: &crate::GatedAction) -> Option<&str> {
     use crate::GatedAction as A;
-    match action {
+    Some(match action {
         A::PutSecret(s) => s.owner.as_str(),
         A::MintToken(t) => t.owner.as_str(),
         A::CreateJob { job, .. } => job.owner.as_str(),
+        A::PutMcpServer(m) => m.owner.as_str(),
         A::DeleteSecret { owner, .. }
         | A::DeleteAllJobs { owner }
         | A::DeprovisionOwner { owner, .. }
@@ -107,7 +109,8 @@ pub(crate) fn action_owner(action: &crate::GatedAction) -> &str {
         | A::RetireUpstream { owner, .. }
         | A::SetAgentEgress { owner, .. }
         | A::SetAgentSecrets { owner, .. } => owner.as_str(),
-    }
+        A::RecordMcpCall => return None,
+    })
 }
 
 #[async_trait]

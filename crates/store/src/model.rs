@@ -282,6 +282,22 @@ pub struct HookRecord {
     pub created_at: UnixTime,
 }
 
+/// An upstream MCP server an owner registered for the gateway (SPEC §13).
+/// Holds the name of the owner's secret for the upstream's auth header,
+/// never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServerRecord {
+    pub owner: Email,
+    pub name: String,
+    pub url: String,
+    /// JSON `{"secret", "header", "format"}`; `None`: no auth header.
+    pub auth: Option<String>,
+    /// JSON `{"allow": [...], "gated": [...]}` of tool-name globs.
+    pub tools: String,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
 impl std::fmt::Debug for HookRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HookRecord")

@@ -328,6 +328,34 @@ macro_rules! gated_helpers {
                             .await?;
                         if done.rows_affected() == 1 { ActionEffect::Done } else { ActionEffect::Failed(format!("no agent named {agent}")) }
                     }
+                    GatedAction::PutMcpServer(m) => {
+                        if !Self::owner_exists_in(tx, &m.owner).await? {
+                            return Ok(ActionEffect::Failed("the owner no longer exists".into()));
+                        }
+                        let existed = sqlx::query("SELECT 1 AS one FROM mcp_servers WHERE owner = $1 AND name = $2")
+                            .bind(m.owner.as_str())
+                            .bind(&m.name)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                            .is_some();
+                        sqlx::query(
+                            "INSERT INTO mcp_servers (owner, name, url, auth, tools, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                             ON CONFLICT (owner, name) DO UPDATE SET url = excluded.url, auth = excluded.auth, \
+                             tools = excluded.tools, updated_at = excluded.updated_at",
+                        )
+                        .bind(m.owner.as_str())
+                        .bind(&m.name)
+                        .bind(&m.url)
+                        .bind(&m.auth)
+                        .bind(&m.tools)
+                        .bind(m.created_at)
+                        .bind(m.updated_at)
+                        .execute(&mut **tx)
+                        .await?;
+                        ActionEffect::McpServer(if existed { PutOutcome::Replaced } else { PutOutcome::Created })
+                    }
+                    GatedAction::RecordMcpCall => ActionEffect::Done,
                     GatedAction::CreateJob { job, placeholders, token } => {
                         let agent = sqlx::query("SELECT 1 AS one FROM agents WHERE owner = $1 AND name = $2")
                             .bind(job.owner.as_str())

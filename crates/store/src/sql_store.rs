@@ -379,6 +379,19 @@ macro_rules! sql_store {
             })
         }
 
+        fn mcp_server_from_row(r: &DbRow) -> Result<McpServerRecord> {
+            let owner: String = r.try_get("owner")?;
+            Ok(McpServerRecord {
+                owner: email_from_db(&owner)?,
+                name: r.try_get("name")?,
+                url: r.try_get("url")?,
+                auth: r.try_get("auth")?,
+                tools: r.try_get("tools")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
         fn secret_from_row(r: &DbRow, with_value: bool) -> Result<SecretRecord> {
             let owner: String = r.try_get("owner")?;
             Ok(SecretRecord {
@@ -415,7 +428,9 @@ macro_rules! sql_store {
             async fn run_gated(&self, _key: &GateKey, action: &GatedAction, completion: Option<&Completion>, audit: Vec<AuditEvent>, now: UnixTime) -> Result<RunResult> {
                 let ran = self.gated_run_gated(action, completion, audit, now).await;
                 // Committed or not (an error may follow a commit).
-                crate::binding_events::BindingEvents::bindings_changed(self, crate::binding_events::action_owner(action)).await;
+                if let Some(owner) = crate::binding_events::action_owner(action) {
+                    crate::binding_events::BindingEvents::bindings_changed(self, owner).await;
+                }
                 ran
             }
             async fn claim_approval(&self, id: &str, now: UnixTime) -> Result<bool> {
@@ -927,6 +942,38 @@ macro_rules! sql_store {
                 let done = sqlx::query("DELETE FROM hooks WHERE id = $1 AND owner = $2")
                     .bind(id)
                     .bind(owner.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                Self::append_in(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn mcp_server(&self, owner: &Email, name: &str) -> Result<Option<McpServerRecord>> {
+                let row = sqlx::query("SELECT * FROM mcp_servers WHERE owner = $1 AND name = $2")
+                    .bind(owner.as_str())
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| mcp_server_from_row(&r)).transpose()
+            }
+
+            async fn mcp_servers(&self, owner: &Email) -> Result<Vec<McpServerRecord>> {
+                let rows = sqlx::query("SELECT * FROM mcp_servers WHERE owner = $1 ORDER BY name")
+                    .bind(owner.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(mcp_server_from_row).collect()
+            }
+
+            async fn delete_mcp_server(&self, owner: &Email, name: &str, audit: AuditEvent, now: UnixTime) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM mcp_servers WHERE owner = $1 AND name = $2")
+                    .bind(owner.as_str())
+                    .bind(name)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() != 1 {

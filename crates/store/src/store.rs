@@ -195,6 +195,22 @@ pub trait Store: Send + Sync + 'static {
     /// is accepted.
     async fn forget_delivery(&self, replay_key: &[u8]) -> Result<()>;
 
+    // Upstream MCP servers (SPEC §13). Saved only by the gated action
+    // `GatedAction::PutMcpServer` (`policy.change`).
+    /// One of the owner's servers; another owner's name is `None`.
+    async fn mcp_server(&self, owner: &Email, name: &str) -> Result<Option<McpServerRecord>>;
+    /// The owner's servers, by name.
+    async fn mcp_servers(&self, owner: &Email) -> Result<Vec<McpServerRecord>>;
+    /// Removes one of the owner's servers with its audit event; false when
+    /// the owner has none of that name.
+    async fn delete_mcp_server(
+        &self,
+        owner: &Email,
+        name: &str,
+        audit: AuditEvent,
+        now: UnixTime,
+    ) -> Result<bool>;
+
     // Approvals (SPEC §7).
     /// Stores a held request with its `approval.request` audit record.
     async fn create_approval(

@@ -212,13 +212,18 @@ pub async fn view(st: &AppState, a: &ApprovalRecord, requester_jti: Option<&str>
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(Value::Null);
-    if let Some(token) = take_produced(st, a, requester_jti).await {
-        let field = match a.verb.as_str() {
-            "job.grant_values" => "job_token",
-            _ => "token",
+    if let Some(produced) = take_produced(st, a, requester_jti).await {
+        let (field, value) = match a.verb.as_str() {
+            "job.grant_values" => ("job_token", json!(produced)),
+            // A gated MCP tool's answer (MCP `CallToolResult` JSON).
+            "mcp.tool" => (
+                "tool_result",
+                serde_json::from_str(&produced).unwrap_or(Value::Null),
+            ),
+            _ => ("token", json!(produced)),
         };
         if let Some(obj) = result.as_object_mut() {
-            obj.insert(field.into(), json!(token));
+            obj.insert(field.into(), value);
         }
     }
     json!({

@@ -12,6 +12,7 @@ pub mod egress;
 pub mod grants;
 pub mod identity;
 pub mod jobs;
+pub mod mcp_servers;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;

@@ -2,7 +2,7 @@
 //! while a human decides (a secret value sealed, never shown), and the
 //! store action it becomes when it runs.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use gatehouse_domain::approvals::{fingerprint, Verb};
 use gatehouse_domain::crypto::SymmetricKey;
@@ -86,6 +86,83 @@ impl JobPlan {
     }
 }
 
+/// How the owner's secret reaches an upstream MCP server, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpAuthPlan {
+    /// The name of one of the owner's secrets (never a value).
+    pub secret: String,
+    /// Lower-case header name.
+    pub header: String,
+    /// Holds `{value}` once.
+    pub format: String,
+}
+
+/// An upstream MCP server to save, validated (`POST /v1/mcp/servers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServerPlan {
+    pub name: String,
+    pub url: String,
+    pub auth: Option<McpAuthPlan>,
+    pub allow: Vec<String>,
+    pub gated: Vec<String>,
+}
+
+impl McpServerPlan {
+    /// The `auth` column / field: JSON, or null.
+    pub fn auth_json(&self) -> Value {
+        match &self.auth {
+            None => Value::Null,
+            Some(a) => json!({ "secret": a.secret, "header": a.header, "format": a.format }),
+        }
+    }
+
+    /// The `tools` column / field.
+    pub fn tools_json(&self) -> Value {
+        json!({ "allow": self.allow, "gated": self.gated })
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "url": self.url,
+            "auth": self.auth_json(),
+            "tools": self.tools_json(),
+        })
+    }
+
+    /// Reads a plan back from its JSON form (stored parameters, a row).
+    pub fn from_json(v: &Value) -> Result<McpServerPlan, String> {
+        let text = |v: Option<&Value>, what: &str| -> Result<String, String> {
+            v.and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("stored mcp server lacks {what}"))
+        };
+        let list = |v: Option<&Value>, what: &str| -> Result<Vec<String>, String> {
+            v.and_then(Value::as_array)
+                .ok_or_else(|| format!("stored {what} are not a list"))?
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("stored {what} are not all text"))
+        };
+        let auth = match v.get("auth") {
+            None | Some(Value::Null) => None,
+            Some(a) => Some(McpAuthPlan {
+                secret: text(a.get("secret"), "auth.secret")?,
+                header: text(a.get("header"), "auth.header")?,
+                format: text(a.get("format"), "auth.format")?,
+            }),
+        };
+        Ok(McpServerPlan {
+            name: text(v.get("name"), "name")?,
+            url: text(v.get("url"), "url")?,
+            auth,
+            allow: list(v.pointer("/tools/allow"), "tools.allow")?,
+            gated: list(v.pointer("/tools/gated"), "tools.gated")?,
+        })
+    }
+}
+
 /// One call of a gateable verb with everything it needs to run.
 #[derive(Debug)]
 pub enum GatedCall {
@@ -123,6 +200,16 @@ pub enum GatedCall {
     },
     /// A job whose creator is not a human and that grants a value.
     JobGrantValues(JobPlan),
+    /// An owner's upstream MCP server saved (also `policy.change`).
+    McpServerSave(McpServerPlan),
+    /// A call to a tool an owner's MCP server marks gated (`mcp.tool`).
+    /// The arguments are shown to deciders and bound by the digest; the
+    /// audit log holds only their digest.
+    McpTool {
+        server: String,
+        tool: String,
+        arguments: Map<String, Value>,
+    },
 }
 
 impl GatedCall {
@@ -134,7 +221,10 @@ impl GatedCall {
             GatedCall::JobDeleteAll => Verb::JobDeleteAll,
             GatedCall::OwnerDeprovision { .. } => Verb::OwnerDeprovision,
             GatedCall::JobDelete { .. } => Verb::JobDelete,
-            GatedCall::PolicyChange { .. } | GatedCall::AgentSecrets { .. } => Verb::PolicyChange,
+            GatedCall::PolicyChange { .. }
+            | GatedCall::AgentSecrets { .. }
+            | GatedCall::McpServerSave(_) => Verb::PolicyChange,
+            GatedCall::McpTool { .. } => Verb::McpTool,
             GatedCall::JobGrantValues(_) => Verb::JobGrantValues,
             GatedCall::UpstreamRevoke { .. } => Verb::UpstreamRevoke,
         }
@@ -183,6 +273,15 @@ impl GatedCall {
                 (json!({ "agent": agent, "secrets": secrets }), None)
             }
             GatedCall::JobGrantValues(plan) => (plan.to_json(), None),
+            GatedCall::McpServerSave(plan) => (json!({ "mcp_server": plan.to_json() }), None),
+            GatedCall::McpTool {
+                server,
+                tool,
+                arguments,
+            } => (
+                json!({ "server": server, "tool": tool, "arguments": arguments }),
+                None,
+            ),
         }
     }
 
@@ -243,6 +342,18 @@ impl GatedCall {
             },
             Verb::JobDelete => GatedCall::JobDelete {
                 id: text("job_id")?,
+            },
+            Verb::PolicyChange if params.get("mcp_server").is_some() => {
+                GatedCall::McpServerSave(McpServerPlan::from_json(&params["mcp_server"])?)
+            }
+            Verb::McpTool => GatedCall::McpTool {
+                server: text("server")?,
+                tool: text("tool")?,
+                arguments: params
+                    .get("arguments")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .ok_or("stored arguments are not an object")?,
             },
             Verb::PolicyChange if params.get("secrets").is_some() => GatedCall::AgentSecrets {
                 agent: text("agent")?,
@@ -339,6 +450,32 @@ mod tests {
                 ttl_seconds: Some(600),
                 allow_hosts: vec!["api.github.com".into()],
             }),
+            GatedCall::McpServerSave(McpServerPlan {
+                name: "github".into(),
+                url: "https://mcp.example.com/mcp".into(),
+                auth: Some(McpAuthPlan {
+                    secret: "GH".into(),
+                    header: "authorization".into(),
+                    format: "Bearer {value}".into(),
+                }),
+                allow: vec!["*".into()],
+                gated: vec!["delete_*".into()],
+            }),
+            GatedCall::McpServerSave(McpServerPlan {
+                name: "open".into(),
+                url: "http://10.0.0.1/mcp".into(),
+                auth: None,
+                allow: vec![],
+                gated: vec![],
+            }),
+            GatedCall::McpTool {
+                server: "github".into(),
+                tool: "delete_repo".into(),
+                arguments: json!({"repo": "x", "force": true})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
         ]
     }
 

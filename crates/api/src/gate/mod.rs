@@ -41,7 +41,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::request_id::RequestId;
 use crate::state::{audit_event, AppState};
 
-pub use calls::{GatedCall, JobPlan, SecretWrite};
+pub use calls::{GatedCall, JobPlan, McpAuthPlan, McpServerPlan, SecretWrite};
 pub use run::{execute_approved, requester_result};
 
 /// The store's gate key, held for the gate's own use: the field is

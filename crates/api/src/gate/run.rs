@@ -57,6 +57,8 @@ impl Context {
 /// How a direct run answers.
 enum Respond {
     Secret(Value),
+    /// An MCP server saved: 201 when new, 200 when it replaced one.
+    Saved(Value),
     NoContent,
     Created(Value),
     Ok(Value),
@@ -250,6 +252,61 @@ async fn prepare(
                 },
             }
         }
+        GatedCall::McpServerSave(plan) => {
+            let created_at = st
+                .store
+                .mcp_server(owner, &plan.name)
+                .await?
+                .map_or(now, |m| m.created_at);
+            let record = crate::app::mcp_servers::record(owner, plan, created_at, now);
+            let shown = crate::app::mcp_servers::view(&record);
+            Prepared {
+                action: GatedAction::PutMcpServer(record),
+                audit: vec![ctx.event(
+                    "policy.change",
+                    &format!("mcp server {} {}", plan.name, plan.url),
+                )],
+                result: shown.clone(),
+                requester_secret: None,
+                respond: Respond::Saved(shown),
+            }
+        }
+        GatedCall::McpTool {
+            server,
+            tool,
+            arguments,
+        } => {
+            // Only after the claim (an approved call) or for a caller the
+            // gate runs directly: the one call out, made at most once.
+            let caller = st.mcp.get().ok_or_else(|| ApiError::Unprocessable {
+                code: "mcp_unavailable",
+                message: "the MCP gateway does not run on this server".into(),
+            })?;
+            let digest = gatehouse_domain::mcp::arguments_digest(&Value::Object(arguments.clone()));
+            let result = caller
+                .call_tool(st, owner, server, tool, arguments)
+                .await
+                .map_err(|reason| ApiError::Unprocessable {
+                    code: "mcp_call_failed",
+                    message: format!("calling tool {tool} on MCP server {server} failed: {reason}"),
+                })?;
+            let is_error = result
+                .get("isError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let mut event = ctx.event("mcp.tool", &format!("{server} {tool} args={digest}"));
+            if is_error {
+                event.outcome = format!("tool_error {}", event.outcome);
+            }
+            Prepared {
+                action: GatedAction::RecordMcpCall,
+                audit: vec![event],
+                result: json!({ "server": server, "tool": tool, "is_error": is_error }),
+                // The tool's answer is for the requester alone.
+                requester_secret: Some(SecretBytes::from_string(result.to_string())),
+                respond: Respond::Ok(result),
+            }
+        }
         GatedCall::JobDelete { id } => Prepared {
             action: GatedAction::DeleteJob {
                 owner: owner.clone(),
@@ -371,6 +428,13 @@ fn direct_response(effect: ActionEffect, respond: Respond) -> GateOutcome {
             };
             (status, body)
         }
+        Respond::Saved(body) => {
+            let status = match effect {
+                ActionEffect::McpServer(PutOutcome::Replaced) => StatusCode::OK,
+                _ => StatusCode::CREATED,
+            };
+            (status, body)
+        }
         Respond::NoContent => (StatusCode::NO_CONTENT, Value::Null),
         Respond::Created(body) => (StatusCode::CREATED, body),
         Respond::Ok(body) => (StatusCode::OK, body),
@@ -394,7 +458,7 @@ fn failure_error(verb: Verb, reason: String) -> ApiError {
         Verb::SecretWrite | Verb::TokenMintApi => ApiError::forbidden("owner_unknown", reason),
         Verb::UpstreamRevoke => ApiError::Conflict(reason),
         // The agent or a granted secret went away meanwhile.
-        Verb::JobDeleteAll | Verb::JobGrantValues => ApiError::Unprocessable {
+        Verb::JobDeleteAll | Verb::JobGrantValues | Verb::McpTool => ApiError::Unprocessable {
             code: "failed",
             message: reason,
         },

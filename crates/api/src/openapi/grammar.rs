@@ -254,3 +254,21 @@ pub fn any() -> RefOr<Schema> {
 pub fn relay_path() -> Object {
     ObjectBuilder::new().schema_type(Type::String).build()
 }
+
+/// An upstream MCP server's name (the agent-name grammar).
+pub fn mcp_server_name() -> Object {
+    string(names::MCP_SERVER_NAME_PATTERN).build()
+}
+
+/// The upstream's auth header name.
+pub fn mcp_auth_header() -> Object {
+    string(gatehouse_domain::mcp::HEADER_NAME_PATTERN).build()
+}
+
+/// Tool names or `*` globs.
+pub fn tool_patterns() -> Array {
+    array_of(
+        string(gatehouse_domain::mcp::TOOL_PATTERN_PATTERN).build(),
+        Some(gatehouse_domain::mcp::MAX_TOOL_PATTERNS),
+    )
+}

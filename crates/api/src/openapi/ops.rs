@@ -489,6 +489,48 @@ pub fn operations() -> Vec<OpDoc> {
         .err(404, &["not_found"])
         .err(413, &["payload_too_large"])
         .err(502, &["bad_gateway"]),
+        // Upstream MCP servers.
+        op(
+            "POST",
+            "/v1/mcp/servers",
+            "save_mcp_server",
+            "Register or replace an upstream MCP server for the gateway",
+        )
+        .body::<crate::app::mcp_servers::McpServerInput>()
+        .ok::<s::McpServerView>("201", "created")
+        .ok::<s::McpServerView>("200", "replaced")
+        .link("201", "get_mcp_server", "name", "$response.body#/name")
+        .gated("policy.change")
+        .err(400, &["bad_request", "invalid_name", "url_refused"])
+        .err(403, &["owner_unknown"])
+        .err(422, &["unknown_secret"]),
+        op(
+            "GET",
+            "/v1/mcp/servers",
+            "list_mcp_servers",
+            "The owner's upstream MCP servers",
+        )
+        .ok_list::<s::McpServerView>("servers, by name"),
+        op(
+            "GET",
+            "/v1/mcp/servers/{name}",
+            "get_mcp_server",
+            "One of the owner's upstream MCP servers",
+        )
+        .param("name", grammar::mcp_server_name)
+        .ok::<s::McpServerView>("200", "the server")
+        .err(400, &["invalid_name"])
+        .err(404, &["not_found"]),
+        op(
+            "DELETE",
+            "/v1/mcp/servers/{name}",
+            "delete_mcp_server",
+            "Remove an upstream MCP server",
+        )
+        .param("name", grammar::mcp_server_name)
+        .ok_with("204", Body::Empty, "deleted")
+        .err(400, &["invalid_name"])
+        .err(404, &["not_found"]),
         // Approvals.
         op(
             "GET",

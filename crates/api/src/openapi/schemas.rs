@@ -291,6 +291,32 @@ pub struct HookView {
 }
 
 #[derive(ToSchema)]
+pub struct McpServerAuthView {
+    /// The name of the owner's secret (never a value).
+    secret: String,
+    header: String,
+    format: String,
+}
+
+#[derive(ToSchema)]
+pub struct McpToolsView {
+    allow: Vec<String>,
+    gated: Vec<String>,
+}
+
+#[derive(ToSchema)]
+pub struct McpServerView {
+    name: String,
+    url: String,
+    auth: Option<McpServerAuthView>,
+    tools: McpToolsView,
+    /// Where agents connect: `/mcp/{name}`.
+    endpoint: String,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(ToSchema)]
 pub struct Requester {
     cls: String,
     subject: String,

@@ -178,11 +178,13 @@ impl ForwardFailure {
 impl From<OutboundError> for ForwardFailure {
     fn from(e: OutboundError) -> Self {
         match e {
-            OutboundError::Refused(_) | OutboundError::Malformed(_) => Self {
-                outcome: format!("error:forward_refused:{}", e.reason()),
-                message: format!("forward_to is refused ({})", e.reason()),
-                detail: e.to_string(),
-            },
+            OutboundError::Refused(_) | OutboundError::Malformed(_) | OutboundError::PlainHttp => {
+                Self {
+                    outcome: format!("error:forward_refused:{}", e.reason()),
+                    message: format!("forward_to is refused ({})", e.reason()),
+                    detail: e.to_string(),
+                }
+            }
             OutboundError::Unresolvable | OutboundError::Client(_) => Self::failed(e.to_string()),
         }
     }

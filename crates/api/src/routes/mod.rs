@@ -11,6 +11,7 @@ pub mod health;
 pub mod hooks;
 pub mod inbound;
 pub mod jobs;
+pub mod mcp_servers;
 pub mod openapi;
 pub mod owners;
 pub mod secrets;

@@ -7,7 +7,9 @@ use thiserror::Error;
 
 /// Every verb the gate knows how to hold and later run. All but
 /// `job.delete` are gated by default (SPEC §7); it is gated only when the
-/// configuration adds it.
+/// configuration adds it. `mcp.tool` is a call to an MCP tool an owner
+/// marked `gated` on an upstream MCP server (SPEC §13): the gateway sends
+/// it through the gate only for such tools, and it is always gated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verb {
     TokenMintApi,
@@ -21,10 +23,12 @@ pub enum Verb {
     /// the job would read a plaintext secret.
     JobGrantValues,
     JobDelete,
+    /// A gated tool of an upstream MCP server (SPEC §13).
+    McpTool,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 9] = [
+    pub const ALL: [Verb; 10] = [
         Verb::TokenMintApi,
         Verb::SecretWrite,
         Verb::SecretDelete,
@@ -34,10 +38,11 @@ impl Verb {
         Verb::PolicyChange,
         Verb::JobGrantValues,
         Verb::JobDelete,
+        Verb::McpTool,
     ];
 
     /// Gated whatever the configuration says.
-    pub const DEFAULT_GATED: [Verb; 8] = [
+    pub const DEFAULT_GATED: [Verb; 9] = [
         Verb::TokenMintApi,
         Verb::SecretWrite,
         Verb::SecretDelete,
@@ -46,6 +51,7 @@ impl Verb {
         Verb::UpstreamRevoke,
         Verb::PolicyChange,
         Verb::JobGrantValues,
+        Verb::McpTool,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,17 +65,18 @@ impl Verb {
             Verb::PolicyChange => "policy.change",
             Verb::JobGrantValues => "job.grant_values",
             Verb::JobDelete => "job.delete",
+            Verb::McpTool => "mcp.tool",
         }
     }
 
     /// Whether running the verb calls out to another system (an upstream's
-    /// token API). Such a run first claims its approval (`approved →
+    /// token API, an MCP server's tool). Such a run first claims its approval (`approved →
     /// executing`), so the outside call happens at most once; a verb that
     /// only changes the store needs no claim, its store transaction is
     /// the claim.
     pub fn calls_out(self) -> bool {
         match self {
-            Verb::UpstreamRevoke | Verb::OwnerDeprovision => true,
+            Verb::UpstreamRevoke | Verb::OwnerDeprovision | Verb::McpTool => true,
             Verb::TokenMintApi
             | Verb::SecretWrite
             | Verb::SecretDelete
@@ -198,6 +205,7 @@ mod tests {
             "upstream.revoke",
             "policy.change",
             "job.grant_values",
+            "mcp.tool",
         ];
         expected.sort_by_key(|n| Verb::parse(n));
         assert_eq!(names, expected);
@@ -206,7 +214,10 @@ mod tests {
     #[test]
     fn only_verbs_that_reach_an_upstream_call_out() {
         let out: Vec<_> = Verb::ALL.into_iter().filter(|v| v.calls_out()).collect();
-        assert_eq!(out, [Verb::OwnerDeprovision, Verb::UpstreamRevoke]);
+        assert_eq!(
+            out,
+            [Verb::OwnerDeprovision, Verb::UpstreamRevoke, Verb::McpTool]
+        );
     }
 
     #[test]

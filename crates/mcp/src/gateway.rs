@@ -1,1 +1,0 @@
-//! The MCP gateway (SPEC §13, second bullet).
