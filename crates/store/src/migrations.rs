@@ -105,10 +105,8 @@ mod tests {
 
     #[test]
     fn versions_are_numbered_one_by_one() {
-        let mut expected = 1;
-        for (version, ..) in MIGRATIONS {
+        for (expected, (version, ..)) in (1..).zip(MIGRATIONS.iter()) {
             assert_eq!(*version, expected);
-            expected += 1;
         }
     }
 
