@@ -640,6 +640,48 @@ async fn a_saved_url_is_refused_at_use_once_its_address_changed(engine: Engine) 
     let _ = client.cancel().await;
 }
 
+async fn a_secret_goes_only_to_the_hosts_it_is_bound_to(engine: Engine) {
+    let w = world(engine, HELD).await;
+    // A secret bound to other hosts cannot be named by a server.
+    let (status, body) =
+        w.s.json(
+            Method::PUT,
+            "/v1/secrets/ELSEWHERE",
+            Some(&w.alice),
+            Some(json!({"value": "v-elsewhere", "allowed_hosts": ["api.github.com"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut body = w.s.server_body("elsewhere", &["*"], &[]);
+    body["auth"]["secret"] = json!("ELSEWHERE");
+    let (status, refused) = w.s.save_server(&w.alice, body).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "secret_not_bound");
+    assert!(!refused.to_string().contains("v-elsewhere"));
+
+    // GH rebound away from the server's host after the save: the header
+    // is never built again, and nothing reaches the upstream.
+    let (status, body) =
+        w.s.json(
+            Method::PUT,
+            "/v1/secrets/GH",
+            Some(&w.alice),
+            Some(json!({"value": SECRET_VALUE, "allowed_hosts": ["api.github.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let client = w.s.connect("gh", &w.agent).await;
+    let result = client
+        .peer()
+        .call_tool(call("search", json!({"q": "x"})))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(text_of(&result).contains("not bound"), "{result:?}");
+    assert!(w.s.upstream.seen.calls().is_empty());
+    let _ = client.cancel().await;
+}
+
 on_both_engines!(
     tools_list_shows_only_allowed_tools_and_the_owners_secret_goes_upstream_only,
     a_gated_call_is_held_and_nothing_reaches_the_upstream,
@@ -652,4 +694,5 @@ on_both_engines!(
     another_owners_server_is_unreachable_and_unknown,
     saving_checks_the_url_the_secret_and_the_gate,
     a_saved_url_is_refused_at_use_once_its_address_changed,
+    a_secret_goes_only_to_the_hosts_it_is_bound_to,
 );

@@ -24,7 +24,7 @@ use gatehouse_domain::mcp::{AuthTemplate, ToolRules};
 use gatehouse_domain::names::{validate_mcp_server_name, validate_secret_name};
 use gatehouse_domain::{Email, Principal};
 use gatehouse_egress::OutboundError;
-use gatehouse_store::McpServerRecord;
+use gatehouse_store::{McpServerRecord, SecretRecord};
 
 use crate::error::{ApiError, ApiResult};
 use crate::gate::{gate, GateOutcome, GatedCall, McpAuthPlan, McpServerPlan};
@@ -118,6 +118,26 @@ pub async fn check_url(st: &AppState, url: &str) -> ApiResult<()> {
         })
 }
 
+/// A secret goes only towards the hosts it is bound to (SPEC §4, §6): the
+/// server's URL host must be in the secret's `allowed_hosts`, checked when
+/// the server is saved and again each time the header is built (the
+/// secret may have been rebound since).
+pub fn secret_bound_to(secret: &SecretRecord, url: &str) -> Result<(), String> {
+    let hosts: Vec<String> = serde_json::from_str(&secret.allowed_hosts)
+        .map_err(|_| format!("the stored hosts of secret {} are unreadable", secret.name))?;
+    let (parsed, _) = gatehouse_egress::outbound::parse_url(url)
+        .map_err(|e| format!("the server's url is refused: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    if gatehouse_domain::egress::host_allowed(&hosts, host) {
+        Ok(())
+    } else {
+        Err(format!(
+            "secret {} is not bound to {host} (its allowed_hosts do not name it)",
+            secret.name
+        ))
+    }
+}
+
 /// Everything about a save that does not depend on a human.
 async fn validate(
     st: &AppState,
@@ -127,6 +147,8 @@ async fn validate(
     checked_name(&input.name)?;
     let rules = ToolRules::new(input.tools.allow, input.tools.gated)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Where it points first: the secret's binding is judged against it.
+    check_url(st, &input.url).await?;
     let auth = match input.auth {
         None => None,
         Some(a) => {
@@ -134,17 +156,16 @@ async fn validate(
                 .map_err(|e| ApiError::bad_request(format!("auth.secret: {e}")))?;
             let template = AuthTemplate::new(&a.header, &a.format)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            if st
-                .store
-                .secret(&principal.owner, &a.secret)
-                .await?
-                .is_none()
-            {
+            let Some(secret) = st.store.secret(&principal.owner, &a.secret).await? else {
                 return Err(ApiError::Unprocessable {
                     code: "unknown_secret",
                     message: format!("auth.secret: you have no secret named {}", a.secret),
                 });
-            }
+            };
+            secret_bound_to(&secret, &input.url).map_err(|why| ApiError::Unprocessable {
+                code: "secret_not_bound",
+                message: format!("auth.secret: {why}"),
+            })?;
             Some(McpAuthPlan {
                 secret: a.secret,
                 header: template.header().to_string(),
@@ -152,7 +173,6 @@ async fn validate(
             })
         }
     };
-    check_url(st, &input.url).await?;
     Ok(McpServerPlan {
         name: input.name,
         url: input.url,

@@ -43,6 +43,7 @@ async fn auth_header(
         .await
         .map_err(|_| "the owner's secrets cannot be read now".to_string())?
         .ok_or_else(|| format!("the owner's secret {} no longer exists", auth.secret))?;
+    gatehouse_api::app::mcp_servers::secret_bound_to(&record, &plan.url)?;
     let key = st
         .data_key(owner)
         .await
