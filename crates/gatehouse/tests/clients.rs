@@ -54,7 +54,7 @@ fn available(tool: &str, found: bool) -> bool {
             !under_ci(),
             "{tool} is missing under CI=true: .ci/run installs it"
         );
-        eprintln!("skipping {tool}: not installed here (.ci/run installs it)");
+        eprintln!("{tool} is not installed here, so its client is not run (.ci/run installs it; under CI=true its absence fails)");
     }
     found
 }
