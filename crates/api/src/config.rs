@@ -67,6 +67,7 @@ struct RawConfig {
     server: server::RawServer,
     #[serde(default)]
     database: database::RawDatabase,
+    #[serde(default)]
     mcp: mcp::RawMcp,
     /// `[[upstream]]` entries (file only: arrays have no env override).
     #[serde(default)]
