@@ -530,7 +530,9 @@ async fn every_mcp_route_refuses_missing_and_revoked_tokens(engine: Engine) {
         .into_iter()
         .map(|(spec, _)| spec)
         .collect();
-    assert_eq!(specs.len(), 3);
+    // `/mcp` and the gateway's `/mcp/{name}`, three methods each.
+    assert_eq!(specs.len(), 6);
+    assert!(specs.iter().any(|s| s.path == "/mcp/{name}"));
     for spec in &specs {
         assert_eq!(
             spec.access,
