@@ -14,9 +14,10 @@
 //!   (new connection, TLS, first request) p50, with a fresh client session
 //!   cache (full handshakes) and with a shared one (resumed sessions).
 //!
-//! `cargo bench -p gatehouse-api --bench egress_proxy`; with
-//! `GATEHOUSE_BENCH_ONLY=plain` only the plain-HTTP latency part runs (for
-//! a profile: `valgrind --tool=callgrind <bench binary> --bench`).
+//! `cargo bench -p gatehouse-api --bench egress_proxy`. For a profile of
+//! one part (`GATEHOUSE_BENCH_ONLY=plain|rate|connect|bulk|https|handshake`)
+//! and, in `plain` and `https`, one path (`GATEHOUSE_BENCH_PATH=direct|bare|proxy`):
+//! `valgrind --tool=callgrind <bench binary> --bench`, or `perf stat`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -204,6 +205,22 @@ async fn bulk(mut s: TcpStream) -> f64 {
     BULK as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64()
 }
 
+/// A client TLS config trusting the roots in `pem`.
+fn tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 #[tokio::main]
 async fn main() {
     let ca = upstream_ca();
@@ -279,122 +296,149 @@ async fn main() {
     let ph_api = format!("Bearer {}", job["env"]["API"].as_str().unwrap());
 
     println!("egress proxy vs direct, same run, loopback");
-    // 1. Plain HTTP latency, one keep-alive connection each.
-    let n = std::env::var("GATEHOUSE_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    // One part alone, for a profile: `GATEHOUSE_BENCH_ONLY=plain|rate|connect|bulk|https|handshake`.
+    let only = std::env::var("GATEHOUSE_BENCH_ONLY").ok();
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    // Within a part, one path alone: `GATEHOUSE_BENCH_PATH=direct|bare|proxy`.
+    let path_only = std::env::var("GATEHOUSE_BENCH_PATH").ok();
+    let runs = |path: &str| path_only.as_deref().is_none_or(|o| o == path);
+    let sink_authority = format!("sink.test:{}", sink.port());
     let plain_host = format!("plain.test:{}", plain.port());
     let abs = format!("http://{plain_host}/x");
-    let mut direct_lat = Vec::with_capacity(n);
-    let mut bare_lat = Vec::with_capacity(n);
-    let mut proxy_lat = Vec::with_capacity(n);
-    let mut d = sender(TcpStream::connect(plain).await.unwrap()).await;
-    let mut b = sender(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await;
-    let mut p = sender(TcpStream::connect(proxy).await.unwrap()).await;
-    for i in 0..n + 200 {
-        let t = Instant::now();
-        get(
-            &mut d,
-            "/x",
-            &plain_host,
-            &[("authorization", "Bearer direct")],
-        )
-        .await;
-        let dt = t.elapsed();
-        let t = Instant::now();
-        get(
-            &mut b,
-            &abs,
-            &plain_host,
-            &[("authorization", "Bearer direct")],
-        )
-        .await;
-        let bt = t.elapsed();
-        let t = Instant::now();
-        get(
-            &mut p,
-            &abs,
-            &plain_host,
-            &[
-                ("proxy-authorization", &auth),
-                ("authorization", "Bearer direct"),
-            ],
-        )
-        .await;
-        let pt = t.elapsed();
-        if i >= 200 {
-            direct_lat.push(dt);
-            bare_lat.push(bt);
-            proxy_lat.push(pt);
+    let ca_pem = client
+        .get(format!("{base}/v1/egress/ca.pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let upstream_pem = std::fs::read_to_string(&ca.pem_file).unwrap();
+    let api_host = format!("api.test:{}", tls.port());
+    if wants("plain") {
+        // 1. Plain HTTP latency, one keep-alive connection each.
+        let n = std::env::var("GATEHOUSE_BENCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        let mut direct_lat = Vec::with_capacity(n);
+        let mut bare_lat = Vec::with_capacity(n);
+        let mut proxy_lat = Vec::with_capacity(n);
+        let mut d = sender(TcpStream::connect(plain).await.unwrap()).await;
+        let mut b = sender(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await;
+        let mut p = sender(TcpStream::connect(proxy).await.unwrap()).await;
+        let (run_d, run_b, run_p) = (runs("direct"), runs("bare"), runs("proxy"));
+        for i in 0..n + 200 {
+            let t = Instant::now();
+            if run_d {
+                get(
+                    &mut d,
+                    "/x",
+                    &plain_host,
+                    &[("authorization", "Bearer direct")],
+                )
+                .await;
+            }
+            let dt = t.elapsed();
+            let t = Instant::now();
+            if run_b {
+                get(
+                    &mut b,
+                    &abs,
+                    &plain_host,
+                    &[("authorization", "Bearer direct")],
+                )
+                .await;
+            }
+            let bt = t.elapsed();
+            let t = Instant::now();
+            if run_p {
+                get(
+                    &mut p,
+                    &abs,
+                    &plain_host,
+                    &[
+                        ("proxy-authorization", &auth),
+                        ("authorization", "Bearer direct"),
+                    ],
+                )
+                .await;
+            }
+            let pt = t.elapsed();
+            if i >= 200 {
+                direct_lat.push(dt);
+                bare_lat.push(bt);
+                proxy_lat.push(pt);
+            }
+        }
+        direct_lat.sort();
+        bare_lat.sort();
+        proxy_lat.sort();
+        for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+            let (dq, bq, pq) = (
+                percentile(&direct_lat, q),
+                percentile(&bare_lat, q),
+                percentile(&proxy_lat, q),
+            );
+            println!(
+                "plain HTTP {name}: direct {:>7.1} µs, bare hyper proxy {:>7.1} µs ({:.2}×), \
+             Gatehouse proxy {:>7.1} µs, ratio {:.2} (vs bare proxy {:.2}×)",
+                dq.as_secs_f64() * 1e6,
+                bq.as_secs_f64() * 1e6,
+                bq.as_secs_f64() / dq.as_secs_f64(),
+                pq.as_secs_f64() * 1e6,
+                pq.as_secs_f64() / dq.as_secs_f64(),
+                pq.as_secs_f64() / bq.as_secs_f64()
+            );
         }
     }
-    direct_lat.sort();
-    bare_lat.sort();
-    proxy_lat.sort();
-    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
-        let (dq, bq, pq) = (
-            percentile(&direct_lat, q),
-            percentile(&bare_lat, q),
-            percentile(&proxy_lat, q),
-        );
-        println!(
-            "plain HTTP {name}: direct {:>7.1} µs, bare hyper proxy {:>7.1} µs ({:.2}×), \
-             Gatehouse proxy {:>7.1} µs, ratio {:.2} (vs bare proxy {:.2}×)",
-            dq.as_secs_f64() * 1e6,
-            bq.as_secs_f64() * 1e6,
-            bq.as_secs_f64() / dq.as_secs_f64(),
-            pq.as_secs_f64() * 1e6,
-            pq.as_secs_f64() / dq.as_secs_f64(),
-            pq.as_secs_f64() / bq.as_secs_f64()
-        );
-    }
-
-    if std::env::var("GATEHOUSE_BENCH_ONLY").as_deref() == Ok("plain") {
-        let _ = running.stop().await;
-        return;
-    }
-
-    // 2. Plain HTTP requests/s at 64 connections.
-    let conns = 64;
-    let per = 100;
-    let mut rates = Vec::new();
-    let bare = bare_proxy(plain).await;
-    // 0: direct, 1: bare hyper proxy, 2: Gatehouse.
-    for path in 0..3 {
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..conns {
-            let (abs, host, auth) = (abs.clone(), plain_host.clone(), auth.clone());
-            tasks.push(tokio::spawn(async move {
-                let target = [plain, bare, proxy][path];
-                let mut s = sender(TcpStream::connect(target).await.unwrap()).await;
-                for _ in 0..per {
-                    match path {
-                        0 => get(&mut s, "/x", &host, &[("authorization", "Bearer direct")]).await,
-                        1 => get(&mut s, &abs, &host, &[("authorization", "Bearer direct")]).await,
-                        _ => {
-                            get(
-                                &mut s,
-                                &abs,
-                                &host,
-                                &[
-                                    ("proxy-authorization", &auth),
-                                    ("authorization", "Bearer direct"),
-                                ],
-                            )
-                            .await
+    if wants("rate") {
+        // 2. Plain HTTP requests/s at 64 connections.
+        let conns = 64;
+        let per = 100;
+        let mut rates = Vec::new();
+        let bare = bare_proxy(plain).await;
+        // 0: direct, 1: bare hyper proxy, 2: Gatehouse.
+        for path in 0..3 {
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..conns {
+                let (abs, host, auth) = (abs.clone(), plain_host.clone(), auth.clone());
+                tasks.push(tokio::spawn(async move {
+                    let target = [plain, bare, proxy][path];
+                    let mut s = sender(TcpStream::connect(target).await.unwrap()).await;
+                    for _ in 0..per {
+                        match path {
+                            0 => {
+                                get(&mut s, "/x", &host, &[("authorization", "Bearer direct")])
+                                    .await
+                            }
+                            1 => {
+                                get(&mut s, &abs, &host, &[("authorization", "Bearer direct")])
+                                    .await
+                            }
+                            _ => {
+                                get(
+                                    &mut s,
+                                    &abs,
+                                    &host,
+                                    &[
+                                        ("proxy-authorization", &auth),
+                                        ("authorization", "Bearer direct"),
+                                    ],
+                                )
+                                .await
+                            }
                         }
                     }
-                }
-            }));
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            rates.push(f64::from(conns * per) / start.elapsed().as_secs_f64());
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        rates.push(f64::from(conns * per) / start.elapsed().as_secs_f64());
-    }
-    println!(
+        println!(
         "plain HTTP at {conns} connections: direct {:.0} req/s, bare hyper proxy {:.0} req/s ({:.2}), \
          Gatehouse proxy {:.0} req/s, ratio {:.2} (vs bare proxy {:.2})",
         rates[0],
@@ -404,161 +448,145 @@ async fn main() {
         rates[2] / rates[0],
         rates[2] / rates[1]
     );
-
-    // 3. CONNECT setup with auth vs bare TCP connect.
-    let sink_authority = format!("sink.test:{}", sink.port());
-    let mut bare = Vec::new();
-    let mut tunnel = Vec::new();
-    for _ in 0..300 {
-        let t = Instant::now();
-        drop(TcpStream::connect(sink).await.unwrap());
-        bare.push(t.elapsed());
-        let t = Instant::now();
-        drop(connect_tunnel(proxy, &auth, &sink_authority).await);
-        tunnel.push(t.elapsed());
     }
-    bare.sort();
-    tunnel.sort();
-    let (b50, t50) = (percentile(&bare, 0.5), percentile(&tunnel, 0.5));
-    println!(
-        "CONNECT setup with auth p50 {:.1} µs vs bare TCP connect {:.1} µs, ratio {:.1}",
-        t50.as_secs_f64() * 1e6,
-        b50.as_secs_f64() * 1e6,
-        t50.as_secs_f64() / b50.as_secs_f64()
-    );
-
-    // 4. Bulk through a tunnel (256 MiB), best of three rounds each, the
-    // paths interleaved so a busy moment hits them alike.
-    let relay = bare_relay(sink).await;
-    let (mut direct_mbs, mut relay_mbs, mut tunnel_mbs) = (0f64, 0f64, 0f64);
-    for _ in 0..3 {
-        direct_mbs = direct_mbs.max(bulk(TcpStream::connect(sink).await.unwrap()).await);
-        relay_mbs = relay_mbs.max(bulk(TcpStream::connect(relay).await.unwrap()).await);
-        tunnel_mbs =
-            tunnel_mbs.max(bulk(connect_tunnel(proxy, &auth, &sink_authority).await).await);
+    if wants("connect") {
+        // 3. CONNECT setup with auth vs bare TCP connect.
+        let mut bare = Vec::new();
+        let mut tunnel = Vec::new();
+        for _ in 0..300 {
+            let t = Instant::now();
+            drop(TcpStream::connect(sink).await.unwrap());
+            bare.push(t.elapsed());
+            let t = Instant::now();
+            drop(connect_tunnel(proxy, &auth, &sink_authority).await);
+            tunnel.push(t.elapsed());
+        }
+        bare.sort();
+        tunnel.sort();
+        let (b50, t50) = (percentile(&bare, 0.5), percentile(&tunnel, 0.5));
+        println!(
+            "CONNECT setup with auth p50 {:.1} µs vs bare TCP connect {:.1} µs, ratio {:.1}",
+            t50.as_secs_f64() * 1e6,
+            b50.as_secs_f64() * 1e6,
+            t50.as_secs_f64() / b50.as_secs_f64()
+        );
     }
-    println!(
-        "bulk 256 MiB: direct {direct_mbs:.0} MiB/s, bare TCP relay {relay_mbs:.0} MiB/s, \
+    if wants("bulk") {
+        // 4. Bulk through a tunnel (256 MiB), best of three rounds each, the
+        // paths interleaved so a busy moment hits them alike.
+        let relay = bare_relay(sink).await;
+        let (mut direct_mbs, mut relay_mbs, mut tunnel_mbs) = (0f64, 0f64, 0f64);
+        for _ in 0..3 {
+            direct_mbs = direct_mbs.max(bulk(TcpStream::connect(sink).await.unwrap()).await);
+            relay_mbs = relay_mbs.max(bulk(TcpStream::connect(relay).await.unwrap()).await);
+            tunnel_mbs =
+                tunnel_mbs.max(bulk(connect_tunnel(proxy, &auth, &sink_authority).await).await);
+        }
+        println!(
+            "bulk 256 MiB: direct {direct_mbs:.0} MiB/s, bare TCP relay {relay_mbs:.0} MiB/s, \
          tunnel {tunnel_mbs:.0} MiB/s, ratio {:.2} (vs bare relay {:.2})",
-        tunnel_mbs / direct_mbs,
-        tunnel_mbs / relay_mbs
-    );
-
-    // 5. Intercepted HTTPS (warm leaf) vs direct TLS, one connection each.
-    let ca_pem = client
-        .get(format!("{base}/v1/egress/ca.pem"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let tls_config = |pem: &str| {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    };
-    use rustls::pki_types::pem::PemObject;
-    let upstream_pem = std::fs::read_to_string(&ca.pem_file).unwrap();
-    let api_host = format!("api.test:{}", tls.port());
-    let m = 2000;
-    let mut rates = Vec::new();
-    for intercepted in [false, true] {
-        let (config, tcp) = if intercepted {
-            (
-                tls_config(&ca_pem),
-                connect_tunnel(proxy, &auth, &api_host).await,
-            )
-        } else {
-            (
-                tls_config(&upstream_pem),
-                TcpStream::connect(tls).await.unwrap(),
-            )
-        };
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect("api.test".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
-        let mut s = sender(stream).await;
-        let header = if intercepted {
-            ph_api.as_str()
-        } else {
-            "Bearer direct"
-        };
-        for _ in 0..100 {
-            get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
-        }
-        let start = Instant::now();
-        for _ in 0..m {
-            get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
-        }
-        rates.push(f64::from(m) / start.elapsed().as_secs_f64());
+            tunnel_mbs / direct_mbs,
+            tunnel_mbs / relay_mbs
+        );
     }
-    println!(
-        "HTTPS one connection: direct TLS {:.0} req/s, intercepted {:.0} req/s, ratio {:.2}",
-        rates[0],
-        rates[1],
-        rates[1] / rates[0]
-    );
-
-    // 6. Handshakes apart: a new connection, its TLS handshake and one
-    // request, p50. Full: a fresh client (no session to resume) each
-    // time. Resumed: one client config for all, so its sessions resume
-    // (towards the proxy's cached per-host leaf config; the proxy's own
-    // upstream config is shared, so its side resumes too).
-    let h = 150;
-    for resumed in [false, true] {
-        let mut p50 = Vec::new();
+    if wants("https") {
+        // 5. Intercepted HTTPS (warm leaf) vs direct TLS, one connection each.
+        let m = 2000;
+        let mut rates = Vec::new();
         for intercepted in [false, true] {
-            let pem = if intercepted { &ca_pem } else { &upstream_pem };
-            let shared = tls_config(pem);
+            if !runs(if intercepted { "proxy" } else { "direct" }) {
+                rates.push(f64::NAN);
+                continue;
+            }
+            let (config, tcp) = if intercepted {
+                (
+                    tls_config(&ca_pem),
+                    connect_tunnel(proxy, &auth, &api_host).await,
+                )
+            } else {
+                (
+                    tls_config(&upstream_pem),
+                    TcpStream::connect(tls).await.unwrap(),
+                )
+            };
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect("api.test".try_into().unwrap(), tcp)
+                .await
+                .unwrap();
+            let mut s = sender(stream).await;
             let header = if intercepted {
                 ph_api.as_str()
             } else {
                 "Bearer direct"
             };
-            let mut times = Vec::with_capacity(h);
-            for i in 0..h + 10 {
-                let config = if resumed {
-                    shared.clone()
-                } else {
-                    tls_config(pem)
-                };
-                let t = Instant::now();
-                let tcp = if intercepted {
-                    connect_tunnel(proxy, &auth, &api_host).await
-                } else {
-                    TcpStream::connect(tls).await.unwrap()
-                };
-                let stream = tokio_rustls::TlsConnector::from(config)
-                    .connect("api.test".try_into().unwrap(), tcp)
-                    .await
-                    .unwrap();
-                let mut s = sender(stream).await;
+            for _ in 0..100 {
                 get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
-                if i >= 10 {
-                    times.push(t.elapsed());
-                }
             }
-            times.sort();
-            p50.push(percentile(&times, 0.5));
+            let start = Instant::now();
+            for _ in 0..m {
+                get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
+            }
+            rates.push(f64::from(m) / start.elapsed().as_secs_f64());
         }
         println!(
-            "HTTPS new connection + {} handshake + 1 request p50: direct TLS {:.0} µs, \
-             intercepted {:.0} µs, ratio {:.2}",
-            if resumed { "resumed" } else { "full" },
-            p50[0].as_secs_f64() * 1e6,
-            p50[1].as_secs_f64() * 1e6,
-            p50[1].as_secs_f64() / p50[0].as_secs_f64()
+            "HTTPS one connection: direct TLS {:.0} req/s, intercepted {:.0} req/s, ratio {:.2}",
+            rates[0],
+            rates[1],
+            rates[1] / rates[0]
         );
+    }
+    if wants("handshake") {
+        // 6. Handshakes apart: a new connection, its TLS handshake and one
+        // request, p50. Full: a fresh client (no session to resume) each
+        // time. Resumed: one client config for all, so its sessions resume
+        // (towards the proxy's cached per-host leaf config; the proxy's own
+        // upstream config is shared, so its side resumes too).
+        let h = 150;
+        for resumed in [false, true] {
+            let mut p50 = Vec::new();
+            for intercepted in [false, true] {
+                let pem = if intercepted { &ca_pem } else { &upstream_pem };
+                let shared = tls_config(pem);
+                let header = if intercepted {
+                    ph_api.as_str()
+                } else {
+                    "Bearer direct"
+                };
+                let mut times = Vec::with_capacity(h);
+                for i in 0..h + 10 {
+                    let config = if resumed {
+                        shared.clone()
+                    } else {
+                        tls_config(pem)
+                    };
+                    let t = Instant::now();
+                    let tcp = if intercepted {
+                        connect_tunnel(proxy, &auth, &api_host).await
+                    } else {
+                        TcpStream::connect(tls).await.unwrap()
+                    };
+                    let stream = tokio_rustls::TlsConnector::from(config)
+                        .connect("api.test".try_into().unwrap(), tcp)
+                        .await
+                        .unwrap();
+                    let mut s = sender(stream).await;
+                    get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
+                    if i >= 10 {
+                        times.push(t.elapsed());
+                    }
+                }
+                times.sort();
+                p50.push(percentile(&times, 0.5));
+            }
+            println!(
+                "HTTPS new connection + {} handshake + 1 request p50: direct TLS {:.0} µs, \
+             intercepted {:.0} µs, ratio {:.2}",
+                if resumed { "resumed" } else { "full" },
+                p50[0].as_secs_f64() * 1e6,
+                p50[1].as_secs_f64() * 1e6,
+                p50[1].as_secs_f64() / p50[0].as_secs_f64()
+            );
+        }
     }
     let _ = running.stop().await;
 }

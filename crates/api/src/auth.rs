@@ -189,7 +189,7 @@ impl Authenticator {
 
     /// The refused use goes to the audit log without the token; the
     /// owner is left empty because an unverified token names no one.
-    fn audit_refusal(&self, e: &TokenError, peer: Option<IpAddr>) {
+    pub(crate) fn audit_refusal(&self, e: &TokenError, peer: Option<IpAddr>) {
         self.refusals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let source = peer.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));

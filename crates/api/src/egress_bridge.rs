@@ -4,6 +4,14 @@
 //! - `verify`: `Authenticator::check` (signature, claims, revocation,
 //!   refusals audited), then the token must be a job token whose job is
 //!   live and whose recorded token is this one, for the recorded owner.
+//!   Its lease ends where the verifier's time window does (`exp` plus the
+//!   skew allowance).
+//! - `recheck`, for a connection's later requests with a token `verify`
+//!   accepted: the lease's end, the revocation view's freshness and rule
+//!   (`Revocations::covers_token`, the rule `revoked` and the verifier
+//!   apply), and the live job again; refusals audited as the verifier's
+//!   are. Only the decoding and the signature are not repeated: they
+//!   cannot change for the same bytes.
 //! - `view`: [`crate::job_credentials::resolve`], the same resolution as
 //!   `GET /v1/job/credentials`: the job's allow list and, per grant, the
 //!   secret's real value, its placeholder, and the secret's current host
@@ -23,9 +31,10 @@ use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::clock::UnixTime;
 use gatehouse_domain::token::Claims;
+use gatehouse_domain::token::TokenError;
 use gatehouse_domain::{CredentialClass, Email};
 use gatehouse_egress::{
-    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, ViewError,
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease, ViewError,
 };
 
 use crate::egress_views::JobViews;
@@ -108,34 +117,29 @@ pub(crate) fn job_identity(claims: &Claims) -> Result<JobIdentity, AuthFailure> 
     })
 }
 
-#[async_trait]
-impl JobDirectory for ApiDirectory {
-    async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, AuthFailure> {
-        let st = self.state().map_err(|_| AuthFailure::Unavailable)?;
-        let claims = st.auth.check(token, Some(peer)).map_err(|e| match e {
-            ApiError::Unavailable(_) => AuthFailure::Unavailable,
-            _ => AuthFailure::Refused,
-        })?;
-        let identity = job_identity(&claims)?;
-        let job_id = identity.job_id.as_str();
-        let owner = Email::parse(&identity.owner).map_err(|_| AuthFailure::Refused)?;
+impl ApiDirectory {
+    /// The job a verified token names is live and still holds that token,
+    /// for the owner the token names. Believed for [`LIVE_TTL`] seconds
+    /// once read from the store.
+    async fn confirm_live(&self, st: &Inner, job: &JobIdentity) -> Result<(), AuthFailure> {
         let now = st.now();
         let known_live = self
             .live
             .lock()
             .ok()
-            .and_then(|m| m.get(&claims.jti).copied())
+            .and_then(|m| m.get(&job.jti).copied())
             .is_some_and(|at| now - at < LIVE_TTL);
         if known_live {
-            return Ok(identity);
+            return Ok(());
         }
-        let job = st
+        let owner = Email::parse(&job.owner).map_err(|_| AuthFailure::Refused)?;
+        let record = st
             .store
-            .job(job_id)
+            .job(&job.job_id)
             .await
             .map_err(|_| AuthFailure::Unavailable)?
             .ok_or(AuthFailure::Refused)?;
-        if job.owner != owner || job.deleted_at.is_some() || job.token_jti != claims.jti {
+        if record.owner != owner || record.deleted_at.is_some() || record.token_jti != job.jti {
             return Err(AuthFailure::Refused);
         }
         if let Ok(mut live) = self.live.lock() {
@@ -145,9 +149,50 @@ impl JobDirectory for ApiDirectory {
                     live.clear();
                 }
             }
-            live.insert(claims.jti.clone(), now);
+            live.insert(job.jti.clone(), now);
         }
-        Ok(identity)
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobDirectory for ApiDirectory {
+    async fn verify(&self, token: &str, peer: IpAddr) -> Result<Lease, AuthFailure> {
+        let st = self.state().map_err(|_| AuthFailure::Unavailable)?;
+        let claims = st.auth.check(token, Some(peer)).map_err(|e| match e {
+            ApiError::Unavailable(_) => AuthFailure::Unavailable,
+            _ => AuthFailure::Refused,
+        })?;
+        let job = job_identity(&claims)?;
+        self.confirm_live(&st, &job).await?;
+        Ok(Lease {
+            job,
+            jti: claims.jti,
+            issued_at: claims.iat,
+            // When the verifier stops accepting it (`check_time`).
+            ends_at: claims.exp.saturating_add(st.auth.policy.clock_skew),
+        })
+    }
+
+    async fn recheck(&self, lease: &Lease, peer: IpAddr) -> Result<(), AuthFailure> {
+        let st = self.state().map_err(|_| AuthFailure::Unavailable)?;
+        let refused = |e: TokenError| {
+            st.auth.audit_refusal(&e, Some(peer));
+            AuthFailure::Refused
+        };
+        if lease.ends_at <= st.now() {
+            return Err(refused(TokenError::Expired));
+        }
+        let view = &st.auth.revocations;
+        if !view.is_fresh() {
+            st.auth
+                .audit_refusal(&TokenError::RevocationUnavailable, Some(peer));
+            return Err(AuthFailure::Unavailable);
+        }
+        if view.covers_token(&crate::egress_watch::token_of(lease)) {
+            return Err(refused(TokenError::Revoked));
+        }
+        self.confirm_live(&st, &lease.job).await
     }
 
     async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, ViewError> {

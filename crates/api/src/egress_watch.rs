@@ -2,9 +2,6 @@
 //! [`gatehouse_egress::TokenWatch`] over the one token verifier and the
 //! node's revocation view.
 //!
-//! - `lease`: the token through `Authenticator::verify` (signature,
-//!   claims, revocation), a job token only; the lease ends when the
-//!   verifier would stop accepting it (`exp` plus the skew allowance).
 //! - `revoked`: the view's own rule (`Revocations::covers`): the jti (a
 //!   deleted job's token is revoked by jti), the subject's and the owner's
 //!   watermarks, and the agent's for a job token. A view that cannot be
@@ -15,48 +12,29 @@
 //!   incremental read and the full resync, so the CLI's writes and other
 //!   replicas' revocations close connections here too.
 
-use gatehouse_domain::token::{Claims, TokenError};
 use gatehouse_domain::CredentialClass;
-use gatehouse_egress::{AuthFailure, Lease, TokenWatch};
+use gatehouse_egress::{Lease, TokenWatch};
 
-use crate::egress_bridge::{job_identity, ApiDirectory};
+use crate::egress_bridge::ApiDirectory;
+use crate::revocation::TokenRef;
 
-/// The claims the view's rule reads, rebuilt from a lease.
-fn claims_of(lease: &Lease) -> Claims {
-    Claims {
-        iss: String::new(),
-        aud: String::new(),
-        sub: lease.job.subject.clone(),
-        owner: lease.job.owner.clone(),
+/// What the revocation rule reads of a lease's token.
+pub(crate) fn token_of(lease: &Lease) -> TokenRef<'_> {
+    TokenRef {
+        owner: &lease.job.owner,
+        sub: &lease.job.subject,
         cls: CredentialClass::Job,
-        jti: lease.jti.clone(),
+        jti: &lease.jti,
         iat: lease.issued_at,
-        nbf: lease.issued_at,
-        exp: lease.ends_at,
-        scope: String::new(),
     }
 }
 
 impl TokenWatch for ApiDirectory {
-    fn lease(&self, token: &str) -> Result<Lease, AuthFailure> {
-        let st = self.state().map_err(|_| AuthFailure::Unavailable)?;
-        let claims = st.auth.verify(token).map_err(|e| match e {
-            TokenError::RevocationUnavailable => AuthFailure::Unavailable,
-            _ => AuthFailure::Refused,
-        })?;
-        Ok(Lease {
-            job: job_identity(&claims)?,
-            jti: claims.jti.clone(),
-            issued_at: claims.iat,
-            ends_at: claims.exp.saturating_add(st.auth.policy.clock_skew),
-        })
-    }
-
     fn revoked(&self, lease: &Lease) -> bool {
         match self.state() {
             Ok(st) => {
                 let view = &st.auth.revocations;
-                !view.is_fresh() || view.covers(&claims_of(lease))
+                !view.is_fresh() || view.covers_token(&token_of(lease))
             }
             // The server is gone: nothing vouches for the token any more.
             Err(_) => true,

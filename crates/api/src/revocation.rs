@@ -81,6 +81,15 @@ struct Inner {
 #[derive(Clone)]
 pub struct Revocations(Arc<Inner>);
 
+/// What the revocation rule reads of a token.
+pub struct TokenRef<'a> {
+    pub owner: &'a str,
+    pub sub: &'a str,
+    pub cls: gatehouse_domain::CredentialClass,
+    pub jti: &'a str,
+    pub iat: UnixTime,
+}
+
 fn jti_key(jti: &str) -> Option<[u8; 16]> {
     b64_decode(jti).ok()?.try_into().ok()
 }
@@ -204,14 +213,26 @@ impl Revocations {
     /// request produced (`<agent>/<subject>`), also die with their agent,
     /// so revoking an agent ends the whole chain.
     pub fn covers(&self, c: &Claims) -> bool {
-        let parent = gatehouse_domain::token::watermark::parent_subject(c.cls, &c.sub);
-        jti_key(&c.jti).is_some_and(|k| self.0.jtis.pin().contains_key(&k))
+        self.covers_token(&TokenRef {
+            owner: &c.owner,
+            sub: &c.sub,
+            cls: c.cls,
+            jti: &c.jti,
+            iat: c.iat,
+        })
+    }
+
+    /// [`Revocations::covers`] for a token known by the parts the rule
+    /// reads (an open connection's lease), without rebuilding its claims.
+    pub fn covers_token(&self, t: &TokenRef<'_>) -> bool {
+        let parent = gatehouse_domain::token::watermark::parent_subject(t.cls, t.sub);
+        jti_key(t.jti).is_some_and(|k| self.0.jtis.pin().contains_key(&k))
             || self
-                .watermark_for(&c.owner, &c.sub)
-                .is_some_and(|nb| c.iat <= nb)
+                .watermark_for(t.owner, t.sub)
+                .is_some_and(|nb| t.iat <= nb)
             || parent
-                .and_then(|agent| self.watermark_for(&c.owner, agent))
-                .is_some_and(|nb| c.iat <= nb)
+                .and_then(|agent| self.watermark_for(t.owner, agent))
+                .is_some_and(|nb| t.iat <= nb)
     }
 }
 

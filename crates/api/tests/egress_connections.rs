@@ -2,7 +2,8 @@
 //! open byte-exact tunnel and intercepted TLS connection are closed when
 //! its token is revoked by jti, by subject, with its agent or its owner,
 //! when the job is deleted and when the token expires; reopening is
-//! refused; a revocation on one replica closes a tunnel open on another
+//! refused, and so is the next request on a kept-alive plain connection
+//! whose credential was verified before (re-checked, not remembered); a revocation on one replica closes a tunnel open on another
 //! (PostgreSQL); the per-job connection limit and idle time come from
 //! the configuration.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,10 +11,16 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_egress::test_support::{echo_upstream, tls_upstream, upstream_ca, UpstreamCa};
+use bytes::Bytes;
+use gatehouse_egress::test_support::{
+    echo_upstream, plain_upstream, tls_upstream, upstream_ca, Seen, UpstreamCa,
+};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{server_with, Engine, TestServer};
@@ -25,22 +32,25 @@ struct World {
     op: String,
     tls_port: u16,
     echo_port: u16,
+    plain_port: u16,
+    plain_seen: Arc<Seen>,
     _ca: UpstreamCa,
 }
 
 /// A server whose proxy reaches `api.test` (TLS, with its own CA) and
-/// `tcp.test` (a raw echo) on loopback, an agent `bot` and a secret `gh`
+/// `tcp.test` (a raw echo) and `plain.test` (plain HTTP) on loopback, an agent `bot` and a secret `gh`
 /// bound to `api.test` under the operator.
 async fn world(engine: Engine, extra: &[(&str, &str)]) -> World {
     let ca = upstream_ca();
     let (up, _) = tls_upstream(&ca, &["api.test"]).await;
     let (echo, _) = echo_upstream().await;
-    let ports = format!("{},{}", up.port(), echo.port());
+    let (plain, plain_seen) = plain_upstream().await;
+    let ports = format!("{},{},{}", up.port(), echo.port(), plain.port());
     let roots = ca.pem_file.display().to_string();
     let mut env = vec![
         (
             "GATEHOUSE_EGRESS_STATIC_HOSTS",
-            "api.test=127.0.0.1,tcp.test=127.0.0.1",
+            "api.test=127.0.0.1,tcp.test=127.0.0.1,plain.test=127.0.0.1",
         ),
         ("GATEHOUSE_EGRESS_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
         ("GATEHOUSE_EGRESS_EXTRA_ROOT_CERTS", &roots),
@@ -55,6 +65,8 @@ async fn world(engine: Engine, extra: &[(&str, &str)]) -> World {
         op,
         tls_port: up.port(),
         echo_port: echo.port(),
+        plain_port: plain.port(),
+        plain_seen,
         _ca: ca,
     }
 }
@@ -83,7 +95,7 @@ async fn prepare_owner(s: &TestServer, token: &str) {
 /// A job of `bot` under the owner of `token`; (job id, job token, jti).
 async fn job(s: &TestServer, token: &str, ttl: Option<i64>) -> (String, String, String) {
     let mut body = json!({"agent": "bot", "grants": [{"env_var": "GH_TOKEN", "secret": "gh"}],
-                          "egress": {"allow_hosts": ["api.test", "tcp.test"]}});
+                          "egress": {"allow_hosts": ["api.test", "tcp.test", "plain.test"]}});
     if let Some(ttl) = ttl {
         body["ttl_seconds"] = json!(ttl);
     }
@@ -144,11 +156,30 @@ async fn ends<S: AsyncRead + Unpin>(s: &mut S) -> bool {
     }
 }
 
-/// Open connections of one job: a byte-exact tunnel to the echo and an
-/// intercepted TLS connection to `api.test` that has answered once.
+/// Open connections of one job: a byte-exact tunnel to the echo, an
+/// intercepted TLS connection to `api.test` that has answered once, and
+/// a kept-alive plain connection whose credential was verified once.
 struct Open {
     tunnel: TcpStream,
     tls: tokio_rustls::client::TlsStream<TcpStream>,
+    plain: Option<SendRequest<Empty<Bytes>>>,
+}
+
+/// `GET http://plain.test/x` on a kept-alive proxy connection; the status.
+async fn plain_get(w: &World, sender: &mut SendRequest<Empty<Bytes>>, token: &str) -> u16 {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("job:{token}"));
+    sender.ready().await.unwrap();
+    let req = http::Request::builder()
+        .uri(format!("http://plain.test:{}/x", w.plain_port))
+        .header("host", format!("plain.test:{}", w.plain_port))
+        .header("proxy-authorization", format!("Basic {auth}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let r = sender.send_request(req).await.unwrap();
+    let status = r.status().as_u16();
+    let _ = r.into_body().collect().await;
+    status
 }
 
 async fn client_config(s: &TestServer) -> Arc<rustls::ClientConfig> {
@@ -172,7 +203,24 @@ async fn client_config(s: &TestServer) -> Arc<rustls::ClientConfig> {
     )
 }
 
+/// Both tunnels and the kept-alive plain connection.
 async fn open(w: &World, on: &TestServer, token: &str) -> Open {
+    let mut open = open_tunnels(w, on, token).await;
+    let tcp = TcpStream::connect(proxy_addr(on)).await.unwrap();
+    let (mut plain, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..2 {
+        assert_eq!(plain_get(w, &mut plain, token).await, 200);
+    }
+    open.plain = Some(plain);
+    open
+}
+
+/// The byte-exact tunnel and the intercepted connection.
+async fn open_tunnels(w: &World, on: &TestServer, token: &str) -> Open {
     let proxy = proxy_addr(on);
     let (status, mut tunnel) = connect(proxy, token, &format!("tcp.test:{}", w.echo_port)).await;
     assert_eq!(status, 200);
@@ -202,10 +250,15 @@ async fn open(w: &World, on: &TestServer, token: &str) -> Open {
         got.extend_from_slice(&buf[..n]);
     }
     assert!(got.starts_with(b"HTTP/1.1 200"));
-    Open { tunnel, tls }
+    Open {
+        tunnel,
+        tls,
+        plain: None,
+    }
 }
 
-/// Both connections end and the token cannot open a new one.
+/// Both tunnels end, the kept-alive connection's next request is refused
+/// without reaching the upstream, and the token cannot open a new one.
 async fn closed_and_refused(w: &World, on: &TestServer, open: &mut Open, token: &str, what: &str) {
     assert!(
         ends(&mut open.tunnel).await,
@@ -215,6 +268,19 @@ async fn closed_and_refused(w: &World, on: &TestServer, open: &mut Open, token: 
         ends(&mut open.tls).await,
         "{what}: the intercepted connection stayed open"
     );
+    if let Some(plain) = open.plain.as_mut() {
+        let sent = w.plain_seen.requests.load(Ordering::SeqCst);
+        assert_eq!(
+            plain_get(w, plain, token).await,
+            407,
+            "{what}: the next request on a kept-alive connection"
+        );
+        assert_eq!(
+            w.plain_seen.requests.load(Ordering::SeqCst),
+            sent,
+            "{what}: the upstream saw the refused request"
+        );
+    }
     let (status, _) = connect(proxy_addr(on), token, &format!("tcp.test:{}", w.echo_port)).await;
     assert_eq!(status, 407, "{what}: reopening");
 }
@@ -300,7 +366,7 @@ async fn the_connection_limit_and_idle_time_come_from_the_configuration(engine: 
     .await;
     let (s, op) = (&w.s, w.op.as_str());
     let (_, token, _) = job(s, op, None).await;
-    let mut conns = open(&w, s, &token).await;
+    let mut conns = open_tunnels(&w, s, &token).await;
     let (status, _) = connect(proxy_addr(s), &token, &format!("tcp.test:{}", w.echo_port)).await;
     assert_eq!(status, 429, "a third connection");
     // Left alone, both close after the idle second, freeing their places.
@@ -376,6 +442,11 @@ async fn a_node_that_cannot_confirm_revocations_closes_open_connections(engine: 
     assert!(
         ends(&mut conns.tls).await,
         "the intercepted connection outlived the view"
+    );
+    assert_eq!(
+        plain_get(&w, conns.plain.as_mut().unwrap(), &token).await,
+        503,
+        "a kept-alive connection's next request, its credential verified before"
     );
     rename_table(s, engine, "revocations_away", "revocations").await;
 }

@@ -1,5 +1,5 @@
-//! The one check every egress target passes before any connection, the
-//! proxy credential check, and dialling a checked address.
+//! The one check every egress target passes before any connection, and
+//! dialling a checked address.
 //!
 //! Order (SPEC §6): parse (done by the caller, `400` on error), the
 //! domain's address/port/localhost check, the job's allow list, the judge,
@@ -9,12 +9,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use base64::Engine as _;
 use gatehouse_domain::egress::{check_resolved, check_target, parse_target, Checked, Target};
-use http::{header, HeaderMap};
 use tokio::net::TcpStream;
 
-use crate::directory::{AuthFailure, EgressAudit, JobIdentity, JobView, ViewError};
+use crate::directory::{EgressAudit, JobIdentity, JobView, Lease, ViewError};
 use crate::refusal::Refusal;
 use crate::Engine;
 
@@ -65,60 +63,12 @@ pub fn url_target(url: &str) -> Result<Target, Refusal> {
 /// What the proxy knows about a request, for its audit record.
 #[derive(Debug, Default)]
 pub(crate) struct Context {
-    pub job: Option<JobIdentity>,
+    /// The verified credential's lease, once known.
+    pub lease: Option<std::sync::Arc<Lease>>,
     pub host: Option<String>,
 }
 
-/// The token in `Proxy-Authorization` (`Basic` with the token as the
-/// password, as `http://job:<token>@proxy` sends it, or `Bearer`).
-pub fn proxy_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return (!rest.is_empty()).then(|| rest.to_string());
-    }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (_, token) = text.split_once(':')?;
-        return (!token.is_empty()).then(|| token.to_string());
-    }
-    None
-}
-
 impl Engine {
-    /// Throttle first: a source over its failure limit gets `429`.
-    pub(crate) fn throttle(&self, peer: IpAddr) -> Result<(), Refusal> {
-        match self.failures.blocked_for(peer, self.clock.now()) {
-            Some(retry_after) => Err(Refusal::Throttled { retry_after }),
-            None => Ok(()),
-        }
-    }
-
-    /// The one token verifier, through the directory.
-    pub(crate) async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, Refusal> {
-        self.directory
-            .verify(token, peer)
-            .await
-            .map_err(|e| match e {
-                AuthFailure::Refused => Refusal::ProxyAuth,
-                AuthFailure::Unavailable => Refusal::Unavailable,
-            })
-    }
-
-    pub(crate) async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        peer: IpAddr,
-    ) -> Result<(JobIdentity, String), Refusal> {
-        let token = proxy_token(headers).ok_or(Refusal::ProxyAuth)?;
-        let job = self.verify(&token, peer).await?;
-        Ok((job, token))
-    }
-
     pub(crate) async fn view(&self, job: &JobIdentity) -> Result<std::sync::Arc<JobView>, Refusal> {
         self.directory.view(job).await.map_err(|e| match e {
             ViewError::Refused => Refusal::NoCredentials,
@@ -221,7 +171,7 @@ impl Engine {
                 action: "egress.refuse",
                 target: host,
                 outcome: refusal.audit_outcome(),
-                job: ctx.job.clone(),
+                job: ctx.lease.as_ref().map(|l| l.job.clone()),
                 source: peer,
             });
         }
@@ -266,35 +216,4 @@ pub(crate) async fn dial(addrs: &[SocketAddr]) -> Result<TcpStream, Refusal> {
         }
     }
     Err(Refusal::BadGateway(format!("cannot connect: {last}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn with(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::PROXY_AUTHORIZATION,
-            HeaderValue::from_str(value).unwrap(),
-        );
-        h
-    }
-
-    #[test]
-    fn proxy_token_reads_basic_and_bearer() {
-        let basic = base64::engine::general_purpose::STANDARD.encode("job:tok.en.sig");
-        assert_eq!(
-            proxy_token(&with(&format!("Basic {basic}"))).as_deref(),
-            Some("tok.en.sig")
-        );
-        assert_eq!(proxy_token(&with("bearer abc")).as_deref(), Some("abc"));
-        assert_eq!(proxy_token(&with("Bearer ")), None);
-        let empty = base64::engine::general_purpose::STANDARD.encode("job:");
-        assert_eq!(proxy_token(&with(&format!("Basic {empty}"))), None);
-        assert_eq!(proxy_token(&with("Basic !!!")), None);
-        assert_eq!(proxy_token(&with("Digest x")), None);
-        assert_eq!(proxy_token(&HeaderMap::new()), None);
-    }
 }

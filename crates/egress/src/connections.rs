@@ -346,18 +346,17 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 }
 
 impl Engine {
-    /// A slot for a new connection opened with `token`: its lease from
-    /// the directory (the one verifier), the job's connection limit, and
-    /// a last look at revocation once registered, so a revocation that
+    /// A slot for a new connection opened with the token behind `lease`
+    /// (just verified or re-checked): the job's connection limit, and a
+    /// last look at revocation once registered, so a revocation that
     /// lands while the slot is being taken is never missed (the warden
     /// sees the slot from then on).
-    pub(crate) fn open_connection(&self, token: &str) -> Result<Slot, Refusal> {
-        let lease = self.directory.lease(token).map_err(Refusal::from)?;
+    pub(crate) fn open_connection(&self, lease: &Lease) -> Result<Slot, Refusal> {
         if lease.ends_at <= self.clock.now() {
             return Err(Refusal::ProxyAuth);
         }
         let slot = self.connections.open(lease.clone())?;
-        if self.directory.revoked(&lease) {
+        if self.directory.revoked(lease) {
             return Err(Refusal::ProxyAuth);
         }
         Ok(slot)

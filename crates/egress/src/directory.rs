@@ -157,10 +157,6 @@ pub struct Lease {
 /// (SPEC §6, revocation reaches open connections). A supertrait of
 /// [`JobDirectory`], so no directory can leave it out.
 pub trait TokenWatch: Send + Sync {
-    /// The lease of a job token that verifies now (the one verifier:
-    /// signature, claims, revocation).
-    fn lease(&self, token: &str) -> Result<Lease, AuthFailure>;
-
     /// Whether the token behind `lease` is revoked now: by jti (a deleted
     /// job's token is revoked by jti), by its subject, its agent or its
     /// owner. Expiry is the proxy's to check, against `ends_at`.
@@ -175,8 +171,17 @@ pub trait TokenWatch: Send + Sync {
 #[async_trait]
 pub trait JobDirectory: TokenWatch + Send + Sync + 'static {
     /// Verifies a job token with the one token verifier (signature,
-    /// claims, revocation) and that its job is live.
-    async fn verify(&self, token: &str, peer: IpAddr) -> Result<JobIdentity, AuthFailure>;
+    /// claims, revocation) and that its job is live; the lease says
+    /// whose it is and until when it can stand.
+    async fn verify(&self, token: &str, peer: IpAddr) -> Result<Lease, AuthFailure>;
+
+    /// The verdict on a token [`JobDirectory::verify`] accepted earlier
+    /// for the same connection, now: everything that can change since
+    /// (its time window, revocation of any kind, the view's freshness,
+    /// its job still live and still holding it), without decoding or
+    /// checking its signature again. Refusals are what `verify` would
+    /// answer now.
+    async fn recheck(&self, lease: &Lease, peer: IpAddr) -> Result<(), AuthFailure>;
 
     /// The job's allow list and bindings, read from the secrets' current
     /// rows for this request. An error refuses the request.

@@ -1,7 +1,7 @@
 //! TLS interception of a `CONNECT` to a host that one of the job's
 //! placeholders is bound to: the client's TLS ends here with a leaf minted
-//! by Gatehouse's CA, each request inside is checked again (token,
-//! throttle, `Host` equal to the `CONNECT` target, judge), its placeholders
+//! by Gatehouse's CA, each request inside is checked again (the
+//! `CONNECT`'s credential re-checked: time, revocation, live job; throttle, `Host` equal to the `CONNECT` target, judge), its placeholders
 //! swapped, and it goes to the upstream over a TLS connection of our own to
 //! the address checked when the tunnel opened.
 
@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Mutex;
 
 use crate::admit::{Admitted, Context};
-use crate::directory::JobIdentity;
+use crate::directory::Lease;
 use crate::forward::TlsUpstream;
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
@@ -28,8 +28,8 @@ use crate::{Body, BoxError, Engine};
 struct Tunnel {
     engine: Arc<Engine>,
     peer: IpAddr,
-    token: String,
-    job: JobIdentity,
+    /// The `CONNECT`'s verified credential, re-checked on every request.
+    lease: Arc<Lease>,
     admitted: Admitted,
     /// One upstream connection per client connection, opened on first use.
     upstream: Mutex<Option<TlsUpstream>>,
@@ -38,8 +38,7 @@ struct Tunnel {
 pub(crate) async fn serve(
     engine: Arc<Engine>,
     peer: IpAddr,
-    token: String,
-    job: JobIdentity,
+    lease: Arc<Lease>,
     admitted: Admitted,
     tls: Arc<ServerConfig>,
     client: impl AsyncRead + AsyncWrite + Unpin,
@@ -62,8 +61,7 @@ pub(crate) async fn serve(
     let tunnel = Arc::new(Tunnel {
         engine,
         peer,
-        token,
-        job,
+        lease,
         admitted,
         upstream: Mutex::new(None),
     });
@@ -83,25 +81,21 @@ pub(crate) async fn serve(
 
 impl Tunnel {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let mut ctx = Context {
-            job: Some(self.job.clone()),
+        let ctx = Context {
+            lease: Some(self.lease.clone()),
             host: Some(self.admitted.host.clone()),
         };
-        match self.forward(req, &mut ctx).await {
+        match self.forward(req).await {
             Ok(resp) => resp,
             Err(refusal) => self.engine.refuse(refusal, &ctx, self.peer),
         }
     }
 
-    async fn forward(
-        &self,
-        req: Request<Incoming>,
-        ctx: &mut Context,
-    ) -> Result<Response<Body>, Refusal> {
+    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
         let engine = &self.engine;
         engine.throttle(self.peer)?;
-        let job = engine.verify(&self.token, self.peer).await?;
-        ctx.job = Some(job.clone());
+        engine.recheck(&self.lease, self.peer).await?;
+        let job = &self.lease.job;
         let host_header = req
             .headers()
             .get(header::HOST)
@@ -115,13 +109,12 @@ impl Tunnel {
                 "Host does not match the CONNECT target".into(),
             ));
         }
-        let view = engine.view(&job).await?;
+        let view = engine.view(job).await?;
         if let Some(judge) = &engine.judge {
-            let method = req.method().to_string();
             judge
                 .decide(
-                    &job,
-                    &method,
+                    job,
+                    req.method().as_str(),
                     &self.admitted.host,
                     engine.clock.now(),
                     |e| {
@@ -153,7 +146,7 @@ impl Tunnel {
         )?;
         let resp = upstream.send(req).await?;
         drop(slot);
-        engine.swapped(&job, &self.admitted.host, &used, self.peer);
+        engine.swapped(job, &self.admitted.host, &used, self.peer);
         Ok(crate::forward::respond(resp, &view).await)
     }
 }

@@ -17,8 +17,9 @@
 //! through [`JobDirectory`]; this crate never reads the store.
 //!
 //! Files: `proxy.rs` (listener, dispatch, `CONNECT`), `admit.rs` (the one
-//! check and dialling), `forward.rs` (one request upstream), `intercept.rs`
-//! (TLS termination), `relay.rs`, `swap.rs`, `echo.rs`, `ca.rs`, `tls.rs`,
+//! check and dialling), `credential.rs` (`Proxy-Authorization`, verified
+//! once per connection and re-checked on each request), `forward.rs` (one
+//! request upstream), `intercept.rs` (TLS termination), `relay.rs`, `swap.rs`, `echo.rs`, `ca.rs`, `tls.rs`,
 //! `resolver.rs`, `judge.rs`, `limits.rs`, `refusal.rs`, `directory.rs`,
 //! `connections.rs` (open connections: per-job limit, idle timeout, and
 //! closing them when their token stops being valid).
@@ -26,6 +27,7 @@
 mod admit;
 pub mod ca;
 pub mod connections;
+mod credential;
 pub mod directory;
 pub mod echo;
 mod forward;
@@ -49,8 +51,9 @@ use bytes::Bytes;
 use gatehouse_domain::clock::Clock;
 use gatehouse_domain::egress::EgressPolicy;
 
-pub use admit::{proxy_token, url_target, Admitted, Preflight};
+pub use admit::{url_target, Admitted, Preflight};
 pub use ca::CertAuthority;
+pub use credential::proxy_token;
 pub use directory::{
     AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease,
     TokenWatch, ViewError,

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 
 use crate::admit::Context;
+use crate::credential::Credential;
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
 
@@ -50,11 +51,11 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
         let engine = engine.clone();
         let header_timeout = engine.settings.header_timeout;
         tokio::spawn(async move {
-            let upstream = Arc::new(Mutex::new(None));
+            let state = Arc::new(Mutex::new(ClientConnection::default()));
             let service = service_fn(move |req| {
                 let engine = engine.clone();
-                let upstream = upstream.clone();
-                async move { Ok::<_, Infallible>(handle(engine, peer, req, upstream).await) }
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(engine, peer, req, state).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -80,16 +81,24 @@ struct Pooled {
     slot: crate::connections::Slot,
 }
 
-type Upstream = Arc<Mutex<Option<Pooled>>>;
+/// What a client connection keeps between its requests (HTTP/1.1: one
+/// request at a time, so the lock is never contended).
+#[derive(Default)]
+struct ClientConnection {
+    /// The credential its requests presented (`credential.rs`).
+    credential: Option<Credential>,
+    upstream: Option<Pooled>,
+}
 
 async fn handle(
     engine: Arc<Engine>,
     peer: SocketAddr,
     req: Request<Incoming>,
-    upstream: Upstream,
+    state: Arc<Mutex<ClientConnection>>,
 ) -> Response<Body> {
     let peer = peer.ip();
     let mut ctx = Context::default();
+    let mut state = state.lock().await;
     let started = std::time::Instant::now();
     let kind = if req.method() == Method::CONNECT {
         "connect"
@@ -97,9 +106,9 @@ async fn handle(
         "forward"
     };
     let result = if req.method() == Method::CONNECT {
-        connect(&engine, peer, req, &mut ctx).await
+        connect(&engine, peer, req, &mut ctx, &mut state).await
     } else {
-        plain(&engine, peer, req, &mut ctx, &upstream).await
+        plain(&engine, peer, req, &mut ctx, &mut state).await
     };
     let outcome = match &result {
         Ok(_) => "ok",
@@ -127,10 +136,14 @@ async fn connect(
     peer: IpAddr,
     mut req: Request<Incoming>,
     ctx: &mut Context,
+    state: &mut ClientConnection,
 ) -> Result<Response<Body>, Refusal> {
     engine.throttle(peer)?;
-    let (job, token) = engine.authenticate(req.headers(), peer).await?;
-    ctx.job = Some(job.clone());
+    let lease = engine
+        .authenticate(req.headers(), peer, &mut state.credential)
+        .await?;
+    ctx.lease = Some(lease.clone());
+    let job = &lease.job;
     let authority = req
         .uri()
         .authority()
@@ -139,9 +152,9 @@ async fn connect(
         .to_string();
     let target = parse_target(&authority, 0)?;
     ctx.host = Some(target.host().to_string());
-    let view = engine.view(&job).await?;
-    let admitted = engine.admit(&job, &view, target, "CONNECT", peer).await?;
-    let slot = engine.open_connection(&token)?;
+    let view = engine.view(job).await?;
+    let admitted = engine.admit(job, &view, target, "CONNECT", peer).await?;
+    let slot = engine.open_connection(&lease)?;
     let idle = engine.settings.tunnel_idle;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let intercept = match &engine.ca {
@@ -158,9 +171,8 @@ async fn connect(
                 match on_upgrade.await {
                     Ok(upgraded) => {
                         let client = slot.track(TokioIo::new(upgraded));
-                        let work = crate::intercept::serve(
-                            engine, peer, token, job, admitted, tls, client,
-                        );
+                        let work =
+                            crate::intercept::serve(engine, peer, lease, admitted, tls, client);
                         slot.hold(idle, work).await
                     }
                     Err(e) => tracing::debug!("CONNECT upgrade failed: {e}"),
@@ -197,11 +209,14 @@ async fn plain(
     peer: IpAddr,
     req: Request<Incoming>,
     ctx: &mut Context,
-    upstream: &Upstream,
+    state: &mut ClientConnection,
 ) -> Result<Response<Body>, Refusal> {
     engine.throttle(peer)?;
-    let (job, token) = engine.authenticate(req.headers(), peer).await?;
-    ctx.job = Some(job.clone());
+    let lease = engine
+        .authenticate(req.headers(), peer, &mut state.credential)
+        .await?;
+    ctx.lease = Some(lease.clone());
+    let job = &lease.job;
     let uri = req.uri();
     if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
         return Err(Refusal::Malformed(
@@ -215,13 +230,14 @@ async fn plain(
         .to_string();
     let target = parse_target(&authority, 80)?;
     ctx.host = Some(target.host().to_string());
-    let view = engine.view(&job).await?;
-    let method = req.method().to_string();
-    let admitted = engine.admit(&job, &view, target, &method, peer).await?;
+    let view = engine.view(job).await?;
+    let admitted = engine
+        .admit(job, &view, target, req.method().as_str(), peer)
+        .await?;
     let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
     // Plain HTTP: no swap, no inject (a placeholder in it is refused).
     crate::forward::prepare_plain(engine, &mut req, &admitted.host, &authority, &view)?;
-    let mut slot = upstream.lock().await;
+    let slot = &mut state.upstream;
     let reusable = slot.as_mut().is_some_and(|p| {
         !p.sender.is_closed()
             && admitted.addrs.contains(&p.peer)
@@ -231,7 +247,7 @@ async fn plain(
     if !reusable {
         // The old connection (if any) gives its place back first.
         *slot = None;
-        let held = engine.open_connection(&token)?;
+        let held = engine.open_connection(&lease)?;
         let stream = crate::admit::dial(&admitted.addrs).await?;
         let peer = stream
             .peer_addr()
@@ -247,6 +263,5 @@ async fn plain(
         .as_mut()
         .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
     let resp = crate::forward::send(&mut pooled.sender, req).await?;
-    drop(slot);
     Ok(crate::forward::respond(resp, &view).await)
 }

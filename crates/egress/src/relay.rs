@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 
 use gatehouse_domain::egress::parse_target;
+use gatehouse_domain::secret::SecretBytes;
 use http::{header, HeaderMap, Request, Response};
 
 use crate::admit::Context;
@@ -21,18 +22,19 @@ use crate::{Body, Engine};
 pub const JOB_TOKEN_HEADER: &str = "x-gatehouse-job-token";
 
 /// The relay's token, removed from the headers.
-fn take_token(headers: &mut HeaderMap) -> Option<String> {
+fn take_token(headers: &mut HeaderMap) -> Option<SecretBytes> {
+    let token = |s: &str| SecretBytes::new(s.trim().as_bytes().to_vec());
     if let Some(v) = headers.remove(JOB_TOKEN_HEADER) {
-        return v.to_str().ok().map(|s| s.trim().to_string());
+        return v.to_str().ok().map(token);
     }
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.trim().split_once(' ')?;
+    let (scheme, presented) = v.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    let token = token.trim().to_string();
+    let presented = token(presented);
     headers.remove(header::AUTHORIZATION);
-    Some(token)
+    Some(presented)
 }
 
 impl Engine {
@@ -62,13 +64,15 @@ impl Engine {
     ) -> Result<Response<Body>, Refusal> {
         self.throttle(peer)?;
         let token = take_token(req.headers_mut()).ok_or(Refusal::ProxyAuth)?;
-        let job = self.verify(&token, peer).await?;
-        ctx.job = Some(job.clone());
+        let lease = self.verify(&token, peer).await?;
+        ctx.lease = Some(lease.clone());
+        let job = &lease.job;
         let target = parse_target(host, 443)?;
         ctx.host = Some(target.host().to_string());
-        let view = self.view(&job).await?;
-        let method = req.method().to_string();
-        let admitted = self.admit(&job, &view, target, &method, peer).await?;
+        let view = self.view(job).await?;
+        let admitted = self
+            .admit(job, &view, target, req.method().as_str(), peer)
+            .await?;
         let host_header = match admitted.target.port() {
             443 => admitted
                 .target
@@ -96,7 +100,7 @@ impl Engine {
         *out.uri_mut() = req.uri().clone();
         *out.headers_mut() = std::mem::take(req.headers_mut());
         let resp = upstream.send(out).await?;
-        self.swapped(&job, &admitted.host, &used, peer);
+        self.swapped(job, &admitted.host, &used, peer);
         Ok(crate::forward::respond(resp, &view).await)
     }
 }

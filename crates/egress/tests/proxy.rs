@@ -654,3 +654,88 @@ async fn inject_rules_never_reach_plain_http_but_do_reach_intercepted_https() {
         vec![format!("token {REAL_API}")]
     );
 }
+
+/// `GET http://plain.test:<port>/` on a kept-alive proxy connection with
+/// `auth` as the proxy credential; the status.
+async fn kept_get(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    port: u16,
+    auth: &str,
+) -> u16 {
+    use http_body_util::BodyExt;
+    sender.ready().await.unwrap();
+    let req = http::Request::builder()
+        .uri(format!("http://plain.test:{port}/"))
+        .header("host", format!("plain.test:{port}"))
+        .header("proxy-authorization", auth)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let _ = resp.into_body().collect().await;
+    status
+}
+
+#[tokio::test]
+async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every_request() {
+    let (plain, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        allow_hosts: vec!["plain.test"],
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut kept, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let (verified, rechecked) = (
+        || p.directory.verifications.load(Ordering::SeqCst),
+        || p.directory.rechecks.load(Ordering::SeqCst),
+    );
+    let good = basic(TOKEN);
+    for _ in 0..3 {
+        assert_eq!(kept_get(&mut kept, plain.port(), &good).await, 200);
+    }
+    assert_eq!(
+        (verified(), rechecked()),
+        (1, 2),
+        "verified once, then re-checked"
+    );
+
+    // Another credential on the same connection is verified in full, and
+    // a refusal forgets the one before: the good one is verified again.
+    assert_eq!(
+        kept_get(&mut kept, plain.port(), &basic("wrong")).await,
+        407
+    );
+    assert_eq!(kept_get(&mut kept, plain.port(), &good).await, 200);
+    assert_eq!((verified(), rechecked()), (3, 2));
+
+    // Expiry and revocation are seen by the re-check of the very next
+    // request, and nothing reaches the upstream. (A `Bearer` credential:
+    // other bytes, so verified anew, with the lease's new end.)
+    use gatehouse_domain::clock::Clock;
+    let bearer = format!("Bearer {TOKEN}");
+    let sent = seen.requests.load(Ordering::SeqCst);
+    *p.directory.ends_at.lock().unwrap() = p.clock.now() + 60;
+    assert_eq!(kept_get(&mut kept, plain.port(), &bearer).await, 200);
+    p.clock.advance(60);
+    assert_eq!(
+        kept_get(&mut kept, plain.port(), &bearer).await,
+        407,
+        "expired"
+    );
+    *p.directory.ends_at.lock().unwrap() = i64::MAX;
+    assert_eq!(kept_get(&mut kept, plain.port(), &bearer).await, 200);
+    assert_eq!(kept_get(&mut kept, plain.port(), &bearer).await, 200);
+    p.directory.revoke(TOKEN);
+    assert_eq!(
+        kept_get(&mut kept, plain.port(), &bearer).await,
+        407,
+        "revoked"
+    );
+    assert_eq!(seen.requests.load(Ordering::SeqCst), sent + 3);
+    assert_eq!((verified(), rechecked()), (5, 5));
+}

@@ -46,6 +46,11 @@ pub struct FakeDirectory {
     pub ends_at: Mutex<i64>,
     /// Bumped on every revocation, as the API's view does.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// The proxy's clock, for the lease's end.
+    pub clock: ManualClock,
+    /// Full verifications and re-checks asked for.
+    pub verifications: std::sync::atomic::AtomicUsize,
+    pub rechecks: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeDirectory {
@@ -60,19 +65,6 @@ impl FakeDirectory {
 
 /// The fake token's jti is the token itself.
 impl TokenWatch for FakeDirectory {
-    fn lease(&self, token: &str) -> Result<Lease, AuthFailure> {
-        if token == TOKEN && !self.revoked.lock().unwrap().contains(token) {
-            Ok(Lease {
-                job: job(),
-                jti: token.to_string(),
-                issued_at: 0,
-                ends_at: *self.ends_at.lock().unwrap(),
-            })
-        } else {
-            Err(AuthFailure::Refused)
-        }
-    }
-
     fn revoked(&self, lease: &Lease) -> bool {
         self.revoked.lock().unwrap().contains(&lease.jti)
     }
@@ -94,11 +86,29 @@ pub fn job() -> JobIdentity {
 
 #[async_trait]
 impl JobDirectory for FakeDirectory {
-    async fn verify(&self, token: &str, _peer: IpAddr) -> Result<JobIdentity, AuthFailure> {
+    async fn verify(&self, token: &str, _peer: IpAddr) -> Result<Lease, AuthFailure> {
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if token == TOKEN && !self.revoked.lock().unwrap().contains(token) {
-            Ok(job())
+            Ok(Lease {
+                job: job(),
+                jti: token.to_string(),
+                issued_at: 0,
+                ends_at: *self.ends_at.lock().unwrap(),
+            })
         } else {
             Err(AuthFailure::Refused)
+        }
+    }
+
+    async fn recheck(&self, lease: &Lease, _peer: IpAddr) -> Result<(), AuthFailure> {
+        self.rechecks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let expired = lease.ends_at <= self.clock.now();
+        if expired || self.revoked(lease) {
+            Err(AuthFailure::Refused)
+        } else {
+            Ok(())
         }
     }
 
@@ -161,6 +171,7 @@ pub async fn proxy_with(opts: ProxyOptions, tweak: impl FnOnce(&mut Settings)) -
     let dir = tempfile::tempdir().unwrap();
     let ca = CertAuthority::load_or_create(dir.path()).unwrap();
     let ca_file = dir.path().join(gatehouse_egress::ca::CA_CERT_FILE);
+    let clock = ManualClock::new(SystemClock.now());
     let directory = Arc::new(FakeDirectory {
         revoked: Mutex::new(HashSet::new()),
         allow_hosts: Mutex::new(opts.allow_hosts.iter().map(|s| s.to_string()).collect()),
@@ -168,9 +179,11 @@ pub async fn proxy_with(opts: ProxyOptions, tweak: impl FnOnce(&mut Settings)) -
         audits: Mutex::new(Vec::new()),
         ends_at: Mutex::new(i64::MAX),
         changes: tokio::sync::watch::channel(0).0,
+        clock: clock.clone(),
+        verifications: Default::default(),
+        rechecks: Default::default(),
     });
     let resolver = StubResolver::new();
-    let clock = ManualClock::new(SystemClock.now());
     let mut settings = Settings {
         policy: EgressPolicy {
             allow_private_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
