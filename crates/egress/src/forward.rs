@@ -10,6 +10,7 @@
 //! plain `http://`, refuses any placeholder and injects nothing.
 
 use http::header::{self, HeaderName};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -21,19 +22,28 @@ use crate::refusal::Refusal;
 use crate::tls::VerifiedTls;
 use crate::{Body, Engine};
 
-/// Headers that belong to one hop, never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
+/// Headers that belong to one hop, never forwarded. Named headers, not
+/// strings: removing one then costs no parsing.
+fn hop_by_hop() -> [HeaderName; 8] {
+    [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        HeaderName::from_static("proxy-connection"),
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+    ]
+}
 
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // The common case, none present (headers named by `Connection` count
+    // only when `Connection` itself is there), removes nothing.
+    let hop = hop_by_hop();
+    if !headers.keys().any(|name| hop.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -44,7 +54,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for n in named {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
+    for n in hop {
         headers.remove(n);
     }
 }
@@ -52,15 +62,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Makes `req` ready for `host_header` at the origin: origin-form URI,
 /// hop-by-hop headers gone, identity encoding (so the echo guard can read
 /// the body). Returns the request target.
-fn normalise(req: &mut Request<Body>, host_header: &str) -> Result<String, Refusal> {
+fn normalise(req: &mut Request<Body>, host_header: &str) -> Result<PathAndQuery, Refusal> {
     let path = req
         .uri()
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    *req.uri_mut() = path
-        .parse::<Uri>()
-        .map_err(|_| Refusal::Malformed("bad request path".into()))?;
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut origin_form = http::uri::Parts::default();
+    origin_form.path_and_query = Some(path.clone());
+    *req.uri_mut() =
+        Uri::from_parts(origin_form).map_err(|_| Refusal::Malformed("bad request path".into()))?;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     headers.remove(header::ACCEPT_ENCODING);
@@ -84,7 +95,7 @@ pub(crate) fn prepare_tls(
 ) -> Result<Vec<String>, Refusal> {
     let path = normalise(req, host_header)?;
     let (prefix, now) = (&engine.settings.placeholder_prefix, engine.clock.now());
-    crate::swap::check_target_text(&path, view, host, prefix, now)?;
+    crate::swap::check_target_text(path.as_str(), view, host, prefix, now)?;
     crate::swap::apply(req.headers_mut(), view, host, prefix, now, over)
 }
 
@@ -100,7 +111,7 @@ pub(crate) fn prepare_plain(
     let path = normalise(req, host_header)?;
     crate::swap::refuse_in_clear(
         req.headers(),
-        &path,
+        path.as_str(),
         view,
         host,
         &engine.settings.placeholder_prefix,
@@ -181,4 +192,52 @@ pub(crate) async fn respond(resp: Response<Incoming>, view: &JobView) -> Respons
     let mut resp = crate::echo::guard_response(resp, view).await;
     strip_hop_by_hop(resp.headers_mut());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_stripped_and_nothing_else() {
+        let mut h = headers(&[
+            ("connection", "close, x-hop"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic am9iOnRva2Vu"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("upgrade", "h2c"),
+            ("proxy-authenticate", "Basic"),
+            ("x-hop", "1"),
+            ("authorization", "Bearer mine"),
+            ("x-end", "2"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["authorization", "x-end"]);
+
+        // Without `Connection`, a header it would have named is end to end.
+        let mut h = headers(&[("x-hop", "1"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        let mut h = headers(&[("proxy-authorization", "Bearer t"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["accept"]
+        );
+    }
 }

@@ -86,6 +86,24 @@ pub async fn plain_upstream() -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
+/// A server TLS config for `names`, its leaf signed by `ca`.
+pub fn tls_server_config(ca: &UpstreamCa, names: &[&str]) -> Arc<rustls::ServerConfig> {
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let leaf = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    Arc::new(config)
+}
+
 /// A test CA of the upstream world, and its PEM file.
 pub struct UpstreamCa {
     pub cert: rcgen::Certificate,
@@ -115,20 +133,7 @@ pub fn upstream_ca() -> UpstreamCa {
 
 /// A TLS upstream for `names`, certified by `ca`, on loopback.
 pub async fn tls_upstream(ca: &UpstreamCa, names: &[&str]) -> (SocketAddr, Arc<Seen>) {
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let leaf = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_server_config(ca, names));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -203,20 +208,7 @@ pub async fn tls_server<F>(ca: &UpstreamCa, names: &[&str], handler: F) -> Socke
 where
     F: Fn(&http::request::Parts) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let leaf = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_server_config(ca, names));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handler = Arc::new(handler);
