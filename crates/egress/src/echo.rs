@@ -15,7 +15,7 @@
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Response};
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 
 use crate::directory::JobView;
@@ -104,6 +104,11 @@ fn is_text(headers: &HeaderMap) -> bool {
         || ct == "application/x-ndjson"
 }
 
+fn whole(parts: http::response::Parts, body: Bytes) -> Response<Body> {
+    let body = Full::new(body).map_err(|never| match never {});
+    Response::from_parts(parts, body.boxed_unsync())
+}
+
 /// The upstream response made safe for the agent.
 pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
@@ -116,9 +121,13 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
     let mut head = BytesMut::new();
     let mut pending: Option<Frame<Bytes>> = None;
     let mut failed: Option<BoxError> = None;
+    let mut ended = false;
     while head.len() < BODY_SCAN_LIMIT {
         match stream.next().await {
-            None => break,
+            None => {
+                ended = true;
+                break;
+            }
             Some(Err(e)) => {
                 failed = Some(e.into());
                 break;
@@ -132,7 +141,28 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
             },
         }
     }
-    let head = match guard_bytes(&head, view) {
+    let rewritten = guard_bytes(&head, view);
+    // The whole body is here: it is sent in one piece with its length, so
+    // head and body leave together rather than as a stream and a closing
+    // chunk. Unchanged, only when its declared length is the one read (a
+    // HEAD or 304 answer declares the length of a body it does not carry).
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match rewritten {
+        Some(new) if ended => {
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(new.len()));
+            return whole(parts, Bytes::from(new));
+        }
+        None if ended && declared == Some(head.len()) => return whole(parts, head.freeze()),
+        _ => {}
+    }
+    let head = match rewritten {
         Some(new) => {
             parts.headers.remove(header::CONTENT_LENGTH);
             Bytes::from(new)

@@ -227,6 +227,14 @@ async fn intercepted_https_swaps_the_placeholder_and_the_echo_guard_hides_the_va
             out.contains(&format!("\"you_sent\":\"Bearer {PH_API}\"")),
             "{out}"
         );
+        // The rewritten body is whole: sent with its new length, not chunked.
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{out}"
+        );
+        assert!(!head.contains("transfer-encoding"), "{out}");
     }
     assert_eq!(
         *seen.authorization.lock().unwrap(),
