@@ -37,24 +37,6 @@ impl FromRequestParts<AppState> for Human {
     }
 }
 
-impl Human {
-    /// A state-changing form must carry this session's token: `403`
-    /// otherwise, and nothing happens.
-    pub fn csrf_refusal(&self, st: &AppState, presented: &str) -> Option<Response> {
-        if csrf::holds(st, &self.principal, presented) {
-            None
-        } else {
-            Some(layout::error_page(
-                Some(self),
-                &ApiError::forbidden(
-                    "csrf",
-                    "this form has expired or did not come from this session; reload the page and try again",
-                ),
-            ))
-        }
-    }
-}
-
 /// `303 See Other`: after a form, the browser fetches the next page.
 pub fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()

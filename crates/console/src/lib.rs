@@ -9,13 +9,16 @@
 //! `Principal` extractor after the one token verifier), and every answer
 //! carries the console's security headers (`headers.rs`). State-changing
 //! forms carry a CSRF token bound to the session (`csrf.rs`), and cookie
-//! writes from another origin are refused by the API's own rule.
+//! writes from another origin are refused by the API's own rule. A form
+//! handler reads its fields only through the `CsrfForm` extractor
+//! (`csrf_form.rs`), which refuses a form without that token.
 //!
 //! [`Rule`]: gatehouse_domain::access::Rule
 #![forbid(unsafe_code)]
 
 mod assets;
 mod csrf;
+mod csrf_form;
 mod headers;
 mod human;
 mod layout;

@@ -216,6 +216,10 @@ async fn console_routes_hold_their_rules(engine: Engine) {
     assert!(checked >= 12, "{checked}");
 }
 
+/// A console form: its route, a path of that route, and its fields but
+/// the CSRF token.
+type FormCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+
 async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
     let s = console_server(engine).await;
     let op = s.claim("op@x.org").await;
@@ -230,8 +234,11 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
         .await;
     let jti = me["jti"].as_str().unwrap().to_string();
     let approval = format!("/approvals/{id}");
-    let forms: Vec<(&str, Vec<(&str, &str)>)> = vec![
+    // Every console form, keyed by its route; each would change something
+    // if its token were not checked.
+    let forms: Vec<FormCase> = vec![
         (
+            "/secrets",
             "/secrets",
             vec![
                 ("name", "FORM_SECRET"),
@@ -239,25 +246,80 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
                 ("allowed_hosts", "api.example.com"),
             ],
         ),
-        ("/secrets/HELD/delete", vec![]),
-        (&approval, vec![("decision", "approve"), ("reason", "ok")]),
-        ("/tokens/revoke", vec![("jti", &jti)]),
-        ("/upstreams/none/credential", vec![("token", "x")]),
-        ("/agents", vec![("name", "formbot")]),
-        ("/agents/bot/egress", vec![("allow_hosts", "*")]),
-        ("/agents/bot/secrets", vec![("secrets", "HELD")]),
-        ("/logout", vec![]),
+        ("/secrets/{name}/delete", "/secrets/HELD/delete", vec![]),
+        (
+            "/approvals/{id}",
+            &approval,
+            vec![("decision", "approve"), ("reason", "ok")],
+        ),
+        ("/tokens/revoke", "/tokens/revoke", vec![("jti", &jti)]),
+        (
+            "/upstreams/{name}/credential",
+            "/upstreams/none/credential",
+            vec![("token", "x")],
+        ),
+        ("/agents", "/agents", vec![("name", "formbot")]),
+        (
+            "/agents/{name}/egress",
+            "/agents/bot/egress",
+            vec![("allow_hosts", "*")],
+        ),
+        (
+            "/agents/{name}/secrets",
+            "/agents/bot/secrets",
+            vec![("secrets", "HELD")],
+        ),
+        ("/logout", "/logout", vec![]),
     ];
-    for (path, fields) in &forms {
+    // The list is the router's: a new form route fails here until its
+    // form is added, so no form escapes the check below.
+    let mut posted: Vec<&str> = gatehouse_console::routes()
+        .into_iter()
+        .map(|(spec, _)| spec)
+        .filter(|r| r.method == Method::POST && r.access == Access::Authenticated)
+        .map(|r| r.path)
+        .collect();
+    posted.sort();
+    let mut listed: Vec<&str> = forms.iter().map(|(route, _, _)| *route).collect();
+    listed.sort();
+    assert_eq!(
+        listed, posted,
+        "every console POST route for people has its form here"
+    );
+    let audited = || async {
+        let log = s.state().store.audit_page(None, 0, 10_000).await.unwrap();
+        log.into_iter().map(|r| r.action).collect::<Vec<_>>()
+    };
+    let audited_before = audited().await;
+    for (route, path, fields) in &forms {
         for presented in [None, Some("0".repeat(64)), Some(theirs.clone())] {
             let mut form = fields.clone();
             if let Some(t) = &presented {
                 form.push(("csrf_token", t));
             }
             let r = post(&s, path, Some(&op), &form).await;
-            assert_eq!(r.status(), 403, "{path} with {presented:?}");
-            assert!(r.text().await.unwrap().contains("csrf"), "{path}");
+            assert_eq!(r.status(), 403, "{route} with {presented:?}");
+            let page = r.text().await.unwrap();
+            assert!(
+                page.contains("Refused (403 csrf)") && page.contains("Nothing was changed."),
+                "{route}: {page}"
+            );
         }
+        // A body that is no form at all: the 400 it always was, token or not.
+        let r = browser()
+            .post(format!("{}{path}", s.url))
+            .header(ORIGIN, s.url.clone())
+            .header(COOKIE, cookie(&op))
+            .header("content-type", "text/plain")
+            .body(format!("csrf_token={mine}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{route}");
+        assert!(
+            r.text().await.unwrap().contains("unreadable form"),
+            "{route}"
+        );
         // The right token from another origin: the API's cookie rule.
         let mut form = fields.clone();
         form.push(("csrf_token", &mine));
@@ -269,10 +331,12 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 403, "cross-origin {path}");
+        assert_eq!(r.status(), 403, "cross-origin {route}");
     }
-    // Nothing happened: no secret written or deleted, the approval still
-    // pending, the session alive.
+    // Nothing happened: every change is audited and the log is as it was;
+    // no secret written or deleted, no agent registered or given a policy
+    // or ceiling, the approval still pending, the session alive.
+    assert_eq!(audited().await, audited_before);
     let (_, secrets) = s.json(Method::GET, "/v1/secrets", Some(&op), None).await;
     assert_eq!(secrets.as_array().unwrap().len(), 0, "{secrets}");
     let (_, agents) = s.json(Method::GET, "/v1/agents", Some(&op), None).await;
@@ -282,6 +346,7 @@ async fn forms_need_this_sessions_csrf_token_and_our_origin(engine: Engine) {
         "no agent registered: {agents}"
     );
     assert_eq!(agents[0]["secrets"], json!([]), "{agents}");
+    assert!(agents[0]["allow_hosts"].is_null(), "{agents}");
     let (_, a) = s
         .json(Method::GET, &format!("/v1/approvals/{id}"), Some(&op), None)
         .await;

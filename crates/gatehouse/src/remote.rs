@@ -46,13 +46,19 @@ impl Remote {
         Ok(Self {
             base,
             token: zeroize::Zeroizing::new(token),
+            // Straight to GATEHOUSE_URL, never through a proxy named by
+            // HTTP_PROXY/HTTPS_PROXY/ALL_PROXY: these calls carry the
+            // caller's token (the one that makes job tokens), and an
+            // environment inherited from elsewhere must not hand it to
+            // some other proxy on the way.
             http: reqwest::Client::builder()
+                .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
         })
     }
 
-    /// The HTTP client (no redirects followed).
+    /// The HTTP client (no redirects followed, no proxy).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -1,15 +1,30 @@
 //! `gatehouse exec` end to end: the real binary serving, the real binary
 //! running a shell script as a job that calls a TLS upstream (its own CA,
 //! reached through `egress.static_hosts`) with `curl` through the proxy.
+//! The CLI's own API calls go straight to Gatehouse, never through a
+//! proxy named in the caller's environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use gatehouse_egress::test_support::{tls_upstream, upstream_ca};
 use serde_json::{json, Value};
 use support::Sandbox;
 
 const REAL: &str = "ghp_exec_real_value_0987654321";
+
+/// The jobs `token` sees, deleted ones included.
+async fn jobs_of(server: &support::Server, token: &str) -> Vec<Value> {
+    server
+        .get_with_token("/v1/jobs", token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn exec_runs_a_command_as_a_job_behind_the_proxy_and_deletes_the_job() {
@@ -42,15 +57,7 @@ async fn exec_runs_a_command_as_a_job_behind_the_proxy_and_deletes_the_job() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = server
-        .http
-        .post(server.at("/v1/agents"))
-        .bearer_auth(&op)
-        .json(&json!({"name": "bot"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    server.register_agent(&op, "bot").await;
 
     let script = format!(
         "echo \"env=$GH_TOKEN\"; env | grep -c '{REAL}' || true; \
@@ -88,12 +95,7 @@ async fn exec_runs_a_command_as_a_job_behind_the_proxy_and_deletes_the_job() {
         &[format!("Bearer {REAL}")]
     );
     // The job is gone once the command has ended.
-    let jobs: Vec<Value> = server
-        .get_with_token("/v1/jobs", &op)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jobs = jobs_of(&server, &op).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["deleted"], true);
 }
@@ -113,15 +115,7 @@ async fn exec_refuses_bad_grants_before_running_anything() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = server
-        .http
-        .post(server.at("/v1/agents"))
-        .bearer_auth(&op)
-        .json(&json!({"name": "bot"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    server.register_agent(&op, "bot").await;
     let marker = sandbox.root().join("ran");
     let out = sandbox
         .cmd(&[
@@ -145,11 +139,49 @@ async fn exec_refuses_bad_grants_before_running_anything() {
     );
     assert!(!marker.exists());
     // No job was left behind either.
-    let jobs: Vec<Value> = server
-        .get_with_token("/v1/jobs", &op)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jobs = jobs_of(&server, &op).await;
     assert!(jobs.is_empty(), "{jobs:?}");
+}
+
+#[tokio::test]
+async fn exec_reaches_the_api_directly_whatever_proxy_the_environment_names() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve().await;
+    let op = server.claim_operator("op@x.org").await;
+    server.register_agent(&op, "bot").await;
+    // A proxy that counts who comes to it and hangs up on them: had the
+    // CLI used it, its calls (and the token on them) would have gone there.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_url = format!("http://{}", trap.local_addr().unwrap());
+    let contacted = Arc::new(AtomicUsize::new(0));
+    tokio::spawn({
+        let contacted = contacted.clone();
+        async move {
+            while let Ok((conn, _)) = trap.accept().await {
+                contacted.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        }
+    });
+    let mut cmd = sandbox
+        .cmd(&["exec", "--agent", "bot", "--", "true"])
+        .env("GATEHOUSE_URL", &server.url)
+        .env("GATEHOUSE_TOKEN", &op);
+    for name in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        cmd = cmd.env(name, &trap_url);
+    }
+    let out = cmd.run().await;
+    out.assert_success();
+    assert_eq!(contacted.load(Ordering::SeqCst), 0, "{out:?}");
+    // The calls did reach the API: the job was made, then deleted.
+    let jobs = jobs_of(&server, &op).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["deleted"], true);
 }

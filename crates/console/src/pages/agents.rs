@@ -4,11 +4,9 @@
 //! `GET /v1/agents`, `POST /v1/agents`, `PUT /v1/agents/{name}/egress`
 //! and `PUT /v1/agents/{name}/secrets`.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,7 +16,8 @@ use gatehouse_api::error::ApiError;
 use gatehouse_api::request_id::RequestId;
 use gatehouse_api::state::AppState;
 
-use super::{form, list_field};
+use super::list_field;
+use crate::csrf_form::CsrfForm;
 use crate::human::{see_other, Human};
 use crate::layout::{csrf_field, error_box, error_page, frame, notice};
 
@@ -116,25 +115,15 @@ pub async fn page(State(st): State<AppState>, who: Human, Query(q): Query<Done>)
 #[derive(Deserialize)]
 pub struct NameForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
 }
 
 /// Like `POST /v1/agents` (same function), CSRF token required.
 pub async fn create(
     State(st): State<AppState>,
-    who: Human,
     request: RequestId,
-    body: Result<Form<NameForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<NameForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     match app::create(&st, &who.principal, &request, &body.name).await {
         Ok(()) => see_other("/agents?ok=created"),
         Err(e) => render(&st, &who, e.status(), None, Some(&e)).await,
@@ -144,8 +133,6 @@ pub async fn create(
 #[derive(Deserialize)]
 pub struct EgressForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     allow_hosts: String,
     lift: Option<String>,
 }
@@ -153,18 +140,10 @@ pub struct EgressForm {
 /// Like `PUT /v1/agents/{name}/egress` (same function), CSRF required.
 pub async fn egress(
     State(st): State<AppState>,
-    who: Human,
     Path(name): Path<String>,
     request: RequestId,
-    body: Result<Form<EgressForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<EgressForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     let hosts = body.lift.is_none().then(|| list_field(&body.allow_hosts));
     let headers = HeaderMap::new();
     match app::set_egress(&st, &who.principal, &headers, &request, name, hosts).await {
@@ -176,26 +155,16 @@ pub async fn egress(
 #[derive(Deserialize)]
 pub struct CeilingForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     secrets: String,
 }
 
 /// Like `PUT /v1/agents/{name}/secrets` (same function), CSRF required.
 pub async fn secrets(
     State(st): State<AppState>,
-    who: Human,
     Path(name): Path<String>,
     request: RequestId,
-    body: Result<Form<CeilingForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<CeilingForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     let secrets = list_field(&body.secrets);
     let headers = HeaderMap::new();
     match app::set_secrets(&st, &who.principal, &headers, &request, name, secrets).await {

@@ -5,11 +5,9 @@
 //! `GET /v1/approvals/events` when JavaScript runs; without it, the
 //! page is complete and a reload shows new requests.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,7 +19,7 @@ use gatehouse_api::state::AppState;
 use gatehouse_domain::approvals::{ApprovalStatus, Decision};
 use gatehouse_store::ApprovalRecord;
 
-use super::form;
+use crate::csrf_form::CsrfForm;
 use crate::human::{see_other, Human};
 use crate::layout::{csrf_field, error_box, error_page, frame, notice, when};
 
@@ -207,8 +205,6 @@ pub async fn detail(
 #[derive(Deserialize)]
 pub struct DecisionForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     decision: String,
     #[serde(default)]
     reason: String,
@@ -218,18 +214,10 @@ pub struct DecisionForm {
 /// required.
 pub async fn decide(
     State(st): State<AppState>,
-    who: Human,
     Path(id): Path<String>,
     request: RequestId,
-    body: Result<Form<DecisionForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<DecisionForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     match app::decide(
         &st,
         &who.principal,

@@ -22,6 +22,7 @@ use gatehouse_api::state::AppState;
 use gatehouse_store::BootstrapState;
 
 use super::form;
+use crate::csrf_form::{CsrfForm, TokenOnly};
 use crate::human::{see_other, Human};
 use crate::layout::{csrf_field, error_box, frame};
 
@@ -183,34 +184,13 @@ pub async fn logout_page(who: Human) -> Response {
     )
 }
 
-/// A form whose only field is the CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl CsrfOnly {
-    pub fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
 /// Human session, CSRF token required: the session token is revoked by
 /// its jti (so a copied cookie dies too), then the cookie is cleared.
 pub async fn logout(
     State(st): State<AppState>,
-    who: Human,
     request: RequestId,
-    body: Result<Form<CsrfOnly>, FormRejection>,
+    CsrfForm(who, TokenOnly {}): CsrfForm<TokenOnly>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return crate::layout::error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, body.csrf_token()) {
-        return refused;
-    }
     if let Err(e) = sessions::logout(&st, &who.principal, &request).await {
         return crate::layout::error_page(Some(&who), &e);
     }

@@ -15,8 +15,12 @@ use gatehouse_api::error::ApiError;
 
 /// A form body, or the API's `400` for a malformed one.
 pub fn form<T>(body: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
-    body.map(|Form(t)| t)
-        .map_err(|e| ApiError::bad_request(format!("unreadable form: {}", e.body_text())))
+    body.map(|Form(t)| t).map_err(|e| unreadable(e.body_text()))
+}
+
+/// The API's `400` for a form body axum could not read, with its reason.
+pub fn unreadable(reason: String) -> ApiError {
+    ApiError::bad_request(format!("unreadable form: {reason}"))
 }
 
 /// A list typed into one field: items separated by commas or spaces.

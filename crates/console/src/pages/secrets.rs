@@ -2,11 +2,9 @@
 //! field and deleted, by the same functions as `PUT` and
 //! `DELETE /v1/secrets/{name}` (a human session runs them at once).
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 
@@ -16,7 +14,7 @@ use gatehouse_api::request_id::RequestId;
 use gatehouse_api::state::AppState;
 use gatehouse_domain::SecretBytes;
 
-use super::form;
+use crate::csrf_form::{CsrfForm, TokenOnly};
 use crate::human::{see_other, Human};
 use crate::layout::{csrf_field, error_box, error_page, frame, notice, when};
 
@@ -100,8 +98,6 @@ pub async fn page(State(st): State<AppState>, who: Human, Query(q): Query<Done>)
 #[derive(Deserialize)]
 pub struct WriteForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     value: String,
@@ -116,17 +112,9 @@ pub struct WriteForm {
 /// Like `PUT /v1/secrets/{name}` (same function), CSRF token required.
 pub async fn write(
     State(st): State<AppState>,
-    who: Human,
     request: RequestId,
-    body: Result<Form<WriteForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<WriteForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     let inject = match (body.inject_header.trim(), body.inject_format.trim()) {
         ("", "") => None,
         (header, format) => Some(app::Inject {
@@ -157,18 +145,10 @@ pub async fn write(
 /// Like `DELETE /v1/secrets/{name}` (same function), CSRF token required.
 pub async fn delete(
     State(st): State<AppState>,
-    who: Human,
     Path(name): Path<String>,
     request: RequestId,
-    body: Result<Form<super::entry::CsrfOnly>, FormRejection>,
+    CsrfForm(who, TokenOnly {}): CsrfForm<TokenOnly>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, body.csrf_token()) {
-        return refused;
-    }
     match app::delete(&st, &who.principal, &HeaderMap::new(), &request, name).await {
         Ok(_) => see_other("/secrets?ok=deleted"),
         Err(e) => render(&st, &who, e.status(), None, Some(&e)).await,

@@ -2,11 +2,9 @@
 //! revoke one by jti, or every token of a subject, through the same
 //! function as `POST /v1/tokens/revoke`.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 
@@ -15,7 +13,7 @@ use gatehouse_api::error::ApiError;
 use gatehouse_api::request_id::RequestId;
 use gatehouse_api::state::AppState;
 
-use super::form;
+use crate::csrf_form::CsrfForm;
 use crate::human::{see_other, Human};
 use crate::layout::{csrf_field, error_box, error_page, frame, notice, when};
 
@@ -98,8 +96,6 @@ pub async fn page(State(st): State<AppState>, who: Human, Query(q): Query<Done>)
 
 #[derive(Deserialize)]
 pub struct RevokeForm {
-    #[serde(default)]
-    csrf_token: String,
     jti: Option<String>,
     subject: Option<String>,
 }
@@ -107,17 +103,9 @@ pub struct RevokeForm {
 /// Like `POST /v1/tokens/revoke` (same function), CSRF token required.
 pub async fn revoke(
     State(st): State<AppState>,
-    who: Human,
     request: RequestId,
-    body: Result<Form<RevokeForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<RevokeForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     let target = match (body.jti, body.subject) {
         (Some(jti), None) => app::RevokeTarget::Jti(jti),
         (None, Some(subject)) => app::RevokeTarget::Subject(subject),

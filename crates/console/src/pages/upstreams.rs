@@ -5,11 +5,9 @@
 //! not the owner or identity mismatch, 409 already active) are shown with
 //! their status and code.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,7 +18,7 @@ use gatehouse_api::request_id::RequestId;
 use gatehouse_api::state::AppState;
 use gatehouse_domain::SecretBytes;
 
-use super::form;
+use crate::csrf_form::CsrfForm;
 use crate::human::{see_other, Human};
 use crate::layout::{csrf_field, error_box, error_page, frame, notice};
 
@@ -97,26 +95,16 @@ pub async fn page(State(st): State<AppState>, who: Human, Query(q): Query<Done>)
 #[derive(Deserialize)]
 pub struct PasteForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     token: String,
 }
 
 /// The upstream's owner, human session, CSRF token required.
 pub async fn paste(
     State(st): State<AppState>,
-    who: Human,
     Path(name): Path<String>,
     request: RequestId,
-    body: Result<Form<PasteForm>, FormRejection>,
+    CsrfForm(who, body): CsrfForm<PasteForm>,
 ) -> Response {
-    let body = match form(body) {
-        Ok(b) => b,
-        Err(e) => return error_page(Some(&who), &e),
-    };
-    if let Some(refused) = who.csrf_refusal(&st, &body.csrf_token) {
-        return refused;
-    }
     let token = SecretBytes::from_string(body.token);
     match app::put_credential(&st, &who.principal, &name, token, &request).await {
         Ok(_) => see_other("/upstreams?ok=credential"),

@@ -358,6 +358,19 @@ impl Server {
         body["token"].as_str().expect("token").to_string()
     }
 
+    /// Registers agent `name` as the holder of `token`.
+    pub async fn register_agent(&self, token: &str, name: &str) {
+        let resp = self
+            .http
+            .post(self.at("/v1/agents"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("POST /v1/agents");
+        assert_eq!(resp.status(), 201, "register agent {name}");
+    }
+
     pub async fn put_secret(&self, token: &str, name: &str, value: &str) -> reqwest::Response {
         self.http
             .put(self.at(&format!("/v1/secrets/{name}")))
