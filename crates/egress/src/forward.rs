@@ -24,24 +24,21 @@ use crate::{Body, Engine};
 
 /// Headers that belong to one hop, never forwarded. Named headers, not
 /// strings: removing one then costs no parsing.
-fn hop_by_hop() -> [HeaderName; 8] {
-    [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        HeaderName::from_static("proxy-connection"),
-        header::TE,
-        header::TRAILER,
-        header::UPGRADE,
-    ]
-}
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
 
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // The common case, none present (headers named by `Connection` count
     // only when `Connection` itself is there), removes nothing.
-    let hop = hop_by_hop();
-    if !headers.keys().any(|name| hop.contains(name)) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -54,7 +51,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for n in named {
         headers.remove(n);
     }
-    for n in hop {
+    for n in &HOP_BY_HOP {
         headers.remove(n);
     }
 }

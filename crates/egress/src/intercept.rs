@@ -31,6 +31,8 @@ struct Tunnel {
     /// The `CONNECT`'s verified credential, re-checked on every request.
     lease: Arc<Lease>,
     admitted: Admitted,
+    /// The first `Host` text found to name the target.
+    host_seen: std::sync::OnceLock<String>,
     /// One upstream connection per client connection, opened on first use.
     upstream: Mutex<Option<TlsUpstream>>,
 }
@@ -63,6 +65,7 @@ pub(crate) async fn serve(
         peer,
         lease,
         admitted,
+        host_seen: std::sync::OnceLock::new(),
         upstream: Mutex::new(None),
     });
     let service = service_fn(move |req| {
@@ -103,11 +106,16 @@ impl Tunnel {
             .map(str::to_string)
             .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
             .ok_or_else(|| Refusal::Malformed("request has no Host".into()))?;
-        let said = parse_target(&host_header, self.admitted.target.port())?;
-        if said != self.admitted.target {
-            return Err(Refusal::Malformed(
-                "Host does not match the CONNECT target".into(),
-            ));
+        // A client sends the same Host on every request: once it parsed to
+        // the target, the same text needs no second parse.
+        if self.host_seen.get() != Some(&host_header) {
+            let said = parse_target(&host_header, self.admitted.target.port())?;
+            if said != self.admitted.target {
+                return Err(Refusal::Malformed(
+                    "Host does not match the CONNECT target".into(),
+                ));
+            }
+            let _ = self.host_seen.set(host_header.clone());
         }
         let view = engine.view(job).await?;
         if let Some(judge) = &engine.judge {

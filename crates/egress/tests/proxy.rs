@@ -747,3 +747,36 @@ async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every
     assert_eq!(seen.requests.load(Ordering::SeqCst), sent + 3);
     assert_eq!((verified(), rechecked()), (5, 5));
 }
+
+#[tokio::test]
+async fn inside_an_intercepted_tunnel_every_request_must_name_the_connect_target() {
+    let ca = upstream_ca();
+    let (up, seen) = tls_upstream(&ca, &["api.test", "other.test"]).await;
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        allow_hosts: vec!["api.test", "other.test"],
+        ..opts(vec![up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    p.resolver.answer("other.test", vec![ip("127.0.0.1")]);
+    let authority = format!("api.test:{}", up.port());
+    let other = format!("other.test:{}", up.port());
+    let bearer = format!("Bearer {PH_API}");
+    let mut tunnel = intercepted(&p, &authority).await;
+    // Refused before any good request, and after one (a remembered good
+    // Host does not let another through); other spellings of the target
+    // still pass.
+    assert_eq!(get_in_tunnel(&mut tunnel, &other, "Bearer mine").await, 400);
+    assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 200);
+    assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 200);
+    assert_eq!(get_in_tunnel(&mut tunnel, &other, "Bearer mine").await, 400);
+    let upper = format!("API.TEST.:{}", up.port());
+    assert_eq!(get_in_tunnel(&mut tunnel, &upper, &bearer).await, 200);
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        *seen.hosts.lock().unwrap(),
+        vec![authority.clone(), authority.clone(), upper.clone()]
+    );
+}
