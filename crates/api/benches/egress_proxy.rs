@@ -31,7 +31,8 @@ use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::master_key::encode_master_key;
 use gatehouse_egress::test_support::{
-    plain_upstream, tls_server_config, tls_upstream, upstream_ca, UpstreamCa,
+    client_tls_config, client_tls_config_from, plain_upstream, tls_server_config, tls_upstream,
+    upstream_ca, UpstreamCa,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
@@ -97,12 +98,49 @@ async fn connect_tunnel(proxy: SocketAddr, auth: &str, authority: &str) -> TcpSt
     s
 }
 
+/// The floors' one forwarding loop: every request `client` sends goes
+/// to `upstream` over one HTTP/1.1 connection, its answer back as it
+/// came; with `origin_form`, an absolute-form target becomes origin-form
+/// and `Proxy-Authorization` is dropped (a forward proxy's only work).
+async fn pass_requests<C, U>(client: C, upstream: U, origin_form: bool)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper::service::service_fn;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake::<_, hyper::body::Incoming>(TokioIo::new(upstream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        let sender = sender.clone();
+        async move {
+            if origin_form {
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string();
+                *req.uri_mut() = path.parse().unwrap();
+                req.headers_mut().remove("proxy-authorization");
+            }
+            let mut s = sender.lock().await;
+            s.ready().await?;
+            s.send_request(req).await
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(client), service)
+        .await;
+}
+
 /// The floor for any forward proxy on this machine and runtime: a bare
 /// hyper proxy (absolute-form `http://` only, one upstream connection per
 /// client connection, no authentication, checks, swapping or guard). The
 /// Gatehouse proxy is compared with it as well as with the direct path.
 async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
-    use hyper::service::service_fn;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -112,32 +150,7 @@ async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
             tokio::spawn(async move {
                 let up = TcpStream::connect(upstream).await.unwrap();
                 up.set_nodelay(true).unwrap();
-                let (sender, conn) = hyper::client::conn::http1::handshake::<
-                    _,
-                    hyper::body::Incoming,
-                >(TokioIo::new(up))
-                .await
-                .unwrap();
-                tokio::spawn(conn);
-                let sender = Arc::new(tokio::sync::Mutex::new(sender));
-                let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    let sender = sender.clone();
-                    async move {
-                        let path = req
-                            .uri()
-                            .path_and_query()
-                            .map_or("/", |p| p.as_str())
-                            .to_string();
-                        *req.uri_mut() = path.parse().unwrap();
-                        req.headers_mut().remove("proxy-authorization");
-                        let mut s = sender.lock().await;
-                        s.ready().await?;
-                        s.send_request(req).await
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                pass_requests(stream, up, true).await;
             });
         }
     });
@@ -150,11 +163,8 @@ async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
 /// `upstream`, requests passed through as they are: no `CONNECT`,
 /// authentication, checks, swapping or guard.
 async fn bare_tls_terminator(ca: &UpstreamCa, upstream: SocketAddr) -> SocketAddr {
-    use hyper::service::service_fn;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_server_config(ca, &["api.test"]));
-    let upstream_tls = tokio_rustls::TlsConnector::from(tls_config(
-        &std::fs::read_to_string(&ca.pem_file).unwrap(),
-    ));
+    let upstream_tls = tokio_rustls::TlsConnector::from(client_tls_config_from(&ca.pem_file));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -170,25 +180,7 @@ async fn bare_tls_terminator(ca: &UpstreamCa, upstream: SocketAddr) -> SocketAdd
                     .connect("api.test".try_into().unwrap(), up)
                     .await
                     .unwrap();
-                let (sender, conn) = hyper::client::conn::http1::handshake::<
-                    _,
-                    hyper::body::Incoming,
-                >(TokioIo::new(up))
-                .await
-                .unwrap();
-                tokio::spawn(conn);
-                let sender = Arc::new(tokio::sync::Mutex::new(sender));
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let sender = sender.clone();
-                    async move {
-                        let mut s = sender.lock().await;
-                        s.ready().await?;
-                        s.send_request(req).await
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(client), service)
-                    .await;
+                pass_requests(client, up, false).await;
             });
         }
     });
@@ -258,20 +250,18 @@ async fn bulk(mut s: TcpStream) -> f64 {
     BULK as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64()
 }
 
-/// A client TLS config trusting the roots in `pem`.
-fn tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+/// One line for a part's three rates: direct, its floor, Gatehouse.
+fn report_rates(part: &str, floor: &str, gatehouse: &str, r: &[f64]) {
+    println!(
+        "{part}: direct {:.0} req/s, {floor} {:.0} req/s ({:.2}), {gatehouse} {:.0} req/s, \
+         ratio {:.2} (vs {floor} {:.2})",
+        r[0],
+        r[1],
+        r[1] / r[0],
+        r[2],
+        r[2] / r[0],
+        r[2] / r[1]
+    );
 }
 
 #[tokio::main]
@@ -374,56 +364,35 @@ async fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(2000);
-        let mut direct_lat = Vec::with_capacity(n);
-        let mut bare_lat = Vec::with_capacity(n);
-        let mut proxy_lat = Vec::with_capacity(n);
-        let mut d = sender(TcpStream::connect(plain).await.unwrap()).await;
-        let mut b = sender(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await;
-        let mut p = sender(TcpStream::connect(proxy).await.unwrap()).await;
-        let (run_d, run_b, run_p) = (runs("direct"), runs("bare"), runs("proxy"));
+        // 0: direct, 1: the bare hyper proxy, 2: Gatehouse, interleaved
+        // request by request so a busy moment hits them alike.
+        let mut conns = [
+            sender(TcpStream::connect(plain).await.unwrap()).await,
+            sender(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await,
+            sender(TcpStream::connect(proxy).await.unwrap()).await,
+        ];
+        let direct = [("authorization", "Bearer direct")];
+        let proxied = [
+            ("proxy-authorization", auth.as_str()),
+            ("authorization", "Bearer direct"),
+        ];
+        let asks: [(&str, &[(&str, &str)]); 3] =
+            [("/x", &direct), (&abs, &direct), (&abs, &proxied)];
+        let running = ["direct", "bare", "proxy"].map(runs);
+        let mut lat: [Vec<Duration>; 3] = Default::default();
         for i in 0..n + 200 {
-            let t = Instant::now();
-            if run_d {
-                get(
-                    &mut d,
-                    "/x",
-                    &plain_host,
-                    &[("authorization", "Bearer direct")],
-                )
-                .await;
-            }
-            let dt = t.elapsed();
-            let t = Instant::now();
-            if run_b {
-                get(
-                    &mut b,
-                    &abs,
-                    &plain_host,
-                    &[("authorization", "Bearer direct")],
-                )
-                .await;
-            }
-            let bt = t.elapsed();
-            let t = Instant::now();
-            if run_p {
-                get(
-                    &mut p,
-                    &abs,
-                    &plain_host,
-                    &[
-                        ("proxy-authorization", &auth),
-                        ("authorization", "Bearer direct"),
-                    ],
-                )
-                .await;
-            }
-            let pt = t.elapsed();
-            if i >= 200 {
-                direct_lat.push(dt);
-                bare_lat.push(bt);
-                proxy_lat.push(pt);
+            for path in 0..3 {
+                let t = Instant::now();
+                if running[path] {
+                    let (uri, headers) = asks[path];
+                    get(&mut conns[path], uri, &plain_host, headers).await;
+                }
+                if i >= 200 {
+                    lat[path].push(t.elapsed());
+                }
             }
         }
+        let [mut direct_lat, mut bare_lat, mut proxy_lat] = lat;
         direct_lat.sort();
         bare_lat.sort();
         proxy_lat.sort();
@@ -491,16 +460,12 @@ async fn main() {
             }
             rates.push(f64::from(conns * per) / start.elapsed().as_secs_f64());
         }
-        println!(
-        "plain HTTP at {conns} connections: direct {:.0} req/s, bare hyper proxy {:.0} req/s ({:.2}), \
-         Gatehouse proxy {:.0} req/s, ratio {:.2} (vs bare proxy {:.2})",
-        rates[0],
-        rates[1],
-        rates[1] / rates[0],
-        rates[2],
-        rates[2] / rates[0],
-        rates[2] / rates[1]
-    );
+        report_rates(
+            &format!("plain HTTP at {conns} connections"),
+            "bare hyper proxy",
+            "Gatehouse proxy",
+            &rates,
+        );
     }
     if wants("connect") {
         // 3. CONNECT setup with auth vs bare TCP connect.
@@ -555,15 +520,15 @@ async fn main() {
             }
             let (config, tcp) = match path {
                 0 => (
-                    tls_config(&upstream_pem),
+                    client_tls_config(&upstream_pem),
                     TcpStream::connect(tls).await.unwrap(),
                 ),
                 1 => (
-                    tls_config(&upstream_pem),
+                    client_tls_config(&upstream_pem),
                     TcpStream::connect(terminator).await.unwrap(),
                 ),
                 _ => (
-                    tls_config(&ca_pem),
+                    client_tls_config(&ca_pem),
                     connect_tunnel(proxy, &auth, &api_host).await,
                 ),
             };
@@ -586,15 +551,11 @@ async fn main() {
             }
             rates.push(f64::from(m) / start.elapsed().as_secs_f64());
         }
-        println!(
-            "HTTPS one connection: direct TLS {:.0} req/s, bare TLS-terminating proxy {:.0} req/s ({:.2}), \
-             intercepted {:.0} req/s, ratio {:.2} (vs bare terminator {:.2})",
-            rates[0],
-            rates[1],
-            rates[1] / rates[0],
-            rates[2],
-            rates[2] / rates[0],
-            rates[2] / rates[1]
+        report_rates(
+            "HTTPS one connection",
+            "bare TLS-terminating proxy",
+            "intercepted",
+            &rates,
         );
     }
     if wants("handshake") {
@@ -608,7 +569,7 @@ async fn main() {
             let mut p50 = Vec::new();
             for intercepted in [false, true] {
                 let pem = if intercepted { &ca_pem } else { &upstream_pem };
-                let shared = tls_config(pem);
+                let shared = client_tls_config(pem);
                 let header = if intercepted {
                     ph_api.as_str()
                 } else {
@@ -619,7 +580,7 @@ async fn main() {
                     let config = if resumed {
                         shared.clone()
                     } else {
-                        tls_config(pem)
+                        client_tls_config(pem)
                     };
                     let t = Instant::now();
                     let tcp = if intercepted {

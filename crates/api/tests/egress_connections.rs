@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_egress::test_support::{
-    echo_upstream, plain_upstream, tls_upstream, upstream_ca, Seen, UpstreamCa,
+    client_tls_config, echo_upstream, plain_upstream, tls_upstream, upstream_ca, Seen, UpstreamCa,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
@@ -183,24 +183,13 @@ async fn plain_get(w: &World, sender: &mut SendRequest<Empty<Bytes>>, token: &st
 }
 
 async fn client_config(s: &TestServer) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
     let pem = s
         .call(Method::GET, "/v1/egress/ca.pem", None, None)
         .await
         .text()
         .await
         .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    client_tls_config(&pem)
 }
 
 /// Both tunnels and the kept-alive plain connection.

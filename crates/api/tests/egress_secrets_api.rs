@@ -205,20 +205,11 @@ impl World {
     /// A keep-alive HTTP/1.1 client inside an intercepted tunnel to
     /// `host` (on the TLS upstream's port).
     async fn tunnel(&self, token: &str, host: &str) -> SendRequest<Empty<Bytes>> {
-        use rustls::pki_types::pem::PemObject;
         let authority = format!("{host}:{}", self.tls_port);
         let (status, tcp) = connect(&self.s, token, &authority).await;
         assert_eq!(status, 200);
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca_file).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let config = gatehouse_egress::test_support::client_tls_config_from(&self.ca_file);
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(host.to_string().try_into().unwrap(), tcp)
             .await
             .unwrap();

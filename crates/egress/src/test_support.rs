@@ -86,6 +86,28 @@ pub async fn plain_upstream() -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
+/// A client TLS config trusting exactly the certificates in `pem` (a CA
+/// file's text: Gatehouse's CA, or the upstream world's).
+pub fn client_tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// [`client_tls_config`] for a PEM file.
+pub fn client_tls_config_from(path: impl AsRef<std::path::Path>) -> Arc<rustls::ClientConfig> {
+    client_tls_config(&std::fs::read_to_string(path).unwrap())
+}
+
 /// A server TLS config for `names`, its leaf signed by `ca`.
 pub fn tls_server_config(ca: &UpstreamCa, names: &[&str]) -> Arc<rustls::ServerConfig> {
     let key = KeyPair::generate().unwrap();

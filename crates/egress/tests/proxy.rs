@@ -7,7 +7,6 @@ mod support;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -526,16 +525,7 @@ async fn a_revoked_token_is_refused_inside_an_open_intercepted_tunnel() {
         head.push(b[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 200"));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile_certs(&p.ca_file) {
-        roots.add(cert).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(client_tls_config_from(&p.ca_file))
         .connect("api.test".try_into().unwrap(), s)
         .await
         .unwrap();
@@ -561,14 +551,6 @@ async fn a_revoked_token_is_refused_inside_an_open_intercepted_tunnel() {
         assert_eq!(r.status(), 407);
     }
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
-}
-
-fn rustls_pemfile_certs(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_file_iter(path)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 #[tokio::test]

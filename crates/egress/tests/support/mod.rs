@@ -306,7 +306,6 @@ pub async fn intercepted(
     p: &Proxy,
     authority: &str,
 ) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>> {
-    use rustls::pki_types::pem::PemObject;
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     s.write_all(
         format!(
@@ -328,17 +327,8 @@ pub async fn intercepted(
         "{}",
         String::from_utf8_lossy(&head)
     );
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&p.ca_file).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(gatehouse_egress::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let host = authority.rsplit_once(':').unwrap().0.to_string();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(client_tls_config_from(&p.ca_file))
         .connect(host.try_into().unwrap(), s)
         .await
         .unwrap();

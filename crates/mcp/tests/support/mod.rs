@@ -15,7 +15,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use rcgen::{CertificateParams, KeyPair};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -34,7 +33,7 @@ use gatehouse_api::server::{start_full, Extensions, Running};
 use gatehouse_domain::clock::{Clock, ManualClock, SystemClock};
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::master_key::encode_master_key;
-use gatehouse_egress::test_support::{upstream_ca, UpstreamCa};
+use gatehouse_egress::test_support::{tls_server_config, upstream_ca, UpstreamCa};
 use gatehouse_store::test_support::fresh_postgres_url;
 
 pub const OP: &str = "op@example.com";
@@ -162,21 +161,7 @@ pub async fn upstream() -> Upstream {
                     }
                 },
             ));
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![UPSTREAM_HOST.to_string()])
-        .unwrap()
-        .signed_by(&key, &ca.cert, &ca.key)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(gatehouse_egress::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_server_config(&ca, &[UPSTREAM_HOST]));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
