@@ -197,12 +197,6 @@ impl JobDirectory for ApiDirectory {
 
     async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, ViewError> {
         let st = self.state().map_err(ViewError::Internal)?;
-        let owner = Email::parse(&job.owner).map_err(|_| ViewError::Refused)?;
-        let token = JobToken {
-            job_id: &job.job_id,
-            owner: &owner,
-            jti: &job.jti,
-        };
         let epoch = self
             .epoch
             .get_or_init(|| st.store.binding_epoch())
@@ -211,6 +205,12 @@ impl JobDirectory for ApiDirectory {
         if let Some(kept) = self.views.get(job, epoch, now) {
             return Ok(kept);
         }
+        let owner = Email::parse(&job.owner).map_err(|_| ViewError::Refused)?;
+        let token = JobToken {
+            job_id: &job.job_id,
+            owner: &owner,
+            jti: &job.jti,
+        };
         match crate::job_credentials::resolve(&st, token).await {
             Ok(resolved) => {
                 let view = Arc::new(to_view(resolved));

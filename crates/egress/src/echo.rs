@@ -88,20 +88,20 @@ fn is_text(headers: &HeaderMap) -> bool {
         // No type: could be anything a client will print; scan it.
         return true;
     };
-    let ct = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    ct.starts_with("text/")
-        || ct == "application/json"
-        || ct.ends_with("+json")
-        || ct == "application/xml"
-        || ct.ends_with("+xml")
-        || ct == "application/javascript"
-        || ct == "application/x-www-form-urlencoded"
-        || ct == "application/x-ndjson"
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    let is = |name: &str| ct.eq_ignore_ascii_case(name);
+    let ends = |suffix: &str| {
+        ct.len() >= suffix.len()
+            && ct.as_bytes()[ct.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    ct.get(..5).is_some_and(|t| t.eq_ignore_ascii_case("text/"))
+        || is("application/json")
+        || ends("+json")
+        || is("application/xml")
+        || ends("+xml")
+        || is("application/javascript")
+        || is("application/x-www-form-urlencoded")
+        || is("application/x-ndjson")
 }
 
 fn whole(parts: http::response::Parts, body: Bytes) -> Response<Body> {
@@ -236,6 +236,15 @@ mod tests {
             ("application/problem+json", true),
             ("image/png", false),
             ("application/octet-stream", false),
+            // Media types are case-insensitive; short or odd ones are not text.
+            ("TEXT/Plain", true),
+            ("Application/JSON", true),
+            ("application/vnd.api+JSON ; q=1", true),
+            ("APPLICATION/X-NDJSON", true),
+            ("application/soap+xml", true),
+            ("text", false),
+            ("json", false),
+            ("application/jsonp", false),
         ] {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
