@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_egress::test_support::{
-    client_tls_config, echo_upstream, plain_upstream, tls_upstream, upstream_ca, Seen, UpstreamCa,
+    client_tls_config, echo_upstream, get_on, kept_alive, plain_upstream, tls_upstream,
+    upstream_ca, Seen, UpstreamCa,
 };
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::client::conn::http1::SendRequest;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -168,18 +169,15 @@ struct Open {
 /// `GET http://plain.test/x` on a kept-alive proxy connection; the status.
 async fn plain_get(w: &World, sender: &mut SendRequest<Empty<Bytes>>, token: &str) -> u16 {
     use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("job:{token}"));
-    sender.ready().await.unwrap();
-    let req = http::Request::builder()
-        .uri(format!("http://plain.test:{}/x", w.plain_port))
-        .header("host", format!("plain.test:{}", w.plain_port))
-        .header("proxy-authorization", format!("Basic {auth}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let r = sender.send_request(req).await.unwrap();
-    let status = r.status().as_u16();
-    let _ = r.into_body().collect().await;
-    status
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("job:{token}"))
+    );
+    let host = format!("plain.test:{}", w.plain_port);
+    let url = format!("http://{host}/x");
+    get_on(sender, &url, &host, &[("proxy-authorization", &auth)])
+        .await
+        .0
 }
 
 async fn client_config(s: &TestServer) -> Arc<rustls::ClientConfig> {
@@ -195,12 +193,7 @@ async fn client_config(s: &TestServer) -> Arc<rustls::ClientConfig> {
 /// Both tunnels and the kept-alive plain connection.
 async fn open(w: &World, on: &TestServer, token: &str) -> Open {
     let mut open = open_tunnels(w, on, token).await;
-    let tcp = TcpStream::connect(proxy_addr(on)).await.unwrap();
-    let (mut plain, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut plain = kept_alive(TcpStream::connect(proxy_addr(on)).await.unwrap()).await;
     for _ in 0..2 {
         assert_eq!(plain_get(w, &mut plain, token).await, 200);
     }

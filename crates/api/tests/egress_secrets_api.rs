@@ -15,8 +15,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gatehouse_egress::test_support::{curl, plain_upstream, tls_upstream, upstream_ca, Seen};
-use http_body_util::{BodyExt, Empty};
+use gatehouse_egress::test_support::{
+    curl, get_on, kept_alive, plain_upstream, tls_upstream, upstream_ca, Seen,
+};
+use http_body_util::Empty;
 use hyper::client::conn::http1::SendRequest;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -168,13 +170,7 @@ impl World {
     /// A keep-alive client connection to the proxy, for plain requests.
     async fn plain_client(&self) -> SendRequest<Empty<Bytes>> {
         let proxy = self.s.running.as_ref().unwrap().proxy_addr;
-        let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        sender
+        kept_alive(tokio::net::TcpStream::connect(proxy).await.unwrap()).await
     }
 
     /// A plain `GET http://plain.test/x` on `sender`, no placeholder; the
@@ -184,22 +180,15 @@ impl World {
         sender: &mut SendRequest<Empty<Bytes>>,
         token: &str,
     ) -> (u16, String) {
-        sender.ready().await.unwrap();
-        let req = http::Request::builder()
-            .uri(format!("http://plain.test:{}/x", self.plain_port))
-            .header("host", format!("plain.test:{}", self.plain_port))
-            .header("proxy-authorization", format!("Bearer {token}"))
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let r = sender.send_request(req).await.unwrap();
-        let status = r.status().as_u16();
-        let deny = r
-            .headers()
-            .get("x-gatehouse-deny")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let _ = r.into_body().collect().await;
-        (status, deny)
+        let host = format!("plain.test:{}", self.plain_port);
+        let auth = format!("Bearer {token}");
+        get_on(
+            sender,
+            &format!("http://{host}/x"),
+            &host,
+            &[("proxy-authorization", &auth)],
+        )
+        .await
     }
 
     /// A keep-alive HTTP/1.1 client inside an intercepted tunnel to
@@ -213,12 +202,7 @@ impl World {
             .connect(host.to_string().try_into().unwrap(), tcp)
             .await
             .unwrap();
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        sender
+        kept_alive(tls).await
     }
 
     /// `GET /x` with `Authorization: Bearer <placeholder>` in an open
@@ -229,22 +213,9 @@ impl World {
         host: &str,
         placeholder: &str,
     ) -> (u16, String) {
-        sender.ready().await.unwrap();
-        let req = http::Request::builder()
-            .uri("/x")
-            .header("host", format!("{host}:{}", self.tls_port))
-            .header("authorization", format!("Bearer {placeholder}"))
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let r = sender.send_request(req).await.unwrap();
-        let status = r.status().as_u16();
-        let deny = r
-            .headers()
-            .get("x-gatehouse-deny")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let _ = r.into_body().collect().await;
-        (status, deny)
+        let auth = format!("Bearer {placeholder}");
+        let host = format!("{host}:{}", self.tls_port);
+        get_on(sender, "/x", &host, &[("authorization", &auth)]).await
     }
 }
 

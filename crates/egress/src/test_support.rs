@@ -259,3 +259,47 @@ where
     });
     addr
 }
+
+/// A kept-alive HTTP/1.1 client connection over `io` (a socket to the
+/// proxy, or a TLS stream inside a tunnel).
+pub async fn kept_alive<IO>(
+    io: IO,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET uri` with `Host: host` and `headers` on a kept-alive connection;
+/// the status and the `X-Gatehouse-Deny` reason (empty if none), the
+/// body read to its end.
+pub async fn get_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
+    uri: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+    sender.ready().await.unwrap();
+    let mut req = Request::builder().uri(uri).header("host", host);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = sender
+        .send_request(req.body(http_body_util::Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let deny = resp
+        .headers()
+        .get("x-gatehouse-deny")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let _ = resp.into_body().collect().await;
+    (status, deny)
+}

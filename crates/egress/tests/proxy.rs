@@ -652,18 +652,11 @@ async fn kept_get(
     port: u16,
     auth: &str,
 ) -> u16 {
-    use http_body_util::BodyExt;
-    sender.ready().await.unwrap();
-    let req = http::Request::builder()
-        .uri(format!("http://plain.test:{port}/"))
-        .header("host", format!("plain.test:{port}"))
-        .header("proxy-authorization", auth)
-        .body(http_body_util::Empty::new())
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    status
+    let host = format!("plain.test:{port}");
+    let url = format!("http://{host}/");
+    get_on(sender, &url, &host, &[("proxy-authorization", auth)])
+        .await
+        .0
 }
 
 #[tokio::test]
@@ -675,11 +668,7 @@ async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every
     })
     .await;
     p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
-    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-    let (mut kept, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut kept = kept_alive(tokio::net::TcpStream::connect(p.addr).await.unwrap()).await;
     let (verified, rechecked) = (
         || p.directory.verifications.load(Ordering::SeqCst),
         || p.directory.rechecks.load(Ordering::SeqCst),
