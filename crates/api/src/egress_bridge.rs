@@ -34,7 +34,8 @@ use gatehouse_domain::token::Claims;
 use gatehouse_domain::token::TokenError;
 use gatehouse_domain::{CredentialClass, Email};
 use gatehouse_egress::{
-    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease, ViewError,
+    AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease,
+    Rechecked, ViewError,
 };
 
 use crate::egress_views::JobViews;
@@ -120,17 +121,17 @@ pub(crate) fn job_identity(claims: &Claims) -> Result<JobIdentity, AuthFailure> 
 impl ApiDirectory {
     /// The job a verified token names is live and still holds that token,
     /// for the owner the token names. Believed for [`LIVE_TTL`] seconds
-    /// once read from the store.
-    async fn confirm_live(&self, st: &Inner, job: &JobIdentity) -> Result<(), AuthFailure> {
+    /// once read from the store; returns when it was read.
+    async fn confirm_live(&self, st: &Inner, job: &JobIdentity) -> Result<UnixTime, AuthFailure> {
         let now = st.now();
         let known_live = self
             .live
             .lock()
             .ok()
             .and_then(|m| m.get(&job.jti).copied())
-            .is_some_and(|at| now - at < LIVE_TTL);
-        if known_live {
-            return Ok(());
+            .filter(|at| now - at < LIVE_TTL);
+        if let Some(at) = known_live {
+            return Ok(at);
         }
         let owner = Email::parse(&job.owner).map_err(|_| AuthFailure::Refused)?;
         let record = st
@@ -151,7 +152,7 @@ impl ApiDirectory {
             }
             live.insert(job.jti.clone(), now);
         }
-        Ok(())
+        Ok(now)
     }
 }
 
@@ -174,13 +175,19 @@ impl JobDirectory for ApiDirectory {
         })
     }
 
-    async fn recheck(&self, lease: &Lease, peer: IpAddr) -> Result<(), AuthFailure> {
+    async fn recheck(
+        &self,
+        lease: &Lease,
+        memo: &mut Rechecked,
+        peer: IpAddr,
+    ) -> Result<(), AuthFailure> {
         let st = self.state().map_err(|_| AuthFailure::Unavailable)?;
         let refused = |e: TokenError| {
             st.auth.audit_refusal(&e, Some(peer));
             AuthFailure::Refused
         };
-        if lease.ends_at <= st.now() {
+        let now = st.now();
+        if lease.ends_at <= now {
             return Err(refused(TokenError::Expired));
         }
         let view = &st.auth.revocations;
@@ -189,10 +196,19 @@ impl JobDirectory for ApiDirectory {
                 .audit_refusal(&TokenError::RevocationUnavailable, Some(peer));
             return Err(AuthFailure::Unavailable);
         }
-        if view.covers_token(&crate::egress_watch::token_of(lease)) {
-            return Err(refused(TokenError::Revoked));
+        // Taken before the rule is applied: a revocation merged meanwhile
+        // moves it, and the next re-check applies the rule again.
+        let generation = view.generation();
+        if memo.revocations != Some(generation) {
+            if view.covers_token(&crate::egress_watch::token_of(lease)) {
+                return Err(refused(TokenError::Revoked));
+            }
+            memo.revocations = Some(generation);
         }
-        self.confirm_live(&st, &lease.job).await
+        if memo.live_since.is_none_or(|at| now - at >= LIVE_TTL) {
+            memo.live_since = Some(self.confirm_live(&st, &lease.job).await?);
+        }
+        Ok(())
     }
 
     async fn view(&self, job: &JobIdentity) -> Result<Arc<JobView>, ViewError> {

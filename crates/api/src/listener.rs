@@ -19,7 +19,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -41,9 +41,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout);
+    builder.header_read_timeout(settings.header_timeout);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -70,7 +68,13 @@ pub async fn serve(
             // A Router is always ready: `call` needs no `poll_ready` first.
             app.call(req)
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        // Each connection's head deadlines on a timer of its own (see
+        // `HeadTimer`), the proxy's slow-client rule as well.
+        let conn = builder
+            .clone()
+            .timer(gatehouse_egress::HeadTimer::new())
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "connection ended: {e}");

@@ -74,7 +74,12 @@ struct Inner {
     /// Milliseconds after `epoch` of the last confirmation.
     confirmed_ms: AtomicU64,
     max_staleness: Duration,
-    /// Bumped whenever the view changed.
+    /// Bumped whenever the view changed, after the change: a reader that
+    /// took the generation before applying the rule and finds it the same
+    /// later knows the rule's answer is the same too (the maps only grow
+    /// between bumps, except for expired entries, which revoke nothing).
+    generation: AtomicU64,
+    /// The change feed, for waiters.
     changed: tokio::sync::watch::Sender<u64>,
 }
 
@@ -106,6 +111,7 @@ impl Revocations {
             epoch: Instant::now(),
             confirmed_ms: AtomicU64::new(0),
             max_staleness,
+            generation: AtomicU64::new(0),
             changed: tokio::sync::watch::channel(0).0,
         }))
     }
@@ -117,6 +123,7 @@ impl Revocations {
 
     pub fn apply(&self, r: &Revocation) {
         if self.merge(r) {
+            self.0.generation.fetch_add(1, Ordering::SeqCst);
             self.0.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
         self.0.last_id.fetch_max(r.id, Ordering::SeqCst);
@@ -154,6 +161,13 @@ impl Revocations {
                 before.is_none_or(|nb| nb < r.not_before)
             }
         }
+    }
+
+    /// Changes after every change of the view (see the field's note):
+    /// take it before [`Revocations::covers_token`] to remember its
+    /// answer for as long as it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.0.generation.load(Ordering::SeqCst)
     }
 
     pub fn last_id(&self) -> i64 {

@@ -65,7 +65,9 @@ pub fn url_target(url: &str) -> Result<Target, Refusal> {
 pub(crate) struct Context {
     /// The verified credential's lease, once known.
     pub lease: Option<std::sync::Arc<Lease>>,
-    pub host: Option<String>,
+    /// The target's host, once parsed (shared: a kept admission lends its
+    /// own without copying it per request).
+    pub host: Option<std::sync::Arc<str>>,
 }
 
 impl Engine {
@@ -86,22 +88,36 @@ impl Engine {
         peer: IpAddr,
     ) -> Result<Admitted, Refusal> {
         let (checked, host) = self.screen(view, &target)?;
-        if let Some(judge) = &self.judge {
-            judge
-                .decide(job, method, &host, self.clock.now(), |event| {
-                    self.directory.audit(EgressAudit {
-                        source: peer,
-                        ..event
-                    })
-                })
-                .await?;
-        }
+        self.judge(job, method, &host, peer).await?;
         let addrs = self.resolve_checked(checked).await?;
         Ok(Admitted {
             target,
             host,
             addrs,
         })
+    }
+
+    /// The judge's verdict on one request, when a judge is configured
+    /// (asked per request: the method is part of the question; it caches
+    /// its own verdicts).
+    pub(crate) async fn judge(
+        &self,
+        job: &JobIdentity,
+        method: &str,
+        host: &str,
+        peer: IpAddr,
+    ) -> Result<(), Refusal> {
+        let Some(judge) = &self.judge else {
+            return Ok(());
+        };
+        judge
+            .decide(job, method, host, self.clock.now(), |event| {
+                self.directory.audit(EgressAudit {
+                    source: peer,
+                    ..event
+                })
+            })
+            .await
     }
 
     /// What [`Engine::admit`] would say about `url` for a job with `view`,
@@ -164,7 +180,7 @@ impl Engine {
             self.failures.record_failure(peer, now);
         }
         let audited = !matches!(refusal, Refusal::Internal(_) | Refusal::BadGateway(_));
-        let host = ctx.host.clone().unwrap_or_default();
+        let host = ctx.host.as_deref().unwrap_or_default().to_string();
         let key = format!("{peer}|{}|{host}", refusal.audit_outcome());
         if audited && self.refusal_audit.pass(&key, now) {
             self.directory.audit(EgressAudit {

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use gatehouse_domain::secret::{constant_time_eq, SecretBytes};
 use http::{header, HeaderMap};
 
-use crate::directory::Lease;
+use crate::directory::{Lease, Rechecked};
 use crate::refusal::Refusal;
 use crate::Engine;
 
@@ -29,6 +29,7 @@ pub(crate) struct Credential {
     /// The `Proxy-Authorization` value as sent (it holds the token).
     presented: SecretBytes,
     lease: Arc<Lease>,
+    rechecked: Rechecked,
 }
 
 /// The token in `Proxy-Authorization` (`Basic` with the token as the
@@ -77,10 +78,16 @@ impl Engine {
         Ok(Arc::new(lease))
     }
 
-    /// A lease [`Engine::verify`] gave, checked again now.
-    pub(crate) async fn recheck(&self, lease: &Lease, peer: IpAddr) -> Result<(), Refusal> {
+    /// A lease [`Engine::verify`] gave, checked again now; `memo` is
+    /// the lease's own, from its earlier re-checks.
+    pub(crate) async fn recheck(
+        &self,
+        lease: &Lease,
+        memo: &mut Rechecked,
+        peer: IpAddr,
+    ) -> Result<(), Refusal> {
         self.directory
-            .recheck(lease, peer)
+            .recheck(lease, memo, peer)
             .await
             .map_err(Refusal::from)
     }
@@ -98,24 +105,30 @@ impl Engine {
             .ok_or(Refusal::ProxyAuth)?
             .as_bytes();
         let known = memo
-            .as_ref()
-            .filter(|c| constant_time_eq(c.presented.expose(), presented))
-            .map(|c| c.lease.clone());
-        let checked = match known {
-            Some(lease) => self.recheck(&lease, peer).await.map(|()| lease),
-            None => match proxy_token(headers) {
-                Some(token) => self.verify(&token, peer).await,
-                None => Err(Refusal::ProxyAuth),
-            },
-        };
-        match checked {
-            Ok(lease) => {
-                if memo.as_ref().is_none_or(|c| !Arc::ptr_eq(&c.lease, &lease)) {
-                    *memo = Some(Credential {
-                        presented: SecretBytes::new(presented.to_vec()),
-                        lease: lease.clone(),
-                    });
+            .as_mut()
+            .filter(|c| constant_time_eq(c.presented.expose(), presented));
+        if let Some(known) = known {
+            let lease = known.lease.clone();
+            let rechecked = self.recheck(&lease, &mut known.rechecked, peer).await;
+            return match rechecked {
+                Ok(()) => Ok(lease),
+                Err(refused) => {
+                    *memo = None;
+                    Err(refused)
                 }
+            };
+        }
+        let verified = match proxy_token(headers) {
+            Some(token) => self.verify(&token, peer).await,
+            None => Err(Refusal::ProxyAuth),
+        };
+        match verified {
+            Ok(lease) => {
+                *memo = Some(Credential {
+                    presented: SecretBytes::new(presented.to_vec()),
+                    lease: lease.clone(),
+                    rechecked: Rechecked::default(),
+                });
                 Ok(lease)
             }
             Err(refused) => {

@@ -153,6 +153,20 @@ pub struct Lease {
     pub ends_at: UnixTime,
 }
 
+/// What a directory remembers between re-checks of one lease, so that a
+/// re-check repeats only what may have changed since the last one. Kept
+/// by whoever holds the lease (a client connection's credential, an
+/// intercepted tunnel) and forgotten with it; never a verdict on its own.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rechecked {
+    /// The revocation view's generation at which the token was last found
+    /// not revoked: while the view has not changed, neither has that.
+    pub revocations: Option<u64>,
+    /// When the job was last read from the store as live and holding the
+    /// token (believed as long as a fresh read would be).
+    pub live_since: Option<UnixTime>,
+}
+
 /// How open connections learn that their token stopped being valid
 /// (SPEC §6, revocation reaches open connections). A supertrait of
 /// [`JobDirectory`], so no directory can leave it out.
@@ -180,8 +194,13 @@ pub trait JobDirectory: TokenWatch + Send + Sync + 'static {
     /// (its time window, revocation of any kind, the view's freshness,
     /// its job still live and still holding it), without decoding or
     /// checking its signature again. Refusals are what `verify` would
-    /// answer now.
-    async fn recheck(&self, lease: &Lease, peer: IpAddr) -> Result<(), AuthFailure>;
+    /// answer now. `memo` is this lease's, from its earlier re-checks.
+    async fn recheck(
+        &self,
+        lease: &Lease,
+        memo: &mut Rechecked,
+        peer: IpAddr,
+    ) -> Result<(), AuthFailure>;
 
     /// The job's allow list and bindings, read from the secrets' current
     /// rows for this request. An error refuses the request.

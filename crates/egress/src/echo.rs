@@ -45,13 +45,27 @@ pub fn guard_bytes(bytes: &[u8], view: &JobView) -> Option<Vec<u8>> {
     out
 }
 
+/// The length of the job's shortest value the guard looks for, if any.
+fn shortest_value(view: &JobView) -> Option<usize> {
+    view.bindings
+        .iter()
+        .map(|b| b.value.len())
+        .filter(|&len| len >= MIN_VALUE_LEN)
+        .min()
+}
+
 pub fn guard_headers(headers: &mut HeaderMap, view: &JobView) {
-    // The common case, no value in any header, rebuilds nothing.
+    // The common case, no value in any header, rebuilds nothing; a header
+    // shorter than every value cannot hold one.
+    let Some(shortest) = shortest_value(view) else {
+        return;
+    };
     let holds_value = headers.values().any(|v| {
-        view.bindings.iter().any(|b| {
-            let value = b.value.expose();
-            value.len() >= MIN_VALUE_LEN && crate::swap::contains(v.as_bytes(), value)
-        })
+        v.len() >= shortest
+            && view.bindings.iter().any(|b| {
+                let value = b.value.expose();
+                value.len() >= MIN_VALUE_LEN && crate::swap::contains(v.as_bytes(), value)
+            })
     });
     if !holds_value {
         return;
@@ -104,6 +118,36 @@ fn is_text(headers: &HeaderMap) -> bool {
         || is("application/x-ndjson")
 }
 
+/// A body's first bytes, read frame by frame: one frame (the common
+/// case) is kept as it came, more are joined.
+#[derive(Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Gathered {
+    fn push(&mut self, data: Bytes) {
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(data),
+            first => {
+                if let Some(first) = first {
+                    self.joined.extend_from_slice(&first);
+                }
+                self.joined.extend_from_slice(&data);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(self.joined.len(), Bytes::len)
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.joined.freeze())
+    }
+}
+
 fn whole(parts: http::response::Parts, body: Bytes) -> Response<Body> {
     let body = Full::new(body).map_err(|never| match never {});
     Response::from_parts(parts, body.boxed_unsync())
@@ -113,12 +157,11 @@ fn whole(parts: http::response::Parts, body: Bytes) -> Response<Body> {
 pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     guard_headers(&mut parts.headers, view);
-    let has_values = view.bindings.iter().any(|b| b.value.len() >= MIN_VALUE_LEN);
-    if !has_values || !is_text(&parts.headers) {
+    if shortest_value(view).is_none() || !is_text(&parts.headers) {
         return Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
     }
     let mut stream = BodyStream::new(body);
-    let mut head = BytesMut::new();
+    let mut head = Gathered::default();
     let mut pending: Option<Frame<Bytes>> = None;
     let mut failed: Option<BoxError> = None;
     let mut ended = false;
@@ -133,7 +176,7 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
                 break;
             }
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => head.extend_from_slice(&data),
+                Ok(data) => head.push(data),
                 Err(trailers) => {
                     pending = Some(trailers);
                     break;
@@ -141,6 +184,7 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
             },
         }
     }
+    let head = head.into_bytes();
     let rewritten = guard_bytes(&head, view);
     // The whole body is here: it is sent in one piece with its length, so
     // head and body leave together rather than as a stream and a closing
@@ -159,7 +203,7 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(new.len()));
             return whole(parts, Bytes::from(new));
         }
-        None if ended && declared == Some(head.len()) => return whole(parts, head.freeze()),
+        None if ended && declared == Some(head.len()) => return whole(parts, head),
         _ => {}
     }
     let head = match rewritten {
@@ -167,7 +211,7 @@ pub async fn guard_response(resp: Response<Incoming>, view: &JobView) -> Respons
             parts.headers.remove(header::CONTENT_LENGTH);
             Bytes::from(new)
         }
-        None => head.freeze(),
+        None => head,
     };
     let first = futures_util::stream::iter(
         std::iter::once(Ok::<_, BoxError>(Frame::data(head)))

@@ -23,8 +23,9 @@ use crate::tls::VerifiedTls;
 use crate::{Body, Engine};
 
 /// Headers that belong to one hop, never forwarded. Named headers, not
-/// strings: removing one then costs no parsing.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// strings: removing one then costs no parsing. A `static`, so using it
+/// builds nothing.
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -35,24 +36,52 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// `name`'s place in [`HOP_BY_HOP`], if it is one (a match on the text
+/// is a length switch and one comparison, cheaper than comparing names).
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    let i = match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-authenticate" => 2,
+        "proxy-authorization" => 3,
+        "proxy-connection" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "upgrade" => 7,
+        _ => return None,
+    };
+    debug_assert_eq!(HOP_BY_HOP[i], name);
+    Some(i)
+}
+
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // The common case, none present (headers named by `Connection` count
-    // only when `Connection` itself is there), removes nothing.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One pass notes which are present; only those are removed (a proxied
+    // request always carries `Proxy-Authorization`, seldom anything else).
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
+    // Headers `Connection` (first in the list) names are hop-by-hop only
+    // when it is there.
+    if present[0] {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
     }
-    for n in &HOP_BY_HOP {
-        headers.remove(n);
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(name);
     }
 }
 
@@ -72,10 +101,19 @@ fn normalise(req: &mut Request<Body>, host_header: &str) -> Result<PathAndQuery,
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     headers.remove(header::ACCEPT_ENCODING);
-    headers.insert(
-        header::HOST,
-        HeaderValue::from_str(host_header).map_err(|_| Refusal::Malformed("bad Host".into()))?,
-    );
+    // Clients send the target's authority as `Host`: then it stays.
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let same_host = hosts
+        .next()
+        .is_some_and(|h| h.as_bytes() == host_header.as_bytes())
+        && hosts.next().is_none();
+    if !same_host {
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(host_header)
+                .map_err(|_| Refusal::Malformed("bad Host".into()))?,
+        );
+    }
     Ok(path)
 }
 

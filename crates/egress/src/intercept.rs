@@ -1,9 +1,11 @@
 //! TLS interception of a `CONNECT` to a host that one of the job's
 //! placeholders is bound to: the client's TLS ends here with a leaf minted
 //! by Gatehouse's CA, each request inside is checked again (the
-//! `CONNECT`'s credential re-checked: time, revocation, live job; throttle, `Host` equal to the `CONNECT` target, judge), its placeholders
-//! swapped, and it goes to the upstream over a TLS connection of our own to
-//! the address checked when the tunnel opened.
+//! `CONNECT`'s credential re-checked: time, revocation, live job; throttle,
+//! `Host` equal to the `CONNECT` target, the job's allow list as its view
+//! is now, judge), its placeholders swapped, and it goes to the upstream
+//! over a TLS connection of our own to the address checked when the
+//! tunnel opened.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -20,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Mutex;
 
 use crate::admit::{Admitted, Context};
-use crate::directory::Lease;
+use crate::directory::{Lease, Rechecked};
 use crate::forward::TlsUpstream;
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
@@ -30,7 +32,11 @@ struct Tunnel {
     peer: IpAddr,
     /// The `CONNECT`'s verified credential, re-checked on every request.
     lease: Arc<Lease>,
+    /// What its re-checks remember (requests come one at a time).
+    rechecked: std::sync::Mutex<Rechecked>,
     admitted: Admitted,
+    /// The target's host, as refusals record it.
+    host: Arc<str>,
     /// The first `Host` text found to name the target.
     host_seen: std::sync::OnceLock<String>,
     /// One upstream connection per client connection, opened on first use.
@@ -64,6 +70,8 @@ pub(crate) async fn serve(
         engine,
         peer,
         lease,
+        rechecked: std::sync::Mutex::default(),
+        host: Arc::from(admitted.host.as_str()),
         admitted,
         host_seen: std::sync::OnceLock::new(),
         upstream: Mutex::new(None),
@@ -73,7 +81,7 @@ pub(crate) async fn serve(
         async move { Ok::<_, Infallible>(tunnel.handle(req).await) }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
+        .timer(crate::HeadTimer::new())
         .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .await
@@ -83,10 +91,19 @@ pub(crate) async fn serve(
 }
 
 impl Tunnel {
+    async fn recheck(&self) -> Result<(), Refusal> {
+        let mut memo = self.rechecked.lock().map(|m| *m).unwrap_or_default();
+        let checked = self.engine.recheck(&self.lease, &mut memo, self.peer).await;
+        if let Ok(mut kept) = self.rechecked.lock() {
+            *kept = memo;
+        }
+        checked
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let ctx = Context {
             lease: Some(self.lease.clone()),
-            host: Some(self.admitted.host.clone()),
+            host: Some(self.host.clone()),
         };
         match self.forward(req).await {
             Ok(resp) => resp,
@@ -97,7 +114,7 @@ impl Tunnel {
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
         let engine = &self.engine;
         engine.throttle(self.peer)?;
-        engine.recheck(&self.lease, self.peer).await?;
+        self.recheck().await?;
         let job = &self.lease.job;
         let host_header = req
             .headers()
@@ -118,22 +135,13 @@ impl Tunnel {
             let _ = self.host_seen.set(host_header.clone());
         }
         let view = engine.view(job).await?;
-        if let Some(judge) = &engine.judge {
-            judge
-                .decide(
-                    job,
-                    req.method().as_str(),
-                    &self.admitted.host,
-                    engine.clock.now(),
-                    |e| {
-                        engine.directory.audit(crate::EgressAudit {
-                            source: self.peer,
-                            ..e
-                        })
-                    },
-                )
-                .await?;
+        // The allow list may have narrowed since the `CONNECT`.
+        if !view.allows(&self.admitted.host) {
+            return Err(Refusal::HostNotAllowed(self.admitted.host.clone()));
         }
+        engine
+            .judge(job, req.method().as_str(), &self.admitted.host, self.peer)
+            .await?;
         let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
         let mut slot = self.upstream.lock().await;
         let reusable = slot.as_ref().is_some_and(|s| !s.is_closed());

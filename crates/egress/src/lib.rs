@@ -31,6 +31,7 @@ mod credential;
 pub mod directory;
 pub mod echo;
 mod forward;
+mod head_timer;
 mod intercept;
 pub mod judge;
 pub mod limits;
@@ -56,8 +57,9 @@ pub use ca::CertAuthority;
 pub use credential::proxy_token;
 pub use directory::{
     AuthFailure, Binding, EgressAudit, Inject, JobDirectory, JobIdentity, JobView, Lease,
-    TokenWatch, ViewError,
+    Rechecked, TokenWatch, ViewError,
 };
+pub use head_timer::HeadTimer;
 pub use judge::{Judge, JudgeSettings};
 pub use outbound::{OutboundClient, OutboundError};
 pub use proxy::serve;

@@ -23,6 +23,7 @@ use tokio::sync::{watch, Mutex};
 
 use crate::admit::Context;
 use crate::credential::Credential;
+use crate::directory::{JobIdentity, JobView};
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
 
@@ -58,7 +59,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
                 async move { Ok::<_, Infallible>(handle(engine, peer, req, state).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
+                .timer(crate::HeadTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
@@ -71,14 +72,43 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, mut stop: watch::
 }
 
 /// A client connection's upstream connection for plain requests, kept
-/// while the client keeps its connection and reused only when its peer is
-/// among the addresses the current request's check returned, for the same
-/// job, while the token it was opened with stands.
+/// while the client keeps its connection, with the admission it was
+/// opened under.
 struct Pooled {
+    admission: Arc<Admission>,
     peer: SocketAddr,
     sender: SendRequest<Body>,
     /// Its place among the job's open connections.
     slot: crate::connections::Slot,
+}
+
+/// A plain request's target as [`Engine::admit`] found it, and what that
+/// depended on: the authority text and the job's view (by identity: a
+/// changed grant, allow list or policy is a new view). The address rules
+/// are fixed for the engine's life and the addresses are the kept
+/// connection's own, checked when it was dialled; so while the client
+/// asks for the same authority under the same view, the admission stands
+/// as it was. The judge is still asked per request.
+struct Admission {
+    authority: String,
+    view: Arc<JobView>,
+    admitted: crate::Admitted,
+    /// The host, as refusals record it.
+    host: Arc<str>,
+}
+
+impl Pooled {
+    /// Whether this connection may carry `job`'s next request to
+    /// `authority` under `view`, admitted as it was.
+    fn serves(&mut self, job: &JobIdentity, authority: &str, view: &Arc<JobView>) -> bool {
+        self.admission.authority == authority
+            && Arc::ptr_eq(&self.admission.view, view)
+            && self.usable_for(job)
+    }
+
+    fn usable_for(&mut self, job: &JobIdentity) -> bool {
+        !self.sender.is_closed() && self.slot.job_id() == job.job_id && !self.slot.is_ended()
+    }
 }
 
 /// What a client connection keeps between its requests (HTTP/1.1: one
@@ -151,7 +181,7 @@ async fn connect(
         .as_str()
         .to_string();
     let target = parse_target(&authority, 0)?;
-    ctx.host = Some(target.host().to_string());
+    ctx.host = Some(Arc::from(target.host().to_string()));
     let view = engine.view(job).await?;
     let admitted = engine.admit(job, &view, target, "CONNECT", peer).await?;
     let slot = engine.open_connection(&lease)?;
@@ -226,40 +256,74 @@ async fn plain(
     let authority = uri
         .authority()
         .ok_or_else(|| Refusal::Malformed("request URI has no host".into()))?
-        .as_str()
-        .to_string();
-    let target = parse_target(&authority, 80)?;
-    ctx.host = Some(target.host().to_string());
+        .as_str();
     let view = engine.view(job).await?;
-    let admitted = engine
-        .admit(job, &view, target, req.method().as_str(), peer)
-        .await?;
+    let method = req.method().as_str();
+    let kept = match state.upstream.as_mut() {
+        Some(p) => p.serves(job, authority, &view).then(|| p.admission.clone()),
+        None => None,
+    };
+    let (admission, fresh) = match kept {
+        Some(admission) => {
+            ctx.host = Some(admission.host.clone());
+            engine
+                .judge(job, method, &admission.admitted.host, peer)
+                .await?;
+            (admission, false)
+        }
+        None => {
+            let target = parse_target(authority, 80)?;
+            let host: Arc<str> = Arc::from(target.host().to_string());
+            ctx.host = Some(host.clone());
+            let admitted = engine.admit(job, &view, target, method, peer).await?;
+            let admission = Arc::new(Admission {
+                authority: authority.to_string(),
+                view: view.clone(),
+                admitted,
+                host,
+            });
+            (admission, true)
+        }
+    };
     let mut req = req.map(|b| b.map_err(BoxError::from).boxed_unsync());
     // Plain HTTP: no swap, no inject (a placeholder in it is refused).
-    crate::forward::prepare_plain(engine, &mut req, &admitted.host, &authority, &view)?;
-    let slot = &mut state.upstream;
-    let reusable = slot.as_mut().is_some_and(|p| {
-        !p.sender.is_closed()
-            && admitted.addrs.contains(&p.peer)
-            && p.slot.job_id() == job.job_id
-            && !p.slot.is_ended()
-    });
-    if !reusable {
-        // The old connection (if any) gives its place back first.
-        *slot = None;
-        let held = engine.open_connection(&lease)?;
-        let stream = crate::admit::dial(&admitted.addrs).await?;
-        let peer = stream
-            .peer_addr()
-            .map_err(|e| Refusal::BadGateway(e.to_string()))?;
-        let sender = crate::forward::handshake(stream).await?;
-        *slot = Some(Pooled {
-            peer,
-            sender,
-            slot: held,
-        });
+    crate::forward::prepare_plain(
+        engine,
+        &mut req,
+        &admission.admitted.host,
+        &admission.authority,
+        &view,
+    )?;
+    if fresh {
+        // A new admission keeps the connection only if its peer is among
+        // the addresses just checked; the old one (if any) gives its
+        // place back before another is opened.
+        let addrs = &admission.admitted.addrs;
+        let reusable = state
+            .upstream
+            .as_mut()
+            .is_some_and(|p| addrs.contains(&p.peer) && p.usable_for(job));
+        match state.upstream.as_mut() {
+            Some(pooled) if reusable => pooled.admission = admission,
+            _ => {
+                state.upstream = None;
+                let held = engine.open_connection(&lease)?;
+                let stream = crate::admit::dial(addrs).await?;
+                let peer = stream
+                    .peer_addr()
+                    .map_err(|e| Refusal::BadGateway(e.to_string()))?;
+                let sender = crate::forward::handshake(stream).await?;
+                state.upstream = Some(Pooled {
+                    admission,
+                    peer,
+                    sender,
+                    slot: held,
+                });
+            }
+        }
     }
-    let pooled = slot
+    let pooled = state
+        .upstream
         .as_mut()
         .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
     let resp = crate::forward::send(&mut pooled.sender, req).await?;

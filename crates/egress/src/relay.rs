@@ -68,7 +68,7 @@ impl Engine {
         ctx.lease = Some(lease.clone());
         let job = &lease.job;
         let target = parse_target(host, 443)?;
-        ctx.host = Some(target.host().to_string());
+        ctx.host = Some(std::sync::Arc::from(target.host().to_string()));
         let view = self.view(job).await?;
         let admitted = self
             .admit(job, &view, target, req.method().as_str(), peer)

@@ -118,6 +118,16 @@ pub fn placeholders_in<'v>(
     now: UnixTime,
 ) -> Result<Vec<&'v Binding>, Refusal> {
     let mut found = Vec::new();
+    // A text shorter than every placeholder of the job and than the
+    // placeholder shape holds none (most header values).
+    let shortest = view
+        .bindings
+        .iter()
+        .filter_map(|b| b.placeholder.as_ref().map(String::len))
+        .fold(prefix.len() + PLACEHOLDER_HEX_LEN, usize::min);
+    if text.len() < shortest {
+        return Ok(found);
+    }
     // The text with the job's placeholders blanked, once any was found:
     // what is left must hold nothing placeholder-shaped.
     let mut rest: Option<Vec<u8>> = None;

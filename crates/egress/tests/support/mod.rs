@@ -16,7 +16,7 @@ use gatehouse_domain::egress::{Cidr, EgressPolicy};
 use gatehouse_domain::secret::SecretBytes;
 use gatehouse_egress::{
     AuthFailure, Binding, CertAuthority, EgressAudit, Engine, Inject, JobDirectory, JobIdentity,
-    JobView, Judge, Lease, Settings, StubResolver, TokenWatch, ViewError,
+    JobView, Judge, Lease, Rechecked, Settings, StubResolver, TokenWatch, ViewError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -101,7 +101,12 @@ impl JobDirectory for FakeDirectory {
         }
     }
 
-    async fn recheck(&self, lease: &Lease, _peer: IpAddr) -> Result<(), AuthFailure> {
+    async fn recheck(
+        &self,
+        lease: &Lease,
+        _memo: &mut Rechecked,
+        _peer: IpAddr,
+    ) -> Result<(), AuthFailure> {
         self.rechecks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let expired = lease.ends_at <= self.clock.now();
