@@ -355,6 +355,52 @@ mod tests {
     }
 
     #[test]
+    fn the_generation_moves_with_every_change_that_can_revoke_and_only_then() {
+        let v = fresh();
+        let a = Email::parse("a@x.org").unwrap();
+        let c = claims("a@x.org", "bot", 100);
+        let subject = |not_before| Revocation {
+            id: 1,
+            kind: RevocationKind::Subject {
+                owner: Some(a.clone()),
+                subject: "bot".into(),
+            },
+            not_before,
+            expires_at: 1000,
+        };
+        let jti = Revocation {
+            id: 2,
+            kind: RevocationKind::Jti { jti: c.jti.clone() },
+            not_before: 0,
+            expires_at: c.exp,
+        };
+        let owner = Revocation {
+            id: 3,
+            kind: RevocationKind::Owner { owner: a.clone() },
+            not_before: 50,
+            expires_at: 1000,
+        };
+        let mut seen = v.generation();
+        for (change, moves) in [
+            (subject(10), true),
+            (subject(10), false), // a resync re-applies it
+            (subject(5), false),  // an older watermark changes nothing
+            (subject(20), true),
+            (jti.clone(), true),
+            (jti, false),
+            (owner.clone(), true),
+            (owner, false),
+        ] {
+            v.apply(&change);
+            assert_eq!(v.generation() != seen, moves, "{:?}", change.kind);
+            seen = v.generation();
+        }
+        // Forgetting expired entries revokes nothing: no move.
+        v.drop_expired(10_000, 0);
+        assert_eq!(v.generation(), seen);
+    }
+
+    #[test]
     fn an_unconfirmed_view_fails_closed() {
         let v = Revocations::new(Duration::from_millis(0));
         std::thread::sleep(Duration::from_millis(5));
