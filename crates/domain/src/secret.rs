@@ -59,9 +59,24 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let (a_words, a_rest) = a.as_chunks::<8>();
-    let (b_words, b_rest) = b.as_chunks::<8>();
+    // 32 bytes (four words) between barriers, then words, then bytes:
+    // every byte is read whatever the earlier ones were.
+    let (a_blocks, a_tail) = a.as_chunks::<32>();
+    let (b_blocks, b_tail) = b.as_chunks::<32>();
     let mut diff = 0u64;
+    for (x, y) in a_blocks.iter().zip(b_blocks) {
+        let block = x
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .zip(y.as_chunks::<8>().0)
+            .fold(0, |d, (p, q)| {
+                d | (u64::from_ne_bytes(*p) ^ u64::from_ne_bytes(*q))
+            });
+        diff = std::hint::black_box(diff | block);
+    }
+    let (a_words, a_rest) = a_tail.as_chunks::<8>();
+    let (b_words, b_rest) = b_tail.as_chunks::<8>();
     for (x, y) in a_words.iter().zip(b_words) {
         diff = std::hint::black_box(diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y)));
     }

@@ -23,7 +23,7 @@ use tokio::sync::{watch, Mutex};
 
 use crate::admit::Context;
 use crate::credential::Credential;
-use crate::directory::{JobIdentity, JobView};
+use crate::directory::{JobIdentity, JobView, Lease};
 use crate::refusal::Refusal;
 use crate::{Body, BoxError, Engine};
 
@@ -136,7 +136,10 @@ async fn handle(
         "forward"
     };
     let result = if req.method() == Method::CONNECT {
-        connect(&engine, peer, req, &mut ctx, &mut state).await
+        // Boxed: a tunnel's setup is once per tunnel, and inline it would
+        // make every plain request's future (moved whole into hyper's
+        // slot) as large as its own.
+        Box::pin(connect(&engine, peer, req, &mut ctx, &mut state)).await
     } else {
         plain(&engine, peer, req, &mut ctx, &mut state).await
     };
@@ -275,7 +278,9 @@ async fn plain(
             let target = parse_target(authority, 80)?;
             let host: Arc<str> = Arc::from(target.host().to_string());
             ctx.host = Some(host.clone());
-            let admitted = engine.admit(job, &view, target, method, peer).await?;
+            // Boxed, as `open_upstream` below: the first request's work,
+            // kept out of the future every request moves.
+            let admitted = Box::pin(engine.admit(job, &view, target, method, peer)).await?;
             let admission = Arc::new(Admission {
                 authority: authority.to_string(),
                 view: view.clone(),
@@ -296,8 +301,7 @@ async fn plain(
     )?;
     if fresh {
         // A new admission keeps the connection only if its peer is among
-        // the addresses just checked; the old one (if any) gives its
-        // place back before another is opened.
+        // the addresses just checked.
         let addrs = &admission.admitted.addrs;
         let reusable = state
             .upstream
@@ -306,19 +310,9 @@ async fn plain(
         match state.upstream.as_mut() {
             Some(pooled) if reusable => pooled.admission = admission,
             _ => {
+                // The old connection (if any) gives its place back first.
                 state.upstream = None;
-                let held = engine.open_connection(&lease)?;
-                let stream = crate::admit::dial(addrs).await?;
-                let peer = stream
-                    .peer_addr()
-                    .map_err(|e| Refusal::BadGateway(e.to_string()))?;
-                let sender = crate::forward::handshake(stream).await?;
-                state.upstream = Some(Pooled {
-                    admission,
-                    peer,
-                    sender,
-                    slot: held,
-                });
+                state.upstream = Some(Box::pin(open_upstream(engine, &lease, admission)).await?);
             }
         }
     }
@@ -328,4 +322,25 @@ async fn plain(
         .ok_or_else(|| Refusal::Internal("no upstream connection".into()))?;
     let resp = crate::forward::send(&mut pooled.sender, req).await?;
     Ok(crate::forward::respond(resp, &view).await)
+}
+
+/// A new upstream connection for `admission`, holding its place among
+/// the job's open connections.
+async fn open_upstream(
+    engine: &Engine,
+    lease: &Lease,
+    admission: Arc<Admission>,
+) -> Result<Pooled, Refusal> {
+    let held = engine.open_connection(lease)?;
+    let stream = crate::admit::dial(&admission.admitted.addrs).await?;
+    let peer = stream
+        .peer_addr()
+        .map_err(|e| Refusal::BadGateway(e.to_string()))?;
+    let sender = crate::forward::handshake(stream).await?;
+    Ok(Pooled {
+        admission,
+        peer,
+        sender,
+        slot: held,
+    })
 }
