@@ -55,35 +55,19 @@ fn shortest_value(view: &JobView) -> Option<usize> {
 }
 
 pub fn guard_headers(headers: &mut HeaderMap, view: &JobView) {
-    // The common case, no value in any header, rebuilds nothing; a header
-    // shorter than every value cannot hold one.
+    // A header shorter than every value cannot hold one; a value that
+    // holds one is replaced where it stands (names, order and the other
+    // values untouched).
     let Some(shortest) = shortest_value(view) else {
         return;
     };
-    let holds_value = headers.values().any(|v| {
-        v.len() >= shortest
-            && view.bindings.iter().any(|b| {
-                let value = b.value.expose();
-                value.len() >= MIN_VALUE_LEN && crate::swap::contains(v.as_bytes(), value)
-            })
-    });
-    if !holds_value {
-        return;
-    }
-    let mut rewritten = HeaderMap::with_capacity(headers.len());
-    let mut changed = false;
-    for (name, value) in headers.iter() {
-        let v = match guard_bytes(value.as_bytes(), view) {
-            Some(new) => {
-                changed = true;
-                HeaderValue::from_bytes(&new).unwrap_or_else(|_| HeaderValue::from_static(""))
-            }
-            None => value.clone(),
-        };
-        rewritten.append(name.clone(), v);
-    }
-    if changed {
-        *headers = rewritten;
+    for value in headers.values_mut() {
+        if value.len() < shortest {
+            continue;
+        }
+        if let Some(new) = guard_bytes(value.as_bytes(), view) {
+            *value = HeaderValue::from_bytes(&new).unwrap_or_else(|_| HeaderValue::from_static(""));
+        }
     }
 }
 
@@ -271,9 +255,19 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-echo", HeaderValue::from_static("Bearer s3cr3t-value"));
         h.append("x-echo", HeaderValue::from_static("plain"));
+        h.append("x-other", HeaderValue::from_static("short"));
+        h.append("x-echo", HeaderValue::from_static("again s3cr3t-value"));
         guard_headers(&mut h, &v);
         let all: Vec<_> = h.get_all("x-echo").iter().collect();
-        assert_eq!(all, vec![format!("Bearer {PH}").as_str(), "plain"]);
+        assert_eq!(
+            all,
+            vec![
+                format!("Bearer {PH}").as_str(),
+                "plain",
+                format!("again {PH}").as_str()
+            ]
+        );
+        assert_eq!(h.get("x-other").unwrap(), "short");
         for (ct, text) in [
             ("application/json; charset=utf-8", true),
             ("text/html", true),

@@ -68,14 +68,6 @@ pub(crate) fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
     out
 }
 
-/// Whether `needle` (not empty) occurs in `hay`.
-pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    if hay.len() > LONG_TEXT {
-        return !needle.is_empty() && memchr::memmem::find(hay, needle).is_some();
-    }
-    find_from(hay, needle, 0).is_some()
-}
-
 /// `hay` with every `needle` replaced by `with`; `None` when absent.
 pub(crate) fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
     let hits = find_all(hay, needle);
@@ -193,31 +185,27 @@ pub fn apply(
     _over: &VerifiedTls,
 ) -> Result<Vec<String>, Refusal> {
     let mut used: Vec<String> = Vec::new();
-    let mut replaced: Vec<(HeaderName, usize, HeaderValue)> = Vec::new();
-    for name in headers.keys() {
-        for (index, value) in headers.get_all(name).iter().enumerate() {
-            let found = placeholders_in(value.as_bytes(), view, host, prefix, now)?;
-            if found.is_empty() {
-                continue;
-            }
-            let v =
-                HeaderValue::from_bytes(&substitute(value.as_bytes(), &found)).map_err(|_| {
-                    Refusal::Internal("a secret value is not a valid header value".into())
-                })?;
-            replaced.push((name.clone(), index, v));
-            for b in found {
-                note(&mut used, &b.secret);
-            }
+    // Every value is judged before any is changed; then the swapped ones
+    // are replaced where they stand (by their place in the map's order).
+    let mut replaced: Vec<(usize, HeaderValue)> = Vec::new();
+    for (at, value) in headers.values().enumerate() {
+        let found = placeholders_in(value.as_bytes(), view, host, prefix, now)?;
+        if found.is_empty() {
+            continue;
+        }
+        let v = HeaderValue::from_bytes(&substitute(value.as_bytes(), &found))
+            .map_err(|_| Refusal::Internal("a secret value is not a valid header value".into()))?;
+        replaced.push((at, v));
+        for b in found {
+            note(&mut used, &b.secret);
         }
     }
-    for (name, index, value) in replaced {
-        let mut all: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
-        if let Some(slot) = all.get_mut(index) {
-            *slot = value;
-        }
-        headers.remove(&name);
-        for v in all {
-            headers.append(name.clone(), v);
+    if !replaced.is_empty() {
+        let mut swaps = replaced.into_iter().peekable();
+        for (at, value) in headers.values_mut().enumerate() {
+            if let Some((_, new)) = swaps.next_if(|(i, _)| *i == at) {
+                *value = new;
+            }
         }
     }
     for b in &view.bindings {
