@@ -11,7 +11,11 @@
 //!   (`Revocations::covers_token`, the rule `revoked` and the verifier
 //!   apply), and the live job again; refusals audited as the verifier's
 //!   are. Only the decoding and the signature are not repeated: they
-//!   cannot change for the same bytes.
+//!   cannot change for the same bytes. The lease's [`Rechecked`] memo
+//!   spares what provably did not change since its last re-check: the
+//!   revocation rule while the view's generation has not moved (every
+//!   change that can revoke moves it), and the job's store read while it
+//!   is younger than [`LIVE_TTL`] (as believed for any request).
 //! - `view`: [`crate::job_credentials::resolve`], the same resolution as
 //!   `GET /v1/job/credentials`: the job's allow list and, per grant, the
 //!   secret's real value, its placeholder, and the secret's current host

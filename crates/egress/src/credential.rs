@@ -9,7 +9,9 @@
 //! time window, revocation of every kind, the view's freshness, the job
 //! still live): the only things that can have changed about a token
 //! whose signature and claims were already read. Nothing is cached past
-//! a revocation; what is saved is decoding and hashing the token again.
+//! a revocation; what is saved is decoding and hashing the token again
+//! (and, through the lease's [`Rechecked`] memo, applying the revocation
+//! rule again while no revocation has reached the node since).
 //! A different header on the same connection is verified in full, and a
 //! refusal forgets the remembered credential.
 
