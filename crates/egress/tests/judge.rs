@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ enum Mode {
     Allow,
     Deny,
     Hang,
+    /// Allows until the flag is set, then denies.
+    DenyOnceSet(&'static AtomicBool),
 }
 
 /// A judge on loopback; counts the questions it received.
@@ -53,9 +55,13 @@ async fn judge(mode: Mode) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Ve
                         }
                     }
                 }
+                let allow = r#"{"verdict":"allow","reason":"fine"}"#;
+                let deny = r#"{"verdict":"deny","reason":"not on fridays"}"#;
                 let verdict = match mode {
-                    Mode::Allow => r#"{"verdict":"allow","reason":"fine"}"#,
-                    Mode::Deny => r#"{"verdict":"deny","reason":"not on fridays"}"#,
+                    Mode::Allow => allow,
+                    Mode::Deny => deny,
+                    Mode::DenyOnceSet(flag) if flag.load(Ordering::SeqCst) => deny,
+                    Mode::DenyOnceSet(_) => allow,
                     Mode::Hang => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         return;
@@ -157,6 +163,35 @@ async fn verdicts_are_asked_with_the_job_and_cached_for_five_minutes() {
         .audits()
         .iter()
         .any(|a| a.action == "egress.judge" && a.outcome == "allow"));
+}
+
+/// A kept-alive client's kept admission (same authority, same view: no
+/// second resolution) still asks the judge on every request: once the
+/// cached verdict runs out, a deny refuses the next request on the same
+/// connection.
+#[tokio::test]
+async fn a_kept_admission_still_asks_the_judge_on_every_request() {
+    static DENY: AtomicBool = AtomicBool::new(false);
+    let (up, seen) = plain_upstream().await;
+    let (url, asked, _) = judge(Mode::DenyOnceSet(&DENY)).await;
+    let p = proxy_with_judge(url, 2000, up.port()).await;
+    p.directory.keep_views.store(true, Ordering::SeqCst);
+    let mut kept = kept_alive(tokio::net::TcpStream::connect(p.addr).await.unwrap()).await;
+    let host = format!("plain.test:{}", up.port());
+    let url = format!("http://{host}/");
+    let auth = basic(TOKEN);
+    let headers = [("proxy-authorization", auth.as_str())];
+    for _ in 0..2 {
+        assert_eq!(get_on(&mut kept, &url, &host, &headers).await.0, 200);
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the verdict was cached");
+    DENY.store(true, Ordering::SeqCst);
+    p.clock.advance(300);
+    let refused = get_on(&mut kept, &url, &host, &headers).await;
+    assert_eq!(refused, (403, "judge".to_string()));
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    assert_eq!(p.resolver.lookups(), ["plain.test"], "admitted once");
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -659,6 +659,40 @@ async fn kept_get(
         .0
 }
 
+/// A kept-alive client asking for the same authority under the same view
+/// is admitted as its upstream connection was (no second resolution);
+/// a changed view (here its allow list) is admitted afresh, and refused.
+#[tokio::test]
+async fn a_kept_admission_stands_only_while_the_view_it_was_made_under_does() {
+    let (plain, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        allow_hosts: vec!["plain.test", "other.test"],
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    p.directory.keep_views.store(true, Ordering::SeqCst);
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let mut kept = kept_alive(tokio::net::TcpStream::connect(p.addr).await.unwrap()).await;
+    let good = basic(TOKEN);
+    for _ in 0..3 {
+        assert_eq!(kept_get(&mut kept, plain.port(), &good).await, 200);
+    }
+    assert_eq!(p.resolver.lookups(), ["plain.test"], "admitted once");
+
+    p.directory
+        .change_view(|d| *d.allow_hosts.lock().unwrap() = vec!["other.test".into()]);
+    let host = format!("plain.test:{}", plain.port());
+    let refused = get_on(
+        &mut kept,
+        &format!("http://{host}/"),
+        &host,
+        &[("proxy-authorization", &good)],
+    )
+    .await;
+    assert_eq!(refused, (403, "not_allowed".to_string()));
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+}
+
 #[tokio::test]
 async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every_request() {
     let (plain, seen) = plain_upstream().await;

@@ -51,12 +51,23 @@ pub struct FakeDirectory {
     /// Full verifications and re-checks asked for.
     pub verifications: std::sync::atomic::AtomicUsize,
     pub rechecks: std::sync::atomic::AtomicUsize,
+    /// While set, the view is kept and given again (the same `Arc`), as
+    /// the API keeps it while nothing it depends on changed;
+    /// [`FakeDirectory::change_view`] drops it.
+    pub keep_views: std::sync::atomic::AtomicBool,
+    pub kept_view: Mutex<Option<Arc<JobView>>>,
 }
 
 impl FakeDirectory {
     pub fn audits(&self) -> Vec<EgressAudit> {
         self.audits.lock().unwrap().clone()
     }
+    /// A change the job's view depends on: the next view is read anew.
+    pub fn change_view(&self, change: impl FnOnce(&Self)) {
+        change(self);
+        *self.kept_view.lock().unwrap() = None;
+    }
+
     pub fn revoke(&self, token: &str) {
         self.revoked.lock().unwrap().insert(token.to_string());
         self.changes.send_modify(|n| *n += 1);
@@ -118,6 +129,10 @@ impl JobDirectory for FakeDirectory {
     }
 
     async fn view(&self, _job: &JobIdentity) -> Result<Arc<JobView>, ViewError> {
+        let keep = self.keep_views.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(kept) = self.kept_view.lock().unwrap().clone().filter(|_| keep) {
+            return Ok(kept);
+        }
         let bindings = self
             .secrets
             .lock()
@@ -135,11 +150,15 @@ impl JobDirectory for FakeDirectory {
                 }),
             })
             .collect();
-        Ok(Arc::new(JobView {
+        let view = Arc::new(JobView {
             agent_allow_hosts: None,
             allow_hosts: self.allow_hosts.lock().unwrap().clone(),
             bindings,
-        }))
+        });
+        if keep {
+            *self.kept_view.lock().unwrap() = Some(view.clone());
+        }
+        Ok(view)
     }
 
     fn audit(&self, event: EgressAudit) {
@@ -187,6 +206,8 @@ pub async fn proxy_with(opts: ProxyOptions, tweak: impl FnOnce(&mut Settings)) -
         clock: clock.clone(),
         verifications: Default::default(),
         rechecks: Default::default(),
+        keep_views: Default::default(),
+        kept_view: Mutex::new(None),
     });
     let resolver = StubResolver::new();
     let mut settings = Settings {
