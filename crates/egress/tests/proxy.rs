@@ -753,6 +753,39 @@ async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every
     assert_eq!((verified(), rechecked()), (5, 5));
 }
 
+/// The job's allow list as its view is now holds inside an open
+/// intercepted tunnel: narrowed, it refuses the tunnel's next request,
+/// placeholder or not, and nothing reaches the upstream.
+#[tokio::test]
+async fn a_narrowed_allow_list_refuses_the_next_request_in_an_open_intercepted_tunnel() {
+    let ca = upstream_ca();
+    let (up, seen) = tls_upstream(&ca, &["api.test"]).await;
+    let p = proxy(ProxyOptions {
+        extra_roots: vec![ca.pem_file.clone()],
+        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
+        allow_hosts: vec!["api.test", "other.test"],
+        ..opts(vec![up.port()])
+    })
+    .await;
+    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let authority = format!("api.test:{}", up.port());
+    let bearer = format!("Bearer {PH_API}");
+    let mut tunnel = intercepted(&p, &authority).await;
+    assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 200);
+    assert_eq!(
+        get_in_tunnel(&mut tunnel, &authority, "Bearer mine").await,
+        200
+    );
+    p.directory
+        .change_view(|d| *d.allow_hosts.lock().unwrap() = vec!["other.test".into()]);
+    assert_eq!(
+        get_in_tunnel(&mut tunnel, &authority, "Bearer mine").await,
+        403
+    );
+    assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 403);
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn inside_an_intercepted_tunnel_every_request_must_name_the_connect_target() {
     let ca = upstream_ca();
