@@ -31,8 +31,8 @@ use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::crypto::SymmetricKey;
 use gatehouse_domain::master_key::encode_master_key;
 use gatehouse_egress::test_support::{
-    client_tls_config, client_tls_config_from, plain_upstream, tls_server_config, tls_upstream,
-    upstream_ca, UpstreamCa,
+    client_tls_config, client_tls_config_from, kept_alive, plain_upstream, tls_server_config,
+    tls_upstream, upstream_ca, UpstreamCa,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
@@ -41,17 +41,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BULK: usize = 256 * 1024 * 1024;
-
-async fn sender<IO>(io: IO) -> SendRequest<Empty<Bytes>>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    s
-}
 
 async fn get(s: &mut SendRequest<Empty<Bytes>>, uri: &str, host: &str, headers: &[(&str, &str)]) {
     s.ready().await.unwrap();
@@ -393,9 +382,9 @@ async fn main() {
         // 0: direct, 1: the bare hyper proxy, 2: Gatehouse, taking turns
         // so that a busy moment hits them alike.
         let mut conns = [
-            sender(TcpStream::connect(plain).await.unwrap()).await,
-            sender(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await,
-            sender(TcpStream::connect(proxy).await.unwrap()).await,
+            kept_alive(TcpStream::connect(plain).await.unwrap()).await,
+            kept_alive(TcpStream::connect(bare_proxy(plain).await).await.unwrap()).await,
+            kept_alive(TcpStream::connect(proxy).await.unwrap()).await,
         ];
         let direct = [("authorization", "Bearer direct")];
         // Both proxies get the very same request, credential included
@@ -454,7 +443,7 @@ async fn main() {
                 let (abs, host, auth) = (abs.clone(), plain_host.clone(), auth.clone());
                 tasks.push(tokio::spawn(async move {
                     let target = [plain, bare, proxy][path];
-                    let mut s = sender(TcpStream::connect(target).await.unwrap()).await;
+                    let mut s = kept_alive(TcpStream::connect(target).await.unwrap()).await;
                     for _ in 0..per {
                         match path {
                             0 => {
@@ -559,7 +548,7 @@ async fn main() {
                 .connect("api.test".try_into().unwrap(), tcp)
                 .await
                 .unwrap();
-            let mut s = sender(stream).await;
+            let mut s = kept_alive(stream).await;
             let header = if path == 2 {
                 ph_api.as_str()
             } else {
@@ -615,7 +604,7 @@ async fn main() {
                         .connect("api.test".try_into().unwrap(), tcp)
                         .await
                         .unwrap();
-                    let mut s = sender(stream).await;
+                    let mut s = kept_alive(stream).await;
                     get(&mut s, "/x", &api_host, &[("authorization", header)]).await;
                     if i >= 10 {
                         times.push(t.elapsed());

@@ -7,6 +7,7 @@ mod support;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -645,18 +646,34 @@ async fn inject_rules_never_reach_plain_http_but_do_reach_intercepted_https() {
     );
 }
 
+type KeptClient = hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+/// A proxy whose job may reach `allow_hosts`, `plain.test` resolving to a
+/// plain upstream (its port and what it saw), and one kept-alive client
+/// connection to the proxy.
+async fn kept_plain_client(allow_hosts: Vec<&'static str>) -> (Proxy, u16, Arc<Seen>, KeptClient) {
+    let (plain, seen) = plain_upstream().await;
+    let p = proxy(ProxyOptions {
+        allow_hosts,
+        ..opts(vec![plain.port()])
+    })
+    .await;
+    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
+    let kept = kept_alive(tokio::net::TcpStream::connect(p.addr).await.unwrap()).await;
+    (p, plain.port(), seen, kept)
+}
+
 /// `GET http://plain.test:<port>/` on a kept-alive proxy connection with
 /// `auth` as the proxy credential; the status.
-async fn kept_get(
-    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
-    port: u16,
-    auth: &str,
-) -> u16 {
+async fn kept_get(sender: &mut KeptClient, port: u16, auth: &str) -> u16 {
+    kept_get_denied(sender, port, auth).await.0
+}
+
+/// [`kept_get`], with the `X-Gatehouse-Deny` reason.
+async fn kept_get_denied(sender: &mut KeptClient, port: u16, auth: &str) -> (u16, String) {
     let host = format!("plain.test:{port}");
     let url = format!("http://{host}/");
-    get_on(sender, &url, &host, &[("proxy-authorization", auth)])
-        .await
-        .0
+    get_on(sender, &url, &host, &[("proxy-authorization", auth)]).await
 }
 
 /// A kept-alive client asking for the same authority under the same view
@@ -664,52 +681,31 @@ async fn kept_get(
 /// a changed view (here its allow list) is admitted afresh, and refused.
 #[tokio::test]
 async fn a_kept_admission_stands_only_while_the_view_it_was_made_under_does() {
-    let (plain, seen) = plain_upstream().await;
-    let p = proxy(ProxyOptions {
-        allow_hosts: vec!["plain.test", "other.test"],
-        ..opts(vec![plain.port()])
-    })
-    .await;
+    let (p, port, seen, mut kept) = kept_plain_client(vec!["plain.test", "other.test"]).await;
     p.directory.keep_views.store(true, Ordering::SeqCst);
-    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
-    let mut kept = kept_alive(tokio::net::TcpStream::connect(p.addr).await.unwrap()).await;
     let good = basic(TOKEN);
     for _ in 0..3 {
-        assert_eq!(kept_get(&mut kept, plain.port(), &good).await, 200);
+        assert_eq!(kept_get(&mut kept, port, &good).await, 200);
     }
     assert_eq!(p.resolver.lookups(), ["plain.test"], "admitted once");
 
     p.directory
         .change_view(|d| *d.allow_hosts.lock().unwrap() = vec!["other.test".into()]);
-    let host = format!("plain.test:{}", plain.port());
-    let refused = get_on(
-        &mut kept,
-        &format!("http://{host}/"),
-        &host,
-        &[("proxy-authorization", &good)],
-    )
-    .await;
+    let refused = kept_get_denied(&mut kept, port, &good).await;
     assert_eq!(refused, (403, "not_allowed".to_string()));
     assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every_request() {
-    let (plain, seen) = plain_upstream().await;
-    let p = proxy(ProxyOptions {
-        allow_hosts: vec!["plain.test"],
-        ..opts(vec![plain.port()])
-    })
-    .await;
-    p.resolver.answer("plain.test", vec![ip("127.0.0.1")]);
-    let mut kept = kept_alive(tokio::net::TcpStream::connect(p.addr).await.unwrap()).await;
+    let (p, port, seen, mut kept) = kept_plain_client(vec!["plain.test"]).await;
     let (verified, rechecked) = (
         || p.directory.verifications.load(Ordering::SeqCst),
         || p.directory.rechecks.load(Ordering::SeqCst),
     );
     let good = basic(TOKEN);
     for _ in 0..3 {
-        assert_eq!(kept_get(&mut kept, plain.port(), &good).await, 200);
+        assert_eq!(kept_get(&mut kept, port, &good).await, 200);
     }
     assert_eq!(
         (verified(), rechecked()),
@@ -719,11 +715,8 @@ async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every
 
     // Another credential on the same connection is verified in full, and
     // a refusal forgets the one before: the good one is verified again.
-    assert_eq!(
-        kept_get(&mut kept, plain.port(), &basic("wrong")).await,
-        407
-    );
-    assert_eq!(kept_get(&mut kept, plain.port(), &good).await, 200);
+    assert_eq!(kept_get(&mut kept, port, &basic("wrong")).await, 407);
+    assert_eq!(kept_get(&mut kept, port, &good).await, 200);
     assert_eq!((verified(), rechecked()), (3, 2));
 
     // Expiry and revocation are seen by the re-check of the very next
@@ -733,22 +726,14 @@ async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every
     let bearer = format!("Bearer {TOKEN}");
     let sent = seen.requests.load(Ordering::SeqCst);
     *p.directory.ends_at.lock().unwrap() = p.clock.now() + 60;
-    assert_eq!(kept_get(&mut kept, plain.port(), &bearer).await, 200);
+    assert_eq!(kept_get(&mut kept, port, &bearer).await, 200);
     p.clock.advance(60);
-    assert_eq!(
-        kept_get(&mut kept, plain.port(), &bearer).await,
-        407,
-        "expired"
-    );
+    assert_eq!(kept_get(&mut kept, port, &bearer).await, 407, "expired");
     *p.directory.ends_at.lock().unwrap() = i64::MAX;
-    assert_eq!(kept_get(&mut kept, plain.port(), &bearer).await, 200);
-    assert_eq!(kept_get(&mut kept, plain.port(), &bearer).await, 200);
+    assert_eq!(kept_get(&mut kept, port, &bearer).await, 200);
+    assert_eq!(kept_get(&mut kept, port, &bearer).await, 200);
     p.directory.revoke(TOKEN);
-    assert_eq!(
-        kept_get(&mut kept, plain.port(), &bearer).await,
-        407,
-        "revoked"
-    );
+    assert_eq!(kept_get(&mut kept, port, &bearer).await, 407, "revoked");
     assert_eq!(seen.requests.load(Ordering::SeqCst), sent + 3);
     assert_eq!((verified(), rechecked()), (5, 5));
 }
