@@ -738,13 +738,22 @@ async fn a_kept_connection_verifies_its_credential_once_and_rechecks_it_on_every
     assert_eq!((verified(), rechecked()), (5, 5));
 }
 
-/// The job's allow list as its view is now holds inside an open
-/// intercepted tunnel: narrowed, it refuses the tunnel's next request,
-/// placeholder or not, and nothing reaches the upstream.
-#[tokio::test]
-async fn a_narrowed_allow_list_refuses_the_next_request_in_an_open_intercepted_tunnel() {
+/// A proxy whose job holds the `api` placeholder (bound to `api.test`)
+/// and may reach `api.test` and `other.test`, a TLS upstream answering for
+/// `names`, and one intercepted tunnel open to `api.test`.
+struct InTunnel {
+    p: Proxy,
+    port: u16,
+    seen: Arc<Seen>,
+    authority: String,
+    tunnel: KeptClient,
+    /// The upstream world's CA, kept while the test runs.
+    _ca: UpstreamCa,
+}
+
+async fn in_tunnel_to_api(names: &[&str]) -> InTunnel {
     let ca = upstream_ca();
-    let (up, seen) = tls_upstream(&ca, &["api.test"]).await;
+    let (up, seen) = tls_upstream(&ca, names).await;
     let p = proxy(ProxyOptions {
         extra_roots: vec![ca.pem_file.clone()],
         secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
@@ -754,8 +763,30 @@ async fn a_narrowed_allow_list_refuses_the_next_request_in_an_open_intercepted_t
     .await;
     p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
     let authority = format!("api.test:{}", up.port());
+    let tunnel = intercepted(&p, &authority).await;
+    InTunnel {
+        p,
+        port: up.port(),
+        seen,
+        authority,
+        tunnel,
+        _ca: ca,
+    }
+}
+
+/// The job's allow list as its view is now holds inside an open
+/// intercepted tunnel: narrowed, it refuses the tunnel's next request,
+/// placeholder or not, and nothing reaches the upstream.
+#[tokio::test]
+async fn a_narrowed_allow_list_refuses_the_next_request_in_an_open_intercepted_tunnel() {
+    let InTunnel {
+        p,
+        seen,
+        authority,
+        mut tunnel,
+        ..
+    } = in_tunnel_to_api(&["api.test"]).await;
     let bearer = format!("Bearer {PH_API}");
-    let mut tunnel = intercepted(&p, &authority).await;
     assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 200);
     assert_eq!(
         get_in_tunnel(&mut tunnel, &authority, "Bearer mine").await,
@@ -773,21 +804,17 @@ async fn a_narrowed_allow_list_refuses_the_next_request_in_an_open_intercepted_t
 
 #[tokio::test]
 async fn inside_an_intercepted_tunnel_every_request_must_name_the_connect_target() {
-    let ca = upstream_ca();
-    let (up, seen) = tls_upstream(&ca, &["api.test", "other.test"]).await;
-    let p = proxy(ProxyOptions {
-        extra_roots: vec![ca.pem_file.clone()],
-        secrets: vec![secret("api", PH_API, REAL_API, &["api.test"])],
-        allow_hosts: vec!["api.test", "other.test"],
-        ..opts(vec![up.port()])
-    })
-    .await;
-    p.resolver.answer("api.test", vec![ip("127.0.0.1")]);
+    let InTunnel {
+        p,
+        port,
+        seen,
+        authority,
+        mut tunnel,
+        ..
+    } = in_tunnel_to_api(&["api.test", "other.test"]).await;
     p.resolver.answer("other.test", vec![ip("127.0.0.1")]);
-    let authority = format!("api.test:{}", up.port());
-    let other = format!("other.test:{}", up.port());
+    let other = format!("other.test:{port}");
     let bearer = format!("Bearer {PH_API}");
-    let mut tunnel = intercepted(&p, &authority).await;
     // Refused before any good request, and after one (a remembered good
     // Host does not let another through); other spellings of the target
     // still pass.
@@ -795,7 +822,7 @@ async fn inside_an_intercepted_tunnel_every_request_must_name_the_connect_target
     assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 200);
     assert_eq!(get_in_tunnel(&mut tunnel, &authority, &bearer).await, 200);
     assert_eq!(get_in_tunnel(&mut tunnel, &other, "Bearer mine").await, 400);
-    let upper = format!("API.TEST.:{}", up.port());
+    let upper = format!("API.TEST.:{port}");
     assert_eq!(get_in_tunnel(&mut tunnel, &upper, &bearer).await, 200);
     assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
     assert_eq!(
