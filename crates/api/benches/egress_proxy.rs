@@ -156,20 +156,37 @@ where
 /// client connection, no authentication, checks, swapping or guard). The
 /// Gatehouse proxy is compared with it as well as with the direct path.
 async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
+    serve_each(move |client| async move {
+        pass_requests(client, connect(upstream).await, true).await;
+    })
+    .await
+}
+
+/// A loopback listener that gives each accepted connection (no Nagle, as
+/// the proxy's) to `serve` on a task of its own; its address. The floors'
+/// one accept loop.
+async fn serve_each<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (stream, _) = l.accept().await.unwrap();
             stream.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let up = TcpStream::connect(upstream).await.unwrap();
-                up.set_nodelay(true).unwrap();
-                pass_requests(stream, up, true).await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     addr
+}
+
+/// A connection to `upstream`, no Nagle.
+async fn connect(upstream: SocketAddr) -> TcpStream {
+    let up = TcpStream::connect(upstream).await.unwrap();
+    up.set_nodelay(true).unwrap();
+    up
 }
 
 /// The floor for interception: a bare TLS-terminating proxy for
@@ -180,26 +197,18 @@ async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
 async fn bare_tls_terminator(ca: &UpstreamCa, upstream: SocketAddr) -> SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_server_config(ca, &["api.test"]));
     let upstream_tls = tokio_rustls::TlsConnector::from(client_tls_config_from(&ca.pem_file));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = l.accept().await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (acceptor, upstream_tls) = (acceptor.clone(), upstream_tls.clone());
-            tokio::spawn(async move {
-                let client = acceptor.accept(stream).await.unwrap();
-                let up = TcpStream::connect(upstream).await.unwrap();
-                up.set_nodelay(true).unwrap();
-                let up = upstream_tls
-                    .connect("api.test".try_into().unwrap(), up)
-                    .await
-                    .unwrap();
-                pass_requests(client, up, false).await;
-            });
+    serve_each(move |stream| {
+        let (acceptor, upstream_tls) = (acceptor.clone(), upstream_tls.clone());
+        async move {
+            let client = acceptor.accept(stream).await.unwrap();
+            let up = upstream_tls
+                .connect("api.test".try_into().unwrap(), connect(upstream).await)
+                .await
+                .unwrap();
+            pass_requests(client, up, false).await;
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// A TCP sink: reads everything, answers with one byte at EOF.
@@ -229,26 +238,17 @@ async fn sink() -> SocketAddr {
 /// The floor for a tunnel: a bare TCP relay to `upstream`, copying both
 /// ways with the proxy's buffer sizes, no authentication or checks.
 async fn bare_relay(upstream: SocketAddr) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut client, _) = l.accept().await.unwrap();
-            client.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut up = TcpStream::connect(upstream).await.unwrap();
-                up.set_nodelay(true).unwrap();
-                let _ = tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut up,
-                    TUNNEL_BUFFER,
-                    TUNNEL_BUFFER,
-                )
-                .await;
-            });
-        }
-    });
-    addr
+    serve_each(move |mut client| async move {
+        let mut up = connect(upstream).await;
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut up,
+            TUNNEL_BUFFER,
+            TUNNEL_BUFFER,
+        )
+        .await;
+    })
+    .await
 }
 
 /// The proxy's tunnel buffer (`egress/src/proxy.rs`).
